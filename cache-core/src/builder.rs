@@ -1,0 +1,161 @@
+//! [`CacheBuilder`]: configuration of a [`Cache`].
+
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::ttl::TtlPolicy;
+
+/// Builds a [`Cache`]. Every setting has a production default.
+///
+/// ```
+/// # async fn demo() -> Result<(), cache_core::Error> {
+/// use cache_core::Cache;
+/// use std::time::Duration;
+/// let cache = Cache::builder()
+///     .namespace("shop")
+///     .l1_capacity_bytes(64 * 1024 * 1024)
+///     .default_ttl(Duration::from_secs(300))
+///     .build()
+///     .await?; // no Redis URL: L1 only
+/// assert_eq!(cache.namespace(), "shop");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    pub(crate) namespace: String,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) require_redis: bool,
+    pub(crate) l1_capacity_bytes: u64,
+    pub(crate) default_ttl: Duration,
+    pub(crate) op_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) failure_threshold: u32,
+    pub(crate) cool_down: Duration,
+    pub(crate) max_entry_lifetime: Duration,
+    pub(crate) mark_refresh: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespace: "cache".into(),
+            redis_url: None,
+            require_redis: false,
+            l1_capacity_bytes: 64 * 1024 * 1024,
+            default_ttl: Duration::from_secs(300),
+            op_timeout: Duration::from_millis(250),
+            connect_timeout: Duration::from_secs(1),
+            failure_threshold: 3,
+            cool_down: Duration::from_secs(5),
+            max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
+            mark_refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Prefix of every Redis key (`shop` gives `shop:k:prod:1`). Letters, digits and `_ - . :`.
+    /// Put a version in it (`shop:v2`) to never read values written by an incompatible deploy.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The Redis L2, e.g. `redis://127.0.0.1:6379/0`. Without one the cache is L1-only.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Sets or clears the Redis URL.
+    pub fn redis_url_opt(mut self, url: Option<String>) -> Self {
+        self.redis_url = url;
+        self
+    }
+
+    /// Fail `build()` if Redis cannot be reached (default: build degraded and connect later).
+    pub fn require_redis(mut self, require: bool) -> Self {
+        self.require_redis = require;
+        self
+    }
+
+    /// The L1 budget in bytes; entries weigh their encoded size plus a fixed overhead. Default 64 MiB.
+    pub fn l1_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.l1_capacity_bytes = bytes;
+        self
+    }
+
+    /// TTL of patterns used without one (see [`Cache::default_policy`]). Default 5 min.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Timeout of each Redis call. Default 250 ms.
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// Timeout of connecting to Redis. Default 1 s.
+    pub fn redis_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Consecutive Redis failures that open the circuit (default 3), and how long it stays open
+    /// before a background probe (default 5 s).
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.failure_threshold = failures;
+        self.cool_down = cool_down;
+        self
+    }
+
+    /// Upper bound of `ttl + stale` of any pattern; tag and clear marks are kept this long in
+    /// Redis. Default 7 days.
+    pub fn max_entry_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_entry_lifetime = lifetime;
+        self
+    }
+
+    /// How often marks (tag invalidations and clears by other instances) are re-read from Redis
+    /// for L1 hits. Default 1 s.
+    pub fn mark_refresh_interval(mut self, interval: Duration) -> Self {
+        self.mark_refresh = interval;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let ns_ok = !self.namespace.is_empty()
+            && self
+                .namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if !ns_ok {
+            return Err(Error::Config(format!(
+                "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
+                self.namespace
+            )));
+        }
+        if self.l1_capacity_bytes == 0 {
+            return Err(Error::Config("l1_capacity_bytes must be positive".into()));
+        }
+        if self.op_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.mark_refresh.is_zero()
+        {
+            return Err(Error::Config(
+                "timeouts and intervals must be positive".into(),
+            ));
+        }
+        TtlPolicy::new(self.default_ttl).validate(self.max_entry_lifetime)
+    }
+
+    /// Builds the cache. Fails on invalid settings, or when Redis is required and unreachable;
+    /// otherwise an unreachable Redis only means starting degraded.
+    pub async fn build(self) -> Result<Cache, Error> {
+        Cache::from_builder(self).await
+    }
+}

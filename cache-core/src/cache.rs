@@ -1,0 +1,932 @@
+//! The two-tier [`Cache`]: L1 (moka) in front of L2 (Redis).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::builder::CacheBuilder;
+use crate::clock::now_us;
+use crate::codec::{self, Stamp};
+use crate::error::Error;
+use crate::invalidation::{Invalidation, InvalidationLog, TagClock, Ticket, glob_match};
+use crate::key::registry::{PatternConfig, Registry};
+use crate::key::{Key, Pattern, Tags};
+use crate::metrics::{Stats, bump};
+use crate::single_flight::{Flights, Role, follow};
+use crate::store::memory::{L1Entry, MemoryStore};
+use crate::store::redis::{L2Error, Marks, RedisSettings, RedisStore};
+use crate::ttl::TtlPolicy;
+
+/// A two-tier cache: an in-process L1 (moka, bounded in bytes) in front of a shared L2 (Redis).
+///
+/// Cheap to clone (all clones share one cache), `Send + Sync + 'static`. No operation fails
+/// because of the cache: while Redis is down or slow, calls are served from L1 or the loader.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cache_core::{Cache, PatternConfig, TtlPolicy};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().namespace("shop").build().await?; // add .redis_url(..) for L2
+/// let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(1800))))?;
+/// let key = products.key(&[&7u64])?;
+/// let name = cache
+///     .get_or_load(&key, || async { Ok::<_, std::convert::Infallible>(String::from("Lamp")) })
+///     .await?;
+/// assert_eq!(*name, "Lamp");
+/// assert_eq!(cache.stats().total.loads, 1);
+/// cache.invalidate(&key).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.inner.namespace)
+            .field("l2", &self.inner.l2.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) namespace: String,
+    pub(crate) registry: Registry,
+    pub(crate) l1: MemoryStore,
+    pub(crate) l2: Option<Arc<RedisStore>>,
+    clock: TagClock,
+    log: InvalidationLog,
+    flights: Flights,
+    default_policy: TtlPolicy,
+    pub(crate) max_lifetime: Duration,
+    /// Per-call-site bindings of the macros, by site address.
+    pub(crate) sites: RwLock<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// What a lookup found in one tier.
+enum Found<T> {
+    Fresh(T),
+    Stale(T),
+    Missing,
+}
+
+/// A value read from L2, ready for L1.
+struct FromL2<V> {
+    value: Option<Arc<V>>,
+    stamp: Stamp,
+    tags: Tags,
+    encoded_len: usize,
+}
+
+/// A value to write back to both tiers.
+struct WriteBack<'k, V> {
+    key: &'k Key,
+    value: Option<Arc<V>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Cache {
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    pub(crate) async fn from_builder(b: CacheBuilder) -> Result<Cache, Error> {
+        b.validate()?;
+        let l2 = match &b.redis_url {
+            None => None,
+            Some(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(Error::RedisUrl)?;
+                let store = Arc::new(RedisStore::new(
+                    client,
+                    RedisSettings {
+                        namespace: b.namespace.clone(),
+                        op_timeout: b.op_timeout,
+                        connect_timeout: b.connect_timeout,
+                        failure_threshold: b.failure_threshold,
+                        cool_down: b.cool_down,
+                        mark_retention: b.max_entry_lifetime,
+                    },
+                ));
+                if let Err(e) = store.connect().await {
+                    if b.require_redis {
+                        return Err(Error::RedisUnavailable(e.to_string()));
+                    }
+                    tracing::warn!(error = %e, "Redis unreachable at start: running on L1 until it answers");
+                }
+                Some(store)
+            }
+        };
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            namespace: b.namespace,
+            registry: Registry::default(),
+            l1: MemoryStore::new(b.l1_capacity_bytes),
+            l2,
+            clock: TagClock::new(),
+            log: InvalidationLog::new(),
+            flights: Flights::default(),
+            default_policy: TtlPolicy::new(b.default_ttl),
+            max_lifetime: b.max_entry_lifetime,
+            sites: RwLock::new(HashMap::new()),
+        });
+        if let Some(l2) = &inner.l2 {
+            if let Ok(marks) = l2.read_marks(&[]).await {
+                inner.clock.observe_clear(marks.clear);
+            }
+            spawn_mark_refresh(Arc::downgrade(&inner), b.mark_refresh);
+        }
+        Ok(Cache { inner })
+    }
+
+    /// The namespace: the prefix of every Redis key.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Whether an L2 (Redis) is configured.
+    pub fn has_l2(&self) -> bool {
+        self.inner.l2.is_some()
+    }
+
+    /// The policy of patterns used without a TTL of their own (from
+    /// [`CacheBuilder::default_ttl`]).
+    pub fn default_policy(&self) -> &TtlPolicy {
+        &self.inner.default_policy
+    }
+
+    /// Registers a key pattern with its TTL policy and tags. Registering the same configuration
+    /// again returns the same pattern; a different policy or tags for the same template is an
+    /// error.
+    pub fn register(&self, config: PatternConfig) -> Result<Pattern, Error> {
+        self.inner
+            .registry
+            .register(config, self.inner.max_lifetime)
+    }
+
+    /// The registered pattern with this template, if any.
+    pub fn pattern(&self, template: &str) -> Option<Pattern> {
+        self.inner.registry.get(template)
+    }
+
+    /// Every registered pattern, sorted by template.
+    pub fn patterns(&self) -> Vec<Pattern> {
+        self.inner.registry.all()
+    }
+
+    // ----- reads -----
+
+    #[inline]
+    fn l1_lookup<V: Send + Sync + 'static>(&self, key: &Key, now: u64) -> Found<Option<Arc<V>>> {
+        let Some(entry) = self.inner.l1.get(&key.text) else {
+            return Found::Missing;
+        };
+        if !self
+            .inner
+            .clock
+            .is_current(entry.stamp.written_at, entry.tags.iter().map(|t| &**t))
+        {
+            self.inner.l1.remove(&key.text);
+            return Found::Missing;
+        }
+        let value = match &entry.value {
+            None => None,
+            Some(any) => match Arc::clone(any).downcast::<V>() {
+                Ok(v) => Some(v),
+                Err(_) => return Found::Missing,
+            },
+        };
+        if now < entry.stamp.fresh_until {
+            Found::Fresh(value)
+        } else if now < entry.stamp.stale_until {
+            Found::Stale(value)
+        } else {
+            Found::Missing
+        }
+    }
+
+    fn observe(&self, marks: &Marks, tags: &[&str]) {
+        self.inner.clock.observe_clear(marks.clear);
+        for (tag, &at) in tags.iter().zip(&marks.tags) {
+            self.inner.clock.observe_tag(tag, at);
+        }
+    }
+
+    /// Decodes an L2 value. A value that does not decode is counted, deleted and treated as absent.
+    async fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: u64) -> Found<FromL2<V>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        let decoded = codec::decode(bytes).and_then(|env| {
+            let value = env.payload.map(codec::decode_value::<V>).transpose()?;
+            Ok((env.stamp, env.tags, value))
+        });
+        let (stamp, tags, value) = match decoded {
+            Ok(d) => d,
+            Err(error) => {
+                bump(&key.pattern.0.stats.decode_errors);
+                tracing::warn!(key = %key.text, %error, "undecodable value in Redis: deleted, reloading");
+                if let Some(l2) = &self.inner.l2 {
+                    l2.unlink_best_effort(&key.text).await;
+                }
+                return Found::Missing;
+            }
+        };
+        if !self
+            .inner
+            .clock
+            .is_current(stamp.written_at, tags.iter().copied())
+        {
+            return Found::Missing;
+        }
+        let tags = if tags.iter().copied().eq(key.tags.iter().map(|t| &**t)) {
+            key.tags.clone()
+        } else {
+            tags.iter().map(|t| Arc::<str>::from(*t)).collect()
+        };
+        let entry = FromL2 {
+            value: value.map(Arc::new),
+            stamp,
+            tags,
+            encoded_len: bytes.len(),
+        };
+        if now < stamp.fresh_until {
+            Found::Fresh(entry)
+        } else if now < stamp.stale_until {
+            Found::Stale(entry)
+        } else {
+            Found::Missing
+        }
+    }
+
+    /// Looks keys up in L2 (one round trip, marks included). Returns, per key, what was found.
+    async fn l2_lookup<V>(&self, keys: &[&Key], now: u64) -> Vec<Found<FromL2<V>>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        let missing = || keys.iter().map(|_| Found::Missing).collect();
+        let Some(l2) = &self.inner.l2 else {
+            return missing();
+        };
+        let texts: Vec<&str> = keys.iter().map(|k| k.text.as_str()).collect();
+        let mut tags: Vec<&str> = keys
+            .iter()
+            .flat_map(|k| k.tags.iter().map(|t| &**t))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        match l2.read(&texts, &tags).await {
+            Ok((values, marks)) => {
+                self.observe(&marks, &tags);
+                let mut found = Vec::with_capacity(keys.len());
+                for (key, bytes) in keys.iter().zip(values) {
+                    found.push(match bytes {
+                        Some(bytes) => self.decode_l2(key, &bytes, now).await,
+                        None => Found::Missing,
+                    });
+                }
+                found
+            }
+            Err(e) => {
+                if !matches!(e, L2Error::Skipped) {
+                    for key in keys {
+                        bump(&key.pattern.0.stats.l2_errors);
+                    }
+                }
+                missing()
+            }
+        }
+    }
+
+    /// Copies fresh L2 values into L1, unless invalidated since `ticket`.
+    async fn fill_l1<V: Send + Sync + 'static>(
+        &self,
+        items: Vec<(&Key, FromL2<V>)>,
+        ticket: Ticket,
+    ) {
+        if items.is_empty() {
+            return;
+        }
+        let now = now_us();
+        let _shared = self.inner.log.shared().await;
+        for (key, found) in items {
+            if self
+                .inner
+                .log
+                .invalidated_since(ticket, &key.text, &found.tags)
+            {
+                continue;
+            }
+            let l1_fresh = key
+                .pattern
+                .policy()
+                .lifetimes(found.value.is_none())
+                .map_or(0, |l| l.l1_fresh);
+            let stamp = Stamp {
+                fresh_until: found.stamp.fresh_until.min(now + l1_fresh * 1000),
+                ..found.stamp
+            };
+            let value = found.value.map(|v| v as Arc<dyn Any + Send + Sync>);
+            let entry = L1Entry::new(
+                value,
+                stamp,
+                found.tags,
+                key.pattern.clone(),
+                found.encoded_len,
+                now,
+            );
+            self.inner.l1.insert(key.text.clone(), entry);
+        }
+    }
+
+    /// Reads a fresh value from L1, else from L2. A cached absence reads as `None` too.
+    pub async fn get<V>(&self, key: &Key) -> Option<Arc<V>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.get_many(std::slice::from_ref(key))
+            .await
+            .pop()
+            .flatten()
+    }
+
+    /// Reads many keys: L1 first, then one L2 round trip for the rest. Results are in key order.
+    pub async fn get_many<V>(&self, keys: &[Key]) -> Vec<Option<Arc<V>>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        let (results, _stale, missing) = self.lookup_many::<V>(keys).await;
+        for &i in &missing {
+            bump(&keys[i].pattern.0.stats.misses);
+        }
+        results.into_iter().map(Option::flatten).collect()
+    }
+
+    /// Both tiers for many keys. Returns per key `Some(value)` if fresh, the stale values usable
+    /// for fail-safe, and the indices of keys found fresh in neither tier.
+    #[allow(clippy::type_complexity)]
+    async fn lookup_many<V>(
+        &self,
+        keys: &[Key],
+    ) -> (
+        Vec<Option<Option<Arc<V>>>>,
+        Vec<Option<Option<Arc<V>>>>,
+        Vec<usize>,
+    )
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        let now = now_us();
+        let ticket = self.inner.log.ticket();
+        let mut results = Vec::with_capacity(keys.len());
+        let mut stale: Vec<Option<Option<Arc<V>>>> = Vec::with_capacity(keys.len());
+        let mut l2_keys = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match self.l1_lookup::<V>(key, now) {
+                Found::Fresh(v) => {
+                    bump(&key.pattern.0.stats.l1_hits);
+                    results.push(Some(v));
+                    stale.push(None);
+                    continue;
+                }
+                Found::Stale(v) => stale.push(Some(v)),
+                Found::Missing => stale.push(None),
+            }
+            results.push(None);
+            l2_keys.push(i);
+        }
+        if l2_keys.is_empty() {
+            return (results, stale, Vec::new());
+        }
+        let refs: Vec<&Key> = l2_keys.iter().map(|&i| &keys[i]).collect();
+        let found = self.l2_lookup::<V>(&refs, now).await;
+        let mut fill = Vec::new();
+        let mut missing = Vec::new();
+        for (&i, found) in l2_keys.iter().zip(found) {
+            match found {
+                Found::Fresh(entry) => {
+                    bump(&keys[i].pattern.0.stats.l2_hits);
+                    results[i] = Some(entry.value.clone());
+                    fill.push((&keys[i], entry));
+                }
+                Found::Stale(entry) => {
+                    if stale[i].is_none() {
+                        stale[i] = Some(entry.value);
+                    }
+                    missing.push(i);
+                }
+                Found::Missing => missing.push(i),
+            }
+        }
+        self.fill_l1(fill, ticket).await;
+        (results, stale, missing)
+    }
+
+    // ----- cache-aside -----
+
+    /// Cache-aside: L1, then L2, then `loader`, whose value is written to both tiers.
+    ///
+    /// Concurrent calls for one missing key run the loader once (single-flight); its error
+    /// reaches every waiter and is never cached. If the loader fails and a stale value is within
+    /// the pattern's stale window, the stale value is returned instead (fail-safe).
+    pub async fn get_or_load<V, E, F, Fut>(&self, key: &Key, loader: F) -> Result<Arc<V>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let loaded = self
+            .load(
+                key,
+                |_: &Option<V>| false,
+                || async move { loader().await.map(Some) },
+            )
+            .await?;
+        match loaded {
+            Some(v) => Ok(v),
+            None => unreachable!("a loader that always returns Some yields a value"),
+        }
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load) for loaders that may find nothing: `Ok(None)` is
+    /// cached only when the pattern's policy has a [negative TTL](TtlPolicy::negative_ttl).
+    pub async fn get_or_load_optional<V, E, F, Fut>(
+        &self,
+        key: &Key,
+        loader: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        self.load(key, |_: &Option<V>| false, loader).await
+    }
+
+    /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value.
+    pub(crate) async fn load<V, E, F, Fut, S>(
+        &self,
+        key: &Key,
+        skip: S,
+        loader: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        S: FnOnce(&Option<V>) -> bool,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        let stats = &key.pattern.0.stats;
+        let mut stale = None;
+        match self.l1_lookup::<V>(key, now_us()) {
+            Found::Fresh(v) => {
+                bump(&stats.l1_hits);
+                return Ok(v);
+            }
+            Found::Stale(v) => stale = Some(v),
+            Found::Missing => {}
+        }
+        let leader = loop {
+            match self.inner.flights.join::<V, E>(&key.text) {
+                Role::Leader(leader) => break Some(leader),
+                Role::Alone => break None,
+                Role::Follower(rx) => {
+                    if let Some(outcome) = follow(rx).await {
+                        bump(&stats.misses);
+                        return outcome;
+                    }
+                    // The leader went away without a result: try to lead.
+                }
+            }
+        };
+        let outcome = self.lead(key, stale, skip, loader).await;
+        if let Some(leader) = leader {
+            leader.finish(&outcome);
+        }
+        outcome
+    }
+
+    async fn lead<V, E, F, Fut, S>(
+        &self,
+        key: &Key,
+        mut stale: Option<Option<Arc<V>>>,
+        skip: S,
+        loader: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        S: FnOnce(&Option<V>) -> bool,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        let stats = &key.pattern.0.stats;
+        let ticket = self.inner.log.ticket();
+        let now = now_us();
+        // A previous leader may have filled L1 while this call was joining.
+        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now) {
+            bump(&stats.l1_hits);
+            return Ok(v);
+        }
+        if self.inner.l2.is_some() {
+            match self.l2_lookup::<V>(&[key], now).await.pop() {
+                Some(Found::Fresh(entry)) => {
+                    bump(&stats.l2_hits);
+                    let value = entry.value.clone();
+                    self.fill_l1(vec![(key, entry)], ticket).await;
+                    return Ok(value);
+                }
+                Some(Found::Stale(entry)) if stale.is_none() => stale = Some(entry.value),
+                _ => {}
+            }
+        }
+        bump(&stats.misses);
+        let started = Instant::now();
+        let span =
+            tracing::debug_span!("cache.load", pattern = key.pattern.template(), key = %key.text);
+        let result = loader().instrument(span).await;
+        stats.record_load(started.elapsed(), result.is_ok());
+        match result {
+            Ok(value) => {
+                let cache_it = !skip(&value);
+                let value = value.map(Arc::new);
+                if cache_it {
+                    self.write_back(
+                        vec![WriteBack {
+                            key,
+                            value: value.clone(),
+                        }],
+                        ticket,
+                    )
+                    .await;
+                }
+                Ok(value)
+            }
+            Err(e) => match stale {
+                Some(value) => {
+                    bump(&stats.stale_served);
+                    tracing::warn!(key = %key.text, "loader failed: serving the stale value (fail-safe)");
+                    Ok(value)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Batch cache-aside: one L1 pass, one L2 round trip for the rest, then **one** loader call
+    /// for just the keys still missing. The loader gets their indices into `keys` and returns
+    /// their values in the same order (`None`: not found, cached only with a negative TTL).
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::Cache, pattern: cache_core::Pattern) -> Result<(), std::convert::Infallible> {
+    /// let ids = [1u64, 2, 3];
+    /// let keys: Vec<_> = ids.iter().map(|id| pattern.key(&[id]).unwrap()).collect();
+    /// let names = cache
+    ///     .get_many_or_load(&keys, |missing: Vec<usize>| async move {
+    ///         Ok::<_, std::convert::Infallible>(missing.iter().map(|&i| Some(format!("product {}", ids[i]))).collect())
+    ///     })
+    ///     .await?;
+    /// assert_eq!(names.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many_or_load<V, E, F, Fut>(
+        &self,
+        keys: &[Key],
+        loader: F,
+    ) -> Result<Vec<Option<Arc<V>>>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<V>>, E>>,
+    {
+        let ticket = self.inner.log.ticket();
+        let (results, stale, missing) = self.lookup_many::<V>(keys).await;
+        let mut results: Vec<Option<Arc<V>>> = results.into_iter().map(Option::flatten).collect();
+        if missing.is_empty() {
+            return Ok(results);
+        }
+        for &i in &missing {
+            bump(&keys[i].pattern.0.stats.misses);
+        }
+        let started = Instant::now();
+        let span = tracing::debug_span!("cache.load_many", keys = missing.len());
+        let loaded = loader(missing.clone()).instrument(span).await;
+        let took = started.elapsed();
+        let mut seen = Vec::new();
+        for &i in &missing {
+            let p = &keys[i].pattern;
+            if !seen.iter().any(|s: &&Pattern| Arc::ptr_eq(&s.0, &p.0)) {
+                p.0.stats.record_load(took, loaded.is_ok());
+                seen.push(p);
+            }
+        }
+        match loaded {
+            Ok(values) => {
+                if values.len() != missing.len() {
+                    tracing::error!(
+                        expected = missing.len(),
+                        got = values.len(),
+                        "get_many_or_load: the loader returned a different number of values; extra ones ignored, absent ones not cached"
+                    );
+                }
+                let mut writes = Vec::with_capacity(values.len());
+                for (&i, value) in missing.iter().zip(values) {
+                    let value = value.map(Arc::new);
+                    results[i] = value.clone();
+                    writes.push(WriteBack {
+                        key: &keys[i],
+                        value,
+                    });
+                }
+                self.write_back(writes, ticket).await;
+                Ok(results)
+            }
+            Err(e) => {
+                if missing.iter().all(|&i| stale[i].is_some()) {
+                    for &i in &missing {
+                        bump(&keys[i].pattern.0.stats.stale_served);
+                        results[i] = stale[i].clone().flatten();
+                    }
+                    tracing::warn!(
+                        keys = missing.len(),
+                        "batch loader failed: serving stale values (fail-safe)"
+                    );
+                    Ok(results)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    // ----- writes -----
+
+    /// Writes a value through to both tiers (for example right after the database write).
+    /// A load of the same key still in flight will not overwrite it.
+    pub async fn set<V>(&self, key: &Key, value: V)
+    where
+        V: Serialize + Send + Sync + 'static,
+    {
+        self.set_many(vec![(key.clone(), value)]).await;
+    }
+
+    /// Writes many values through to both tiers, with one pipelined L2 round trip.
+    pub async fn set_many<V>(&self, entries: Vec<(Key, V)>)
+    where
+        V: Serialize + Send + Sync + 'static,
+    {
+        {
+            let _exclusive = self.inner.log.exclusive().await;
+            for (key, _) in &entries {
+                self.inner.log.record(Invalidation::Key(key.text.clone()));
+            }
+        }
+        let ticket = self.inner.log.ticket();
+        let (keys, values): (Vec<Key>, Vec<V>) = entries.into_iter().unzip();
+        let batch = keys
+            .iter()
+            .zip(values)
+            .map(|(key, v)| WriteBack {
+                key,
+                value: Some(Arc::new(v)),
+            })
+            .collect();
+        self.write_back(batch, ticket).await;
+    }
+
+    /// Encodes and writes values to L1 and (one pipeline) L2, dropping those invalidated since
+    /// `ticket` or already older than a known mark.
+    async fn write_back<V>(&self, items: Vec<WriteBack<'_, V>>, ticket: Ticket)
+    where
+        V: Serialize + Send + Sync + 'static,
+    {
+        let now = now_us();
+        let mut encoded = Vec::with_capacity(items.len());
+        for item in items {
+            let policy = item.key.pattern.policy();
+            let Some(life) = policy.lifetimes(item.value.is_none()) else {
+                continue;
+            };
+            let fresh_until = now + life.l2_fresh * 1000;
+            let l2_stamp = Stamp {
+                written_at: ticket.at_us,
+                fresh_until,
+                stale_until: fresh_until + life.stale * 1000,
+            };
+            match codec::encode(item.value.as_deref(), l2_stamp, &item.key.tags) {
+                Ok(bytes) => encoded.push((item, l2_stamp, life.l1_fresh, bytes)),
+                Err(error) => {
+                    tracing::warn!(key = %item.key.text, %error, "value not cached: it does not serialize")
+                }
+            }
+        }
+        let _shared = self.inner.log.shared().await;
+        let mut l2_batch: Vec<(&str, &[u8], u64)> = Vec::with_capacity(encoded.len());
+        for (item, l2_stamp, l1_fresh, bytes) in &encoded {
+            let key = item.key;
+            if self
+                .inner
+                .log
+                .invalidated_since(ticket, &key.text, &key.tags)
+                || !self
+                    .inner
+                    .clock
+                    .is_current(ticket.at_us, key.tags.iter().map(|t| &**t))
+            {
+                tracing::debug!(key = %key.text, "loaded value dropped: invalidated while loading");
+                continue;
+            }
+            let l1_stamp = Stamp {
+                fresh_until: (now + l1_fresh * 1000).min(l2_stamp.fresh_until),
+                ..*l2_stamp
+            };
+            let value = item.value.clone().map(|v| v as Arc<dyn Any + Send + Sync>);
+            let entry = L1Entry::new(
+                value,
+                l1_stamp,
+                key.tags.clone(),
+                key.pattern.clone(),
+                bytes.len(),
+                now,
+            );
+            self.inner.l1.insert(key.text.clone(), entry);
+            l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
+        }
+        if let Some(l2) = &self.inner.l2
+            && !l2_batch.is_empty()
+            && let Err(e) = l2.write(&l2_batch).await
+            && !matches!(e, L2Error::Skipped)
+        {
+            for (item, ..) in &encoded {
+                bump(&item.key.pattern.0.stats.l2_errors);
+            }
+        }
+    }
+
+    // ----- invalidation -----
+
+    /// Removes one key from both tiers.
+    pub async fn invalidate(&self, key: &Key) {
+        self.invalidate_with(Invalidation::Key(key.text.clone()))
+            .await;
+    }
+
+    /// Invalidates every entry carrying `tag`, in O(1): the tag's mark is set, and entries
+    /// stamped before it are stale wherever they are.
+    pub async fn invalidate_tag(&self, tag: &str) {
+        self.invalidate_with(Invalidation::Tag(tag.to_owned()))
+            .await;
+    }
+
+    /// Removes every key matching a Redis glob over rendered keys (`prod:*`), with SCAN + UNLINK
+    /// in batches (never `KEYS`). Meant for operators; use tags on hot paths.
+    pub async fn invalidate_pattern(&self, glob: &str) {
+        self.invalidate_with(Invalidation::Pattern(glob.to_owned()))
+            .await;
+    }
+
+    /// Invalidates the whole namespace in O(1).
+    pub async fn clear(&self) {
+        self.invalidate_with(Invalidation::All).await;
+    }
+
+    /// The one path of every invalidation. When it returns, no load that started before it can
+    /// write its value into either tier.
+    pub async fn invalidate_with(&self, what: Invalidation) {
+        let now = now_us();
+        {
+            let _exclusive = self.inner.log.exclusive().await;
+            self.inner.log.record(what.clone());
+            match &what {
+                Invalidation::Key(k) => self.inner.l1.remove(k),
+                Invalidation::Tag(t) => self.inner.clock.observe_tag(t, now),
+                Invalidation::Pattern(g) => self
+                    .inner
+                    .l1
+                    .remove_matching(|k| glob_match(g.as_bytes(), k.as_bytes())),
+                Invalidation::All => {
+                    self.inner.clock.observe_clear(now);
+                    self.inner.l1.clear();
+                }
+            }
+        }
+        tracing::debug!(?what, "invalidated");
+        if let Some(l2) = &self.inner.l2 {
+            match &what {
+                Invalidation::Key(k) => l2.unlink(&[k]).await,
+                Invalidation::Tag(t) => l2.mark(Some(t), now).await,
+                Invalidation::Pattern(g) => l2.unlink_matching(g).await,
+                Invalidation::All => l2.mark(None, now).await,
+            }
+        }
+    }
+
+    // ----- observation -----
+
+    /// A snapshot of the counters, per pattern and in total, and L1 usage.
+    pub fn stats(&self) -> Stats {
+        let patterns = self
+            .inner
+            .registry
+            .all()
+            .iter()
+            .map(|p| p.0.stats.snapshot(p.template()))
+            .collect();
+        let unattributed = self
+            .inner
+            .l2
+            .as_ref()
+            .map_or(0, |l2| l2.unattributed_errors.load(Ordering::Relaxed));
+        Stats::new(patterns, unattributed, self.inner.l1.usage())
+    }
+
+    /// Loads in flight right now.
+    pub fn loads_in_flight(&self) -> usize {
+        self.inner.flights.in_flight()
+    }
+}
+
+/// Re-reads marks from Redis periodically, so that L1 hits notice tag invalidations and clears
+/// made by other instances within one interval. Stops when the cache is dropped.
+fn spawn_mark_refresh(inner: Weak<Inner>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            let Some(l2) = inner.l2.clone() else { return };
+            let tags = inner.clock.known_tags();
+            let names: Vec<&str> = tags.iter().map(|t| &**t).collect();
+            if let Ok(marks) = l2.read_marks(&names).await {
+                inner.clock.observe_clear(marks.clear);
+                for (tag, &at) in names.iter().zip(&marks.tags) {
+                    inner.clock.observe_tag(tag, at);
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PatternConfig;
+
+    async fn l1_cache() -> (Cache, Pattern) {
+        let cache = Cache::builder().namespace("unit").build().await.unwrap();
+        let p = cache
+            .register(PatternConfig::new(
+                "item:<id>",
+                TtlPolicy::new(Duration::from_secs(60)),
+            ))
+            .unwrap();
+        (cache, p)
+    }
+
+    #[tokio::test]
+    async fn l1_only_cache_aside() {
+        let (cache, p) = l1_cache().await;
+        let key = p.key(&[&1]).unwrap();
+        let v: Arc<String> = cache
+            .get_or_load(&key, || async { Ok::<_, ()>("one".to_owned()) })
+            .await
+            .unwrap();
+        assert_eq!(*v, "one");
+        let v: Arc<String> = cache
+            .get_or_load(&key, || async { Err::<String, ()>(()) })
+            .await
+            .unwrap();
+        assert_eq!(*v, "one");
+        let s = cache.stats();
+        assert_eq!((s.total.loads, s.total.l1_hits, s.total.misses), (1, 1, 1));
+        cache.invalidate(&key).await;
+        assert!(cache.get::<String>(&key).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn wrong_type_is_a_miss_not_a_panic() {
+        let (cache, p) = l1_cache().await;
+        let key = p.key(&[&1]).unwrap();
+        cache.set(&key, 5u32).await;
+        assert!(cache.get::<String>(&key).await.is_none());
+        assert_eq!(cache.get::<u32>(&key).await.as_deref(), Some(&5));
+    }
+}

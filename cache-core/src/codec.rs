@@ -1,0 +1,213 @@
+//! The value format in L2: a small binary envelope around a MessagePack (rmp-serde) payload.
+//!
+//! ```text
+//! magic "tc" | format version u8 | flags u8 | written_at u64 | fresh_until u64 | stale_until u64
+//!            | tag count u16 | (tag length u16, tag bytes)* | payload (MessagePack, named fields)
+//! ```
+//! Integers are big-endian; times are microseconds since the Unix epoch. `written_at` is when the
+//! load that produced the value *started*, so that an invalidation issued during a load also
+//! invalidates its result. Anything that does not parse, or has another format version, is a
+//! [`CodecError`]; the cache treats it as a miss, deletes it and reloads.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+const MAGIC: [u8; 2] = *b"tc";
+/// The envelope format version written by this library.
+pub const FORMAT_VERSION: u8 = 1;
+const FLAG_ABSENT: u8 = 1;
+const HEADER_LEN: usize = 2 + 1 + 1 + 8 * 3 + 2;
+
+/// Why bytes are not a value of ours.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// Too short, wrong magic, or a truncated tag list.
+    #[error("not a tiercache envelope")]
+    Foreign,
+    /// Written by another format version.
+    #[error("envelope format version {0}, expected {FORMAT_VERSION}")]
+    Version(u8),
+    /// The payload does not decode as the requested type.
+    #[error("payload does not decode: {0}")]
+    Payload(String),
+    /// The value does not serialize.
+    #[error("value does not serialize: {0}")]
+    Serialize(String),
+}
+
+/// The metadata of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) written_at: u64,
+    pub(crate) fresh_until: u64,
+    pub(crate) stale_until: u64,
+}
+
+/// A parsed envelope borrowing from the bytes read.
+#[derive(Debug)]
+pub(crate) struct Envelope<'a> {
+    pub(crate) stamp: Stamp,
+    pub(crate) tags: Vec<&'a str>,
+    /// `None` for a cached absence.
+    pub(crate) payload: Option<&'a [u8]>,
+}
+
+/// Serializes a value as the payload (MessagePack with field names, so that adding a field with
+/// `#[serde(default)]` keeps old entries readable).
+pub fn encode_value<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(256);
+    write_value(&mut out, value)?;
+    Ok(out)
+}
+
+fn write_value<V: Serialize + ?Sized>(out: &mut Vec<u8>, value: &V) -> Result<(), CodecError> {
+    value
+        .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())
+        .map_err(|e| CodecError::Serialize(e.to_string()))
+}
+
+/// Deserializes a payload written by [`encode_value`].
+pub fn decode_value<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError> {
+    rmp_serde::from_slice(payload).map_err(|e| CodecError::Payload(e.to_string()))
+}
+
+/// Builds an envelope for `value` (`None`: a cached absence).
+pub(crate) fn encode<V: Serialize + ?Sized>(
+    value: Option<&V>,
+    stamp: Stamp,
+    tags: &[std::sync::Arc<str>],
+) -> Result<Vec<u8>, CodecError> {
+    let tag_bytes: usize = tags.iter().map(|t| 2 + t.len()).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + tag_bytes + 256);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(if value.is_none() { FLAG_ABSENT } else { 0 });
+    for t in [stamp.written_at, stamp.fresh_until, stamp.stale_until] {
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    let count = u16::try_from(tags.len())
+        .map_err(|_| CodecError::Serialize("more than 65535 tags".into()))?;
+    out.extend_from_slice(&count.to_be_bytes());
+    for tag in tags {
+        let len = u16::try_from(tag.len())
+            .map_err(|_| CodecError::Serialize("tag longer than 65535 bytes".into()))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(tag.as_bytes());
+    }
+    if let Some(value) = value {
+        write_value(&mut out, value)?;
+    }
+    Ok(out)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.0.len() < n {
+            return Err(CodecError::Foreign);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes(
+            b.try_into().map_err(|_| CodecError::Foreign)?,
+        ))
+    }
+
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+}
+
+/// Parses the envelope; the payload is decoded separately, by type.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, CodecError> {
+    let mut r = Reader(bytes);
+    if r.take(2)? != MAGIC {
+        return Err(CodecError::Foreign);
+    }
+    let version = r.take(1)?[0];
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let flags = r.take(1)?[0];
+    let stamp = Stamp {
+        written_at: r.u64()?,
+        fresh_until: r.u64()?,
+        stale_until: r.u64()?,
+    };
+    let count = r.u16()?;
+    let mut tags = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = r.u16()?;
+        tags.push(std::str::from_utf8(r.take(usize::from(len))?).map_err(|_| CodecError::Foreign)?);
+    }
+    let payload = if flags & FLAG_ABSENT != 0 {
+        if !r.0.is_empty() {
+            return Err(CodecError::Foreign);
+        }
+        None
+    } else {
+        Some(r.0)
+    };
+    Ok(Envelope {
+        stamp,
+        tags,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Product {
+        id: u64,
+        name: String,
+    }
+
+    const STAMP: Stamp = Stamp {
+        written_at: 1,
+        fresh_until: 2,
+        stale_until: 3,
+    };
+
+    #[test]
+    fn round_trips_values_absences_and_tags() {
+        let p = Product {
+            id: 7,
+            name: "Lamp".into(),
+        };
+        let tags: Vec<Arc<str>> = vec!["search".into(), "cat:3".into()];
+        let bytes = encode(Some(&p), STAMP, &tags).unwrap();
+        let env = decode(&bytes).unwrap();
+        assert_eq!(env.stamp, STAMP);
+        assert_eq!(env.tags, ["search", "cat:3"]);
+        assert_eq!(decode_value::<Product>(env.payload.unwrap()).unwrap(), p);
+        let bytes = encode::<Product>(None, STAMP, &[]).unwrap();
+        assert!(decode(&bytes).unwrap().payload.is_none());
+    }
+
+    #[test]
+    fn rejects_foreign_and_other_versions() {
+        assert_eq!(decode(b"hello world").unwrap_err(), CodecError::Foreign);
+        assert_eq!(decode(b"").unwrap_err(), CodecError::Foreign);
+        let mut bytes = encode(Some(&1u8), STAMP, &[]).unwrap();
+        bytes[2] = 9;
+        assert_eq!(decode(&bytes).unwrap_err(), CodecError::Version(9));
+        let bytes = encode(Some(&"text"), STAMP, &["t".into()]).unwrap();
+        for cut in 0..bytes.len() - 5 {
+            let _ = decode(&bytes[..cut]); // never panics on truncation
+        }
+        let env = decode(&bytes).unwrap();
+        assert!(decode_value::<Product>(env.payload.unwrap()).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Health of both tiers: [`Cache::health`](crate::Cache::health).
+
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::store::circuit::CircuitState;
+
+/// The state of L2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum L2Status {
+    /// No Redis configured: L1 only, by design.
+    Disabled,
+    /// Redis answers and the circuit is closed.
+    Up,
+    /// Redis answers but the circuit is not closed yet (recovering), or invalidations are still
+    /// queued for replay.
+    Degraded,
+    /// Redis does not answer: calls are served from L1 and the loaders.
+    Down,
+}
+
+/// L2 details.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct L2Health {
+    /// Overall state.
+    pub status: L2Status,
+    /// The circuit breaker (`None` without Redis).
+    pub circuit: Option<CircuitState>,
+    /// PING round trip.
+    pub ping: Option<Duration>,
+    /// `redis_version` from INFO.
+    pub redis_version: Option<String>,
+    /// `connected_clients` from INFO.
+    pub connected_clients: Option<u64>,
+    /// `used_memory` (bytes) from INFO.
+    pub used_memory: Option<u64>,
+    /// `maxmemory` (bytes, 0 = unlimited) from INFO.
+    pub maxmemory: Option<u64>,
+    /// `maxmemory_policy` from INFO.
+    pub maxmemory_policy: Option<String>,
+    /// Invalidations waiting for Redis to come back.
+    pub pending_invalidations: usize,
+    /// Why Redis is down.
+    pub error: Option<String>,
+}
+
+/// L1 details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct L1Health {
+    /// Entries.
+    pub entries: u64,
+    /// Weighted size in bytes.
+    pub weighted_bytes: u64,
+    /// Budget in bytes.
+    pub capacity_bytes: u64,
+}
+
+/// A health report of both tiers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Health {
+    /// L2 (Redis).
+    pub l2: L2Health,
+    /// L1 (in process).
+    pub l1: L1Health,
+}
+
+impl Health {
+    /// `true` unless L2 is configured and down. A cache with L2 down still serves, slower.
+    pub fn is_healthy(&self) -> bool {
+        self.l2.status != L2Status::Down
+    }
+}
+
+impl Cache {
+    /// Checks both tiers: PING latency and INFO fields of Redis, circuit state, L1 usage.
+    /// Bounded by the Redis timeouts; never fails.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), cache_core::Error> {
+    /// use cache_core::{Cache, health::L2Status};
+    /// let cache = Cache::builder().build().await?;
+    /// assert_eq!(cache.health().await.l2.status, L2Status::Disabled);
+    /// # Ok(()) }
+    /// ```
+    pub async fn health(&self) -> Health {
+        let (entries, weighted_bytes, capacity_bytes) = self.inner.l1.usage();
+        let l1 = L1Health {
+            entries,
+            weighted_bytes,
+            capacity_bytes,
+        };
+        let Some(l2) = &self.inner.l2 else {
+            let l2 = L2Health {
+                status: L2Status::Disabled,
+                circuit: None,
+                ping: None,
+                redis_version: None,
+                connected_clients: None,
+                used_memory: None,
+                maxmemory: None,
+                maxmemory_policy: None,
+                pending_invalidations: 0,
+                error: None,
+            };
+            return Health { l2, l1 };
+        };
+        let circuit = l2.circuit_state();
+        let pending = l2.pending_invalidations();
+        let l2 = match l2.diagnose().await {
+            Ok((ping, info)) => {
+                let num = |k: &str| info.get(k).and_then(|v| v.parse().ok());
+                L2Health {
+                    status: if circuit == CircuitState::Closed && pending == 0 {
+                        L2Status::Up
+                    } else {
+                        L2Status::Degraded
+                    },
+                    circuit: Some(circuit),
+                    ping: Some(ping),
+                    redis_version: info.get("redis_version").cloned(),
+                    connected_clients: num("connected_clients"),
+                    used_memory: num("used_memory"),
+                    maxmemory: num("maxmemory"),
+                    maxmemory_policy: info.get("maxmemory_policy").cloned(),
+                    pending_invalidations: pending,
+                    error: None,
+                }
+            }
+            Err(e) => L2Health {
+                status: L2Status::Down,
+                circuit: Some(circuit),
+                ping: None,
+                redis_version: None,
+                connected_clients: None,
+                used_memory: None,
+                maxmemory: None,
+                maxmemory_policy: None,
+                pending_invalidations: pending,
+                error: Some(e.to_string()),
+            },
+        };
+        Health { l2, l1 }
+    }
+}

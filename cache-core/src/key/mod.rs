@@ -1,0 +1,160 @@
+//! Keys: templates, rendering of arguments into keys, and the registry of patterns.
+//!
+//! A key is always rendered from a registered [`Pattern`], so that statistics are kept per pattern
+//! and two different argument tuples never render the same key: every placeholder value is
+//! percent-encoded outside `[A-Za-z0-9_.~-]`, and [`template`] rejects patterns whose placeholders
+//! are not separated by a delimiter. A value can therefore never contain `:` or a glob character,
+//! and can never widen a pattern invalidation.
+
+pub(crate) mod pattern;
+pub(crate) mod registry;
+pub mod template;
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+
+pub use pattern::Pattern;
+pub use registry::PatternConfig;
+
+use crate::error::KeyError;
+
+/// A value that can fill a placeholder of a key template.
+///
+/// Every `T: Display` is a `KeyArg` (rendered with `Display`, then escaped). Wrap a value in
+/// [`Hashed`] for a `<name:hash>` placeholder.
+pub trait KeyArg {
+    /// Appends the rendered, escaped value to `out`.
+    fn write_key_value(&self, out: &mut String) -> Result<(), KeyError>;
+
+    /// `true` for [`Hashed`] values, which fill `:hash` placeholders.
+    fn is_hashed(&self) -> bool {
+        false
+    }
+}
+
+impl<T: fmt::Display + ?Sized> KeyArg for T {
+    fn write_key_value(&self, out: &mut String) -> Result<(), KeyError> {
+        write!(Escaping(out), "{self}").map_err(|_| KeyError::Display)
+    }
+}
+
+/// An argument rendered as the MD5 (hex) of its MessagePack serialization, for `<name:hash>`
+/// placeholders: large or structured arguments such as search queries.
+///
+/// The serialization follows field order; use `BTreeMap` rather than `HashMap` inside hashed
+/// values, since a `HashMap`'s iteration order (and so its hash) differs between processes.
+///
+/// ```
+/// use cache_core::key::{Hashed, KeyArg};
+/// #[derive(serde::Serialize)]
+/// struct Query { text: String, page: u32 }
+/// let mut out = String::new();
+/// Hashed(&Query { text: "red shoes".into(), page: 2 }).write_key_value(&mut out).unwrap();
+/// assert_eq!(out.len(), 32);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Hashed<'a, T: ?Sized>(pub &'a T);
+
+impl<T: Serialize + ?Sized> KeyArg for Hashed<'_, T> {
+    fn write_key_value(&self, out: &mut String) -> Result<(), KeyError> {
+        let bytes = rmp_serde::to_vec(self.0).map_err(|e| KeyError::Serialize(e.to_string()))?;
+        let digest = Md5::digest(&bytes);
+        for b in digest {
+            write!(out, "{b:02x}").map_err(|_| KeyError::Display)?;
+        }
+        Ok(())
+    }
+
+    fn is_hashed(&self) -> bool {
+        true
+    }
+}
+
+/// Percent-encodes everything outside the plain value alphabet while writing.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if template::is_plain_value_byte(b) {
+                self.0.push(b as char);
+            } else {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                self.0.push('%');
+                self.0.push(HEX[usize::from(b >> 4)] as char);
+                self.0.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tags carried by an entry: shared, so that cloning them on the hot path is one atomic increment.
+pub(crate) type Tags = Arc<[Arc<str>]>;
+
+/// A rendered key: the text (without the namespace), its pattern and its rendered tags.
+///
+/// Build one with [`Pattern::key`].
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub(crate) text: String,
+    pub(crate) pattern: Pattern,
+    pub(crate) tags: Tags,
+}
+
+impl Key {
+    /// The rendered key, without the namespace prefix.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The pattern the key was rendered from.
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+
+    /// The rendered tags the entry will carry.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.tags.iter().map(|t| &**t)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(v: &dyn KeyArg) -> String {
+        let mut s = String::new();
+        v.write_key_value(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn escapes_delimiters_globs_and_non_ascii() {
+        assert_eq!(
+            render(&"a:b*c?[d]\\e f\n%"),
+            "a%3Ab%2Ac%3F%5Bd%5D%5Ce%20f%0A%25"
+        );
+        assert_eq!(render(&"été"), "%C3%A9t%C3%A9");
+        assert_eq!(render(&42u64), "42");
+        assert_eq!(render(&"SKU-1.2_x~"), "SKU-1.2_x~");
+    }
+
+    #[test]
+    fn hashes_the_serialized_form() {
+        let a = render(&Hashed(&("red", 1)));
+        let b = render(&Hashed(&("red", 2)));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert_eq!(a, render(&Hashed(&("red", 1))));
+    }
+}

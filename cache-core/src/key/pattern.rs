@@ -1,0 +1,296 @@
+//! A registered key pattern: its compiled template, TTL policy, tags and statistics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::template::{Segment, Template, TemplateKind};
+use super::{Key, KeyArg, Tags};
+use crate::error::KeyError;
+use crate::metrics::PatternStats;
+use crate::ttl::TtlPolicy;
+
+/// A template whose placeholders are bound to positions in an argument list.
+#[derive(Debug, Clone)]
+pub(crate) struct BoundTemplate {
+    template: Template,
+    /// For each placeholder in order, the index of its argument.
+    slots: Vec<usize>,
+}
+
+impl BoundTemplate {
+    /// Binds the placeholders of `template` to `args`, a list of argument specs (`id`,
+    /// `product.id`, `query:hash`).
+    pub(crate) fn bind(template: Template, args: &[impl AsRef<str>]) -> Result<Self, KeyError> {
+        let slots = template
+            .placeholders()
+            .map(|p| {
+                let spec = p.spec();
+                args.iter().position(|a| a.as_ref() == spec).ok_or_else(|| {
+                    KeyError::UnknownPlaceholder {
+                        template: template.source().to_owned(),
+                        placeholder: spec,
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(BoundTemplate { template, slots })
+    }
+
+    /// Binds a template to its own placeholders, in order of first appearance.
+    pub(crate) fn own(template: Template) -> Self {
+        let specs = own_specs(&template);
+        Self::bind(template, &specs)
+            .unwrap_or_else(|_| unreachable!("a template's own placeholders bind"))
+    }
+
+    pub(crate) fn template(&self) -> &Template {
+        &self.template
+    }
+
+    /// Renders into `out`. Literals are copied; values are escaped or hashed by their `KeyArg`.
+    pub(crate) fn render_into(
+        &self,
+        args: &[&dyn KeyArg],
+        out: &mut String,
+    ) -> Result<(), KeyError> {
+        let mut slot = self.slots.iter();
+        for segment in self.template.segments() {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Placeholder(p) => {
+                    let &index = slot
+                        .next()
+                        .unwrap_or_else(|| unreachable!("one slot per placeholder"));
+                    let arg = args.get(index).ok_or(KeyError::Arity {
+                        template: self.template.source().to_owned(),
+                        expected: self.slots.iter().max().map_or(0, |m| m + 1),
+                        got: args.len(),
+                    })?;
+                    if arg.is_hashed() != p.hash {
+                        return Err(KeyError::HashMismatch {
+                            placeholder: p.spec(),
+                        });
+                    }
+                    arg.write_key_value(out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn render(&self, args: &[&dyn KeyArg]) -> Result<String, KeyError> {
+        let mut out = String::with_capacity(self.template.source().len() + 16);
+        self.render_into(args, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// The deduplicated placeholder specs of a template, in order of first appearance.
+pub(crate) fn own_specs(template: &Template) -> Vec<String> {
+    let mut specs: Vec<String> = Vec::new();
+    for p in template.placeholders() {
+        let spec = p.spec();
+        if !specs.contains(&spec) {
+            specs.push(spec);
+        }
+    }
+    specs
+}
+
+pub(crate) struct PatternEntry {
+    pub(crate) key: BoundTemplate,
+    pub(crate) tags: Vec<BoundTemplate>,
+    /// The rendered tags when every tag template is literal, shared by every key.
+    pub(crate) static_tags: Option<Tags>,
+    pub(crate) policy: TtlPolicy,
+    pub(crate) stats: PatternStats,
+}
+
+/// A registered key pattern such as `prod:<id>`: renders keys and carries the TTL policy, the
+/// tags and the statistics of every key rendered from it.
+///
+/// Obtain one from [`Cache::register`](crate::Cache::register); cloning is cheap.
+#[derive(Clone)]
+pub struct Pattern(pub(crate) Arc<PatternEntry>);
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pattern")
+            .field("template", &self.template())
+            .field("policy", &self.0.policy)
+            .field(
+                "tags",
+                &self
+                    .0
+                    .tags
+                    .iter()
+                    .map(|t| t.template().source())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Pattern {
+    pub(crate) fn new(
+        key: Template,
+        tags: Vec<Template>,
+        policy: TtlPolicy,
+    ) -> Result<Self, KeyError> {
+        debug_assert_eq!(key.kind(), TemplateKind::Key);
+        let specs = own_specs(&key);
+        let tags = tags
+            .into_iter()
+            .map(|t| BoundTemplate::bind(t, &specs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let static_tags = tags.iter().all(|t| t.template().is_literal()).then(|| {
+            tags.iter()
+                .map(|t| Arc::<str>::from(t.template().source()))
+                .collect()
+        });
+        Ok(Pattern(Arc::new(PatternEntry {
+            key: BoundTemplate::own(key),
+            tags,
+            static_tags,
+            policy,
+            stats: PatternStats::default(),
+        })))
+    }
+
+    /// The template text, e.g. `prod:<id>`.
+    pub fn template(&self) -> &str {
+        self.0.key.template().source()
+    }
+
+    /// The TTL policy of every key of this pattern.
+    pub fn policy(&self) -> &TtlPolicy {
+        &self.0.policy
+    }
+
+    /// The placeholder specs that [`Pattern::key`] takes, in order (`id`, `query:hash`, ...).
+    pub fn arguments(&self) -> Vec<String> {
+        own_specs(self.0.key.template())
+    }
+
+    /// Renders a key from its arguments, in the order of [`Pattern::arguments`]. Tag templates
+    /// registered with the pattern are rendered from the same arguments.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), cache_core::Error> {
+    /// use cache_core::{Cache, PatternConfig, TtlPolicy, key::Hashed};
+    /// use std::time::Duration;
+    /// let cache = Cache::builder().namespace("docs").build().await?;
+    /// let prod = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(1800))))?;
+    /// assert_eq!(prod.key(&[&42u64])?.as_str(), "prod:42");
+    /// let search = cache.register(
+    ///     PatternConfig::new("search:<q:hash>", TtlPolicy::new(Duration::from_secs(600))).tag("search"),
+    /// )?;
+    /// let key = search.key(&[&Hashed(&("red shoes", 1))])?;
+    /// assert_eq!(key.tags().collect::<Vec<_>>(), ["search"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn key(&self, args: &[&dyn KeyArg]) -> Result<Key, KeyError> {
+        let expected = self.0.key.slots.iter().max().map_or(0, |m| m + 1);
+        if args.len() != expected {
+            return Err(KeyError::Arity {
+                template: self.template().to_owned(),
+                expected,
+                got: args.len(),
+            });
+        }
+        let text = self.0.key.render(args)?;
+        let tags = self.render_tags(&self.0.tags, args)?;
+        Ok(Key {
+            text,
+            pattern: self.clone(),
+            tags,
+        })
+    }
+
+    /// Renders tag templates bound to `args`, reusing the shared literal tags when possible.
+    pub(crate) fn render_tags(
+        &self,
+        tags: &[BoundTemplate],
+        args: &[&dyn KeyArg],
+    ) -> Result<Tags, KeyError> {
+        if std::ptr::eq(tags, self.0.tags.as_slice())
+            && let Some(shared) = &self.0.static_tags
+        {
+            return Ok(shared.clone());
+        }
+        tags.iter()
+            .map(|t| t.render(args).map(Arc::<str>::from))
+            .collect()
+    }
+
+    /// A key rendered elsewhere (by a macro call site, with its own argument binding).
+    pub(crate) fn key_from_parts(&self, text: String, tags: Tags) -> Key {
+        Key {
+            text,
+            pattern: self.clone(),
+            tags,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Hashed;
+    use std::time::Duration;
+
+    fn pattern(src: &str, tags: &[&str]) -> Pattern {
+        let tags = tags
+            .iter()
+            .map(|t| Template::parse(t, TemplateKind::Tag).unwrap())
+            .collect();
+        Pattern::new(
+            Template::parse(src, TemplateKind::Key).unwrap(),
+            tags,
+            TtlPolicy::new(Duration::from_secs(60)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_injectively() {
+        let p = pattern("pair:<a>:<b>", &[]);
+        let k1 = p.key(&[&"1:2", &"3"]).unwrap();
+        let k2 = p.key(&[&"1", &"2:3"]).unwrap();
+        assert_ne!(k1.as_str(), k2.as_str());
+        assert_eq!(k1.as_str(), "pair:1%3A2:3");
+        let k3 = p.key(&[&"*", &"?"]).unwrap();
+        assert_eq!(k3.as_str(), "pair:%2A:%3F");
+    }
+
+    #[test]
+    fn renders_tags_from_key_arguments() {
+        let p = pattern("prod:<id>:<cat>", &["products", "cat:<cat>"]);
+        let k = p.key(&[&7, &3]).unwrap();
+        assert_eq!(k.tags().collect::<Vec<_>>(), ["products", "cat:3"]);
+        let p = pattern("prod:<id>", &["products"]);
+        let (a, b) = (p.key(&[&1]).unwrap(), p.key(&[&2]).unwrap());
+        assert!(
+            Arc::ptr_eq(&a.tags, &b.tags),
+            "literal tags are shared, not rendered per key"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_arguments() {
+        let p = pattern("search:<q:hash>", &[]);
+        assert!(matches!(
+            p.key(&[&"plain"]),
+            Err(KeyError::HashMismatch { .. })
+        ));
+        assert!(matches!(p.key(&[]), Err(KeyError::Arity { .. })));
+        assert!(p.key(&[&Hashed(&"x")]).is_ok());
+        let tags = vec![Template::parse("cat:<nope>", TemplateKind::Tag).unwrap()];
+        let r = Pattern::new(
+            Template::parse("p:<id>", TemplateKind::Key).unwrap(),
+            tags,
+            TtlPolicy::new(Duration::from_secs(1)),
+        );
+        assert!(matches!(r, Err(KeyError::UnknownPlaceholder { .. })));
+    }
+}

@@ -1,0 +1,173 @@
+//! The registry of key patterns of one [`Cache`](crate::Cache).
+//!
+//! Patterns are identified by their *shape*, the template with placeholder names erased:
+//! `prod:<id>` and `prod:<product.id>` render the same keys, so they are the same pattern, with
+//! one TTL policy and one set of statistics.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+use super::pattern::Pattern;
+use super::template::{Template, TemplateKind};
+use crate::error::{Error, KeyError};
+use crate::ttl::TtlPolicy;
+
+/// What to register: a key template, its TTL policy and its tag templates.
+///
+/// ```
+/// use cache_core::{PatternConfig, TtlPolicy};
+/// use std::time::Duration;
+/// let config = PatternConfig::new("cat:<id>:children", TtlPolicy::new(Duration::from_secs(1800)))
+///     .tag("categories")
+///     .tag("cat:<id>");
+/// assert_eq!(config.template(), "cat:<id>:children");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct PatternConfig {
+    template: String,
+    policy: TtlPolicy,
+    tags: Vec<String>,
+}
+
+impl PatternConfig {
+    /// A pattern with a policy and no tags.
+    pub fn new(template: impl Into<String>, policy: TtlPolicy) -> Self {
+        PatternConfig {
+            template: template.into(),
+            policy,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Adds a tag template; its placeholders must be placeholders of the key template.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The key template.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+struct Registered {
+    policy: TtlPolicy,
+    tags: Vec<String>,
+    pattern: Pattern,
+}
+
+/// Patterns by shape.
+#[derive(Default)]
+pub(crate) struct Registry {
+    patterns: RwLock<HashMap<String, Registered>>,
+}
+
+fn parse(template: &str, kind: TemplateKind) -> Result<Template, Error> {
+    Template::parse(template, kind).map_err(|source| {
+        Error::Key(KeyError::Template {
+            template: template.to_owned(),
+            source,
+        })
+    })
+}
+
+impl Registry {
+    /// Registers a pattern, or returns the one registered with the same shape and configuration.
+    pub(crate) fn register(
+        &self,
+        config: PatternConfig,
+        max_lifetime: std::time::Duration,
+    ) -> Result<Pattern, Error> {
+        let key = parse(&config.template, TemplateKind::Key)?;
+        let shape = key.shape();
+        let conflict = || Error::PatternConflict {
+            template: config.template.clone(),
+        };
+        if let Some(r) = self.patterns.read().get(&shape) {
+            return if r.policy == config.policy && r.tags == config.tags {
+                Ok(r.pattern.clone())
+            } else {
+                Err(conflict())
+            };
+        }
+        let tags = config
+            .tags
+            .iter()
+            .map(|t| parse(t, TemplateKind::Tag))
+            .collect::<Result<Vec<_>, _>>()?;
+        config.policy.validate(max_lifetime)?;
+        let pattern = Pattern::new(key, tags, config.policy.clone())?;
+        let mut map = self.patterns.write();
+        let r = map.entry(shape).or_insert(Registered {
+            policy: config.policy.clone(),
+            tags: config.tags.clone(),
+            pattern,
+        });
+        if r.policy == config.policy && r.tags == config.tags {
+            Ok(r.pattern.clone())
+        } else {
+            Err(conflict())
+        }
+    }
+
+    /// The pattern a macro call site uses: the registered one with this shape, or a new one with
+    /// `policy` (or `default` when the site gives none). A site whose policy differs from the
+    /// registered one uses the registered one, with a warning: the first registration wins.
+    pub(crate) fn register_site(
+        &self,
+        key: &Template,
+        policy: Option<TtlPolicy>,
+        default: &TtlPolicy,
+        max_lifetime: std::time::Duration,
+    ) -> Result<Pattern, Error> {
+        let shape = key.shape();
+        if let Some(r) = self.patterns.read().get(&shape) {
+            if policy.as_ref().is_some_and(|p| *p != r.policy) {
+                tracing::warn!(
+                    template = key.source(),
+                    registered = r.pattern.template(),
+                    "call site's TTL policy differs from the registered pattern's; using the registered one"
+                );
+            }
+            return Ok(r.pattern.clone());
+        }
+        let policy = match policy {
+            Some(p) => p,
+            None => {
+                tracing::warn!(template = key.source(), ttl = ?default.ttl(), "pattern used without a TTL and not registered: using the default TTL");
+                default.clone()
+            }
+        };
+        policy.validate(max_lifetime)?;
+        let pattern = Pattern::new(key.clone(), Vec::new(), policy.clone())?;
+        let mut map = self.patterns.write();
+        Ok(map
+            .entry(shape)
+            .or_insert(Registered {
+                policy,
+                tags: Vec::new(),
+                pattern,
+            })
+            .pattern
+            .clone())
+    }
+
+    pub(crate) fn get(&self, template: &str) -> Option<Pattern> {
+        let shape = Template::parse(template, TemplateKind::Key).ok()?.shape();
+        self.patterns.read().get(&shape).map(|r| r.pattern.clone())
+    }
+
+    pub(crate) fn all(&self) -> Vec<Pattern> {
+        let mut all: Vec<Pattern> = self
+            .patterns
+            .read()
+            .values()
+            .map(|r| r.pattern.clone())
+            .collect();
+        all.sort_by(|a, b| a.template().cmp(b.template()));
+        all
+    }
+}

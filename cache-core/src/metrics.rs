@@ -1,0 +1,198 @@
+//! Counters per key pattern and tier, and load latency; snapshots through [`Cache::stats`](crate::Cache::stats).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the load latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Live counters of one pattern. Private atomics; read through [`PatternStatsSnapshot`].
+#[derive(Debug, Default)]
+pub(crate) struct PatternStats {
+    pub(crate) l1_hits: AtomicU64,
+    pub(crate) l2_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) l2_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) load_nanos: AtomicU64,
+    load_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+impl PatternStats {
+    pub(crate) fn record_load(&self, took: Duration, ok: bool) {
+        bump(&self.loads);
+        if !ok {
+            bump(&self.load_errors);
+        }
+        self.load_nanos
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        let secs = took.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        bump(&self.load_buckets[bucket]);
+    }
+
+    pub(crate) fn snapshot(&self, pattern: &str) -> PatternStatsSnapshot {
+        let mut cumulative = 0;
+        let load_latency_buckets = self
+            .load_buckets
+            .iter()
+            .zip(LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]))
+            .map(|(count, le)| {
+                cumulative += count.load(Relaxed);
+                (le, cumulative)
+            })
+            .collect();
+        PatternStatsSnapshot {
+            pattern: pattern.to_owned(),
+            counters: Counters {
+                l1_hits: self.l1_hits.load(Relaxed),
+                l2_hits: self.l2_hits.load(Relaxed),
+                misses: self.misses.load(Relaxed),
+                loads: self.loads.load(Relaxed),
+                load_errors: self.load_errors.load(Relaxed),
+                l2_errors: self.l2_errors.load(Relaxed),
+                decode_errors: self.decode_errors.load(Relaxed),
+                stale_served: self.stale_served.load(Relaxed),
+                evictions: self.evictions.load(Relaxed),
+                load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
+            },
+            load_latency_buckets,
+        }
+    }
+}
+
+/// Counter values, per pattern or summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Served from L1.
+    pub l1_hits: u64,
+    /// Served from L2 (and copied into L1).
+    pub l2_hits: u64,
+    /// Found in neither tier.
+    pub misses: u64,
+    /// Loader runs.
+    pub loads: u64,
+    /// Loader runs that returned `Err`.
+    pub load_errors: u64,
+    /// Failed or skipped-by-timeout Redis calls.
+    pub l2_errors: u64,
+    /// Values in Redis that did not decode (deleted and reloaded).
+    pub decode_errors: u64,
+    /// Stale values served because the loader failed (fail-safe).
+    pub stale_served: u64,
+    /// L1 entries evicted to stay within the byte budget.
+    pub evictions: u64,
+    /// Total time spent in loaders.
+    pub load_time: Duration,
+}
+
+impl Counters {
+    /// Hits over lookups, in `[0, 1]`; 0 when nothing was looked up.
+    pub fn hit_ratio(&self) -> f64 {
+        let hits = self.l1_hits + self.l2_hits;
+        let total = hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            hits as f64 / total as f64
+        }
+    }
+
+    /// L1 hits over lookups.
+    pub fn l1_hit_ratio(&self) -> f64 {
+        let total = self.l1_hits + self.l2_hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.l1_hits as f64 / total as f64
+        }
+    }
+
+    fn add(&mut self, o: &Counters) {
+        self.l1_hits += o.l1_hits;
+        self.l2_hits += o.l2_hits;
+        self.misses += o.misses;
+        self.loads += o.loads;
+        self.load_errors += o.load_errors;
+        self.l2_errors += o.l2_errors;
+        self.decode_errors += o.decode_errors;
+        self.stale_served += o.stale_served;
+        self.evictions += o.evictions;
+        self.load_time += o.load_time;
+    }
+}
+
+/// The counters of one pattern.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PatternStatsSnapshot {
+    /// The pattern's template.
+    pub pattern: String,
+    /// Its counters.
+    pub counters: Counters,
+    /// Cumulative load latency histogram: (upper bound in seconds, loads at most that long).
+    pub load_latency_buckets: Vec<(f64, u64)>,
+}
+
+/// A snapshot of the whole cache's statistics.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Per pattern, sorted by template.
+    pub patterns: Vec<PatternStatsSnapshot>,
+    /// Sum over patterns.
+    pub total: Counters,
+    /// Redis calls that failed outside any pattern (invalidations, tag reads, probes).
+    pub l2_errors_unattributed: u64,
+    /// Entries in L1.
+    pub l1_entries: u64,
+    /// Weighted size of L1, in bytes.
+    pub l1_weighted_bytes: u64,
+    /// The L1 byte budget.
+    pub l1_capacity_bytes: u64,
+}
+
+impl Stats {
+    pub(crate) fn new(
+        patterns: Vec<PatternStatsSnapshot>,
+        l2_errors_unattributed: u64,
+        l1: (u64, u64, u64),
+    ) -> Self {
+        let mut total = Counters::default();
+        for p in &patterns {
+            total.add(&p.counters);
+        }
+        Stats {
+            patterns,
+            total,
+            l2_errors_unattributed,
+            l1_entries: l1.0,
+            l1_weighted_bytes: l1.1,
+            l1_capacity_bytes: l1.2,
+        }
+    }
+
+    /// The snapshot of one pattern.
+    pub fn pattern(&self, template: &str) -> Option<&PatternStatsSnapshot> {
+        self.patterns.iter().find(|p| p.pattern == template)
+    }
+
+    /// Overall hit ratio.
+    pub fn hit_ratio(&self) -> f64 {
+        self.total.hit_ratio()
+    }
+}

@@ -1,0 +1,141 @@
+//! L1: a moka cache of decoded values, bounded in bytes (each entry weighs its encoded size).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::notification::RemovalCause;
+
+use crate::codec::Stamp;
+use crate::key::{Pattern, Tags};
+use crate::metrics::bump;
+
+/// Bytes charged per entry beyond key and encoded value: the entry struct, Arcs and moka's node.
+const ENTRY_OVERHEAD: u32 = 160;
+
+/// A decoded value in L1. `value` is `None` for a cached absence.
+pub(crate) struct L1Entry {
+    pub(crate) value: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) stamp: Stamp,
+    pub(crate) tags: Tags,
+    pub(crate) pattern: Pattern,
+    pub(crate) weight: u32,
+    /// How long moka keeps the entry: until `stamp.stale_until`.
+    lifetime: Duration,
+}
+
+impl L1Entry {
+    pub(crate) fn new(
+        value: Option<Arc<dyn Any + Send + Sync>>,
+        stamp: Stamp,
+        tags: Tags,
+        pattern: Pattern,
+        encoded_len: usize,
+        now_us: u64,
+    ) -> Self {
+        let weight = u32::try_from(encoded_len)
+            .unwrap_or(u32::MAX)
+            .saturating_add(ENTRY_OVERHEAD);
+        let lifetime = Duration::from_micros(stamp.stale_until.saturating_sub(now_us).max(1));
+        L1Entry {
+            value,
+            stamp,
+            tags,
+            pattern,
+            weight,
+            lifetime,
+        }
+    }
+}
+
+struct PerEntryExpiry;
+
+impl moka::Expiry<String, Arc<L1Entry>> for PerEntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<L1Entry>,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<L1Entry>,
+        _now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+}
+
+/// The L1 tier.
+pub(crate) struct MemoryStore {
+    cache: moka::sync::Cache<String, Arc<L1Entry>>,
+    capacity: u64,
+}
+
+impl MemoryStore {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|key: &String, entry: &Arc<L1Entry>| {
+                entry
+                    .weight
+                    .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
+            })
+            .expire_after(PerEntryExpiry)
+            .eviction_listener(|_key, entry: Arc<L1Entry>, cause| {
+                if cause == RemovalCause::Size {
+                    bump(&entry.pattern.0.stats.evictions);
+                }
+            })
+            .build();
+        MemoryStore {
+            cache,
+            capacity: capacity_bytes,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<L1Entry>> {
+        self.cache.get(key)
+    }
+
+    pub(crate) fn insert(&self, key: String, entry: L1Entry) {
+        self.cache.insert(key, Arc::new(entry));
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
+    /// Removes every entry whose key satisfies `matches` (an operator's pattern invalidation).
+    pub(crate) fn remove_matching(&self, matches: impl Fn(&str) -> bool) {
+        let doomed: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(k, _)| matches(k))
+            .map(|(k, _)| k)
+            .collect();
+        for key in doomed {
+            self.cache.invalidate(key.as_str());
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// (entries, weighted bytes, capacity bytes), after pending maintenance.
+    pub(crate) fn usage(&self) -> (u64, u64, u64) {
+        self.cache.run_pending_tasks();
+        (
+            self.cache.entry_count(),
+            self.cache.weighted_size(),
+            self.capacity,
+        )
+    }
+}

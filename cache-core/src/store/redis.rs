@@ -1,0 +1,506 @@
+//! L2: Redis through one multiplexed connection, every call bounded by a timeout and guarded by a
+//! circuit breaker. Invalidations that could not reach Redis are queued and replayed, before any
+//! other L2 call, once Redis answers again, so that a write made while Redis was down does not
+//! leave an old value readable when it comes back.
+//!
+//! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>` and the
+//! namespace's clear mark `ns:c`; marks hold the time of the last invalidation (µs since the epoch).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use tracing::Instrument;
+
+use super::circuit::{Circuit, CircuitState, Permit};
+use crate::metrics::bump;
+
+/// Why an L2 call produced no result. Never surfaced to callers of the cache.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum L2Error {
+    #[error("L2 skipped: circuit open")]
+    Skipped,
+    #[error("L2 call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// An invalidation that has not reached Redis yet.
+#[derive(Debug, Clone)]
+enum Pending {
+    Unlink(Vec<String>),
+    UnlinkMatching(String),
+    Mark(String, u64),
+}
+
+/// More queued invalidations than this collapse into one clear of the namespace.
+const MAX_PENDING: usize = 10_000;
+const SCAN_BATCH: usize = 1_000;
+
+/// Settings of the L2 tier.
+#[derive(Debug, Clone)]
+pub(crate) struct RedisSettings {
+    pub(crate) namespace: String,
+    pub(crate) op_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) failure_threshold: u32,
+    pub(crate) cool_down: Duration,
+    pub(crate) mark_retention: Duration,
+}
+
+/// Marks read with entries: the namespace clear time and each requested tag's time (0 = never).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Marks {
+    pub(crate) clear: u64,
+    pub(crate) tags: Vec<u64>,
+}
+
+pub(crate) struct RedisStore {
+    client: redis::Client,
+    conn: RwLock<Option<MultiplexedConnection>>,
+    connect_lock: tokio::sync::Mutex<()>,
+    pub(crate) circuit: Circuit,
+    settings: RedisSettings,
+    entry_prefix: String,
+    tag_prefix: String,
+    clear_key: String,
+    pending: Mutex<Vec<Pending>>,
+    pending_overflow: AtomicBool,
+    has_pending: AtomicBool,
+    pub(crate) unattributed_errors: AtomicU64,
+}
+
+fn parse_mark(v: Option<String>) -> u64 {
+    v.and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl RedisStore {
+    pub(crate) fn new(client: redis::Client, settings: RedisSettings) -> Self {
+        let ns = &settings.namespace;
+        RedisStore {
+            client,
+            conn: RwLock::new(None),
+            connect_lock: tokio::sync::Mutex::new(()),
+            circuit: Circuit::new(settings.failure_threshold, settings.cool_down),
+            entry_prefix: format!("{ns}:k:"),
+            tag_prefix: format!("{ns}:t:"),
+            clear_key: format!("{ns}:c"),
+            settings,
+            pending: Mutex::new(Vec::new()),
+            pending_overflow: AtomicBool::new(false),
+            has_pending: AtomicBool::new(false),
+            unattributed_errors: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn entry_key(&self, key: &str) -> String {
+        let mut s = String::with_capacity(self.entry_prefix.len() + key.len());
+        s.push_str(&self.entry_prefix);
+        s.push_str(key);
+        s
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}{tag}", self.tag_prefix)
+    }
+
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(c) = self.conn.read().as_ref() {
+            return Ok(c.clone());
+        }
+        let _one_at_a_time = self.connect_lock.lock().await;
+        if let Some(c) = self.conn.read().as_ref() {
+            return Ok(c.clone());
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.connect_timeout))
+            .set_response_timeout(Some(self.settings.op_timeout));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *self.conn.write() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn drop_connection(&self) {
+        *self.conn.write() = None;
+    }
+
+    /// Tries to connect once (at build time); failure only means starting degraded.
+    pub(crate) async fn connect(&self) -> Result<(), L2Error> {
+        match tokio::time::timeout(self.settings.connect_timeout, self.connection()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.circuit.on_failure();
+                Err(e.into())
+            }
+            Err(_) => {
+                self.circuit.on_failure();
+                Err(L2Error::Timeout(self.settings.connect_timeout))
+            }
+        }
+    }
+
+    /// Runs one L2 operation under the circuit, the timeout and a tracing span.
+    async fn run<T, F, Fut>(self: &Arc<Self>, op: &'static str, f: F) -> Result<T, L2Error>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match self.circuit.permit() {
+            Permit::Call => {}
+            Permit::Probe => {
+                self.spawn_probe();
+                return Err(L2Error::Skipped);
+            }
+            Permit::Skip => return Err(L2Error::Skipped),
+        }
+        let timeout = self.settings.op_timeout;
+        let call = async {
+            let mut conn = self.connection().await?;
+            if self.has_pending.load(Ordering::Acquire) {
+                self.flush_pending(&mut conn).await?;
+            }
+            f(conn).await
+        };
+        let span = tracing::debug_span!("l2", op);
+        match tokio::time::timeout(timeout, call).instrument(span).await {
+            Ok(Ok(v)) => {
+                self.circuit.on_success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+                {
+                    self.drop_connection();
+                }
+                self.failed(op, &e);
+                Err(e.into())
+            }
+            Err(_) => {
+                self.failed(op, &"timeout");
+                Err(L2Error::Timeout(timeout))
+            }
+        }
+    }
+
+    fn failed(&self, op: &str, error: &dyn std::fmt::Display) {
+        if self.circuit.on_failure() {
+            tracing::warn!(op, %error, cool_down = ?self.settings.cool_down, "Redis failing: circuit opened, serving without L2");
+        } else {
+            tracing::debug!(op, %error, "Redis call failed");
+        }
+    }
+
+    /// Probes Redis in the background with a fresh connection; closes the circuit on success.
+    fn spawn_probe(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            this.drop_connection();
+            let probe = async {
+                let mut conn = this.connection().await?;
+                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+                this.flush_pending(&mut conn).await
+            };
+            match tokio::time::timeout(
+                this.settings.connect_timeout + this.settings.op_timeout,
+                probe,
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    tracing::info!("Redis answers again: circuit closed");
+                    this.circuit.on_success();
+                }
+                _ => {
+                    this.drop_connection();
+                    this.circuit.on_failure();
+                }
+            }
+        });
+    }
+
+    fn queue(&self, op: Pending) {
+        let mut pending = self.pending.lock();
+        if pending.len() >= MAX_PENDING {
+            self.pending_overflow.store(true, Ordering::Release);
+            pending.clear();
+        } else {
+            pending.push(op);
+        }
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// Replays queued invalidations in order. On failure they stay queued.
+    async fn flush_pending(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let (ops, overflow) = {
+            let mut pending = self.pending.lock();
+            self.has_pending.store(false, Ordering::Release);
+            (
+                std::mem::take(&mut *pending),
+                self.pending_overflow.swap(false, Ordering::AcqRel),
+            )
+        };
+        let result = async {
+            if overflow {
+                self.mark_with(conn, &self.clear_key, crate::clock::now_us())
+                    .await?;
+            }
+            for op in &ops {
+                match op {
+                    Pending::Unlink(keys) => {
+                        let _: () = conn.unlink(keys).await?;
+                    }
+                    Pending::UnlinkMatching(glob) => self.unlink_matching_with(conn, glob).await?,
+                    Pending::Mark(key, time) => self.mark_with(conn, key, *time).await?,
+                }
+            }
+            tracing::info!(
+                replayed = ops.len(),
+                overflow,
+                "replayed invalidations queued while Redis was unavailable"
+            );
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let mut pending = self.pending.lock();
+            let newer = std::mem::take(&mut *pending);
+            *pending = ops;
+            pending.extend(newer);
+            if overflow {
+                self.pending_overflow.store(true, Ordering::Release);
+            }
+            self.has_pending.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Reads entries and, in the same round trip, the clear mark and the given tags' marks.
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        keys: &[&str],
+        tags: &[&str],
+    ) -> Result<(Vec<Option<Vec<u8>>>, Marks), L2Error> {
+        let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
+        let mut marks = Vec::with_capacity(tags.len() + 1);
+        marks.push(self.clear_key.clone());
+        marks.extend(tags.iter().map(|t| self.tag_key(t)));
+        self.run("read", |mut conn| async move {
+            let (values, marks): (Vec<Option<Vec<u8>>>, Vec<Option<String>>) = if full.is_empty() {
+                (
+                    Vec::new(),
+                    redis::cmd("MGET")
+                        .arg(&marks)
+                        .query_async(&mut conn)
+                        .await?,
+                )
+            } else {
+                redis::pipe()
+                    .cmd("MGET")
+                    .arg(&full)
+                    .cmd("MGET")
+                    .arg(&marks)
+                    .query_async(&mut conn)
+                    .await?
+            };
+            let mut marks = marks.into_iter().map(parse_mark);
+            let clear = marks.next().unwrap_or(0);
+            Ok((
+                values,
+                Marks {
+                    clear,
+                    tags: marks.collect(),
+                },
+            ))
+        })
+        .await
+    }
+
+    /// Reads marks only: the clear mark and the given tags.
+    pub(crate) async fn read_marks(self: &Arc<Self>, tags: &[&str]) -> Result<Marks, L2Error> {
+        self.read(&[], tags).await.map(|(_, m)| m)
+    }
+
+    /// Writes entries (key, bytes, time to live in µs) in one pipeline.
+    pub(crate) async fn write(
+        self: &Arc<Self>,
+        entries: &[(&str, &[u8], u64)],
+    ) -> Result<(), L2Error> {
+        let mut pipe = redis::pipe();
+        for (key, bytes, ttl_us) in entries {
+            pipe.cmd("SET")
+                .arg(self.entry_key(key))
+                .arg(*bytes)
+                .arg("PX")
+                .arg((*ttl_us / 1000).max(1))
+                .ignore();
+        }
+        self.run("write", |mut conn| async move {
+            pipe.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Deletes entries; if Redis cannot be reached the deletion is queued for replay.
+    pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str]) {
+        let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
+        let sent = full.clone();
+        if self
+            .run("unlink", |mut conn| async move {
+                conn.unlink::<_, ()>(&sent).await
+            })
+            .await
+            .is_err()
+        {
+            bump(&self.unattributed_errors);
+            self.queue(Pending::Unlink(full));
+        }
+    }
+
+    /// Deletes entries best-effort, without queueing (a corrupt value we could not decode).
+    pub(crate) async fn unlink_best_effort(self: &Arc<Self>, key: &str) {
+        let full = self.entry_key(key);
+        let _ = self
+            .run("unlink", |mut conn| async move {
+                conn.unlink::<_, ()>(&full).await
+            })
+            .await;
+    }
+
+    /// SCAN + UNLINK of the entries whose key (without namespace) matches `glob`, in batches.
+    pub(crate) async fn unlink_matching(self: &Arc<Self>, glob: &str) {
+        let full = self.entry_key(glob);
+        let started = Instant::now();
+        let this = Arc::clone(self);
+        let scan = full.clone();
+        // A long scan may exceed one op timeout, so it gets a budget of its own.
+        let budget = self.settings.op_timeout * 100;
+        let result = match self.circuit.permit() {
+            Permit::Call => tokio::time::timeout(budget, async move {
+                let mut conn = this.connection().await?;
+                this.unlink_matching_with(&mut conn, &scan).await
+            })
+            .await
+            .map_err(|_| L2Error::Timeout(budget))
+            .and_then(|r| r.map_err(L2Error::from)),
+            Permit::Probe => {
+                self.spawn_probe();
+                Err(L2Error::Skipped)
+            }
+            Permit::Skip => Err(L2Error::Skipped),
+        };
+        match result {
+            Ok(()) => tracing::debug!(glob, took = ?started.elapsed(), "pattern invalidated in L2"),
+            Err(e) => {
+                tracing::warn!(glob, error = %e, "pattern invalidation queued: Redis unavailable");
+                bump(&self.unattributed_errors);
+                self.queue(Pending::UnlinkMatching(full));
+            }
+        }
+    }
+
+    async fn unlink_matching_with(
+        &self,
+        conn: &mut MultiplexedConnection,
+        full_glob: &str,
+    ) -> redis::RedisResult<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(full_glob)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(conn)
+                .await?;
+            if !keys.is_empty() {
+                let _: () = conn.unlink(&keys).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    async fn mark_with(
+        &self,
+        conn: &mut MultiplexedConnection,
+        key: &str,
+        time: u64,
+    ) -> redis::RedisResult<()> {
+        let retention = u64::try_from(self.settings.mark_retention.as_millis()).unwrap_or(u64::MAX);
+        // Keep the later of two marks: clocks of different instances may disagree a little.
+        redis::Script::new(
+            "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
+             if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+             return 1",
+        )
+        .key(key)
+        .arg(time)
+        .arg(retention)
+        .invoke_async::<i64>(conn)
+        .await
+        .map(drop)
+    }
+
+    /// Records a tag invalidation (or, with `None`, a clear of the namespace) at `time`.
+    pub(crate) async fn mark(self: &Arc<Self>, tag: Option<&str>, time: u64) {
+        let key = tag.map_or_else(|| self.clear_key.clone(), |t| self.tag_key(t));
+        let this = Arc::clone(self);
+        let sent = key.clone();
+        if self
+            .run("mark", |mut conn| async move {
+                this.mark_with(&mut conn, &sent, time).await
+            })
+            .await
+            .is_err()
+        {
+            bump(&self.unattributed_errors);
+            self.queue(Pending::Mark(key, time));
+        }
+    }
+
+    /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
+    /// diagnosis) but not the timeout.
+    pub(crate) async fn diagnose(&self) -> Result<(Duration, HashMap<String, String>), L2Error> {
+        let timeout = self.settings.connect_timeout + self.settings.op_timeout * 2;
+        let probe = async {
+            let mut conn = self.connection().await?;
+            let started = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            let ping = started.elapsed();
+            let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
+            let fields = info
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+                .collect();
+            Ok::<_, redis::RedisError>((ping, fields))
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(r) => r.map_err(L2Error::from),
+            Err(_) => Err(L2Error::Timeout(timeout)),
+        }
+    }
+
+    pub(crate) fn circuit_state(&self) -> CircuitState {
+        self.circuit.state()
+    }
+
+    pub(crate) fn pending_invalidations(&self) -> usize {
+        self.pending.lock().len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+    }
+}
