@@ -73,6 +73,26 @@ impl<T: Serialize + ?Sized> KeyArg for Hashed<'_, T> {
     }
 }
 
+/// Renders an invalidation glob template such as `prods:cat:<id>:*` for
+/// [`Cache::invalidate_pattern`](crate::Cache::invalidate_pattern). Arguments are escaped like
+/// key values, so a value full of glob characters matches only itself.
+///
+/// ```
+/// use cache_core::key::render_glob;
+/// assert_eq!(render_glob("prods:cat:<id>:*", &[&7]).unwrap(), "prods:cat:7:*");
+/// assert_eq!(render_glob("prods:cat:<id>:*", &[&"*"]).unwrap(), "prods:cat:%2A:*");
+/// ```
+pub fn render_glob(template: &str, args: &[&dyn KeyArg]) -> Result<String, KeyError> {
+    let parsed =
+        template::Template::parse(template, template::TemplateKind::Glob).map_err(|source| {
+            KeyError::Template {
+                template: template.to_owned(),
+                source,
+            }
+        })?;
+    pattern::BoundTemplate::own(parsed).render(args)
+}
+
 /// Percent-encodes everything outside the plain value alphabet while writing.
 struct Escaping<'a>(&'a mut String);
 
