@@ -1,4 +1,5 @@
 //! Single-flight, loader errors, negative caching, and invalidation winning races with loads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod support;
 

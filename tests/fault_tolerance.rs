@@ -1,1 +1,363 @@
+//! Redis down, slow or back: no call fails, the circuit keeps timeouts off the request path,
+//! invalidations made meanwhile are replayed, stale values cover failing loaders, and health
+//! reports each state.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
 mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cache_core::{Cache, CircuitState, Error, L2Status, TtlPolicy};
+use support::*;
+use tiercache_tests::RedisServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart() {
+    let mut server = RedisServer::start();
+    let cache = cache(&server, "kill").await;
+    let p = register(
+        &cache,
+        "prod:<id>",
+        TtlPolicy::new(Duration::from_secs(60)).l1_ttl(Duration::from_millis(50)),
+    );
+    let failures = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let traffic: Vec<_> = (0..50u64)
+        .map(|worker| {
+            let (cache, p, failures, served) =
+                (cache.clone(), p.clone(), failures.clone(), served.clone());
+            tokio::spawn(async move {
+                for i in 0..200u64 {
+                    let id = (worker * 7 + i) % 100;
+                    let key = p.key(&[&id]).unwrap();
+                    match cache
+                        .get_or_load(&key, || async move { Ok::<_, String>(product(id, "db")) })
+                        .await
+                    {
+                        Ok(v) if v.id == id => served.fetch_add(1, Ordering::Relaxed),
+                        _ => failures.fetch_add(1, Ordering::Relaxed),
+                    };
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.stop();
+    for t in futures::future::join_all(traffic).await {
+        t.unwrap();
+    }
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no call failed while Redis was down"
+    );
+    assert_eq!(served.load(Ordering::Relaxed), 50 * 200);
+    assert!(cache.stats().total.l2_errors > 0, "the outage was noticed");
+    assert_eq!(cache.health().await.l2.status, L2Status::Down);
+
+    server.restart();
+    let key = p.key(&[&1000]).unwrap();
+    let back = eventually(Duration::from_secs(5), || async {
+        cache
+            .get_or_load(&key, || async {
+                Ok::<_, Infallible>(product(1000, "after"))
+            })
+            .await
+            .unwrap();
+        raw_get(&server, "kill", "prod:1000").await.is_some()
+    })
+    .await;
+    assert!(
+        back,
+        "L2 used again after the restart, without rebuilding the cache"
+    );
+    assert_eq!(cache.health().await.l2.status, L2Status::Up);
+}
+
+#[tokio::test]
+async fn builds_degraded_when_redis_is_down_and_connects_later() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let cache = cache(&server, "late").await;
+    let p = register(&cache, "prod:<id>", policy(60));
+    let v = cache
+        .get_or_load(&p.key(&[&1]).unwrap(), || async {
+            Ok::<_, Infallible>(7u32)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*v, 7, "serves from the loader while Redis is down");
+    assert_eq!(cache.health().await.l2.status, L2Status::Down);
+    let required = builder(&server, "late").require_redis(true).build().await;
+    assert!(
+        matches!(required, Err(Error::RedisUnavailable(_))),
+        "unless Redis is required"
+    );
+
+    server.restart();
+    let key = p.key(&[&2]).unwrap();
+    let connected = eventually(Duration::from_secs(5), || async {
+        cache.set(&key, 2u32).await;
+        raw_get(&server, "late", "prod:2").await.is_some()
+    })
+    .await;
+    assert!(connected, "connects once Redis answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "slow").await; // 150 ms timeout, opens after 2 failures, 300 ms cool-down
+    let p = register(&cache, "prod:<id>", policy(60));
+    let url = server.url();
+    let sleeper = tokio::spawn(async move {
+        let client = redis::Client::open(url).unwrap();
+        let no_timeout = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&no_timeout)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1.5)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..100u64 {
+        let v = cache
+            .get_or_load(
+                &p.key(&[&i]).unwrap(),
+                || async move { Ok::<_, Infallible>(i) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(*v, i);
+    }
+    let errors = cache.stats().total.l2_errors;
+    // Each of the first calls may wait for a read and a write timeout; once the circuit is open no
+    // call touches Redis, so 100 calls produce only a handful of errors, not 200.
+    assert!(
+        (2..=6).contains(&errors),
+        "circuit opened after the threshold, got {errors} L2 errors"
+    );
+    let health = cache.health().await;
+    assert_ne!(health.l2.circuit, Some(CircuitState::Closed), "{health:?}");
+    sleeper.await.unwrap();
+    let closed = eventually(Duration::from_secs(5), || async {
+        cache.get::<u64>(&p.key(&[&5000]).unwrap()).await; // a call after the cool-down starts the probe
+        cache.health().await.l2.circuit == Some(CircuitState::Closed)
+    })
+    .await;
+    assert!(
+        closed,
+        "the probe closes the circuit once Redis answers in time"
+    );
+}
+
+#[tokio::test]
+async fn invalidations_made_while_redis_is_unreachable_are_replayed() {
+    let server = RedisServer::start();
+    let a = cache(&server, "replay").await;
+    let p = a
+        .register(cache_core::PatternConfig::new("prod:<id>", policy(60)).tag("products"))
+        .unwrap();
+    let key = p.key(&[&1]).unwrap();
+    a.set(&key, product(1, "old")).await;
+    a.set(&p.key(&[&2]).unwrap(), product(2, "old")).await;
+    // Pause every client for a while: Redis keeps its data but answers nobody.
+    let mut admin = server.connection().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1200)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    a.invalidate(&key).await; // times out: queued
+    a.invalidate_tag("products").await;
+    assert!(a.health().await.l2.pending_invalidations >= 1);
+    // Once Redis answers, the queue is replayed before any other L2 call.
+    let replayed = eventually(Duration::from_secs(5), || async {
+        let _ = a.get::<Product>(&p.key(&[&3]).unwrap()).await;
+        a.health().await.l2.pending_invalidations == 0
+    })
+    .await;
+    assert!(replayed, "queue drained");
+    assert!(
+        raw_get(&server, "replay", "prod:1").await.is_none(),
+        "the key deletion reached Redis"
+    );
+    let b = cache(&server, "replay").await;
+    let pb = b
+        .register(cache_core::PatternConfig::new("prod:<id>", policy(60)).tag("products"))
+        .unwrap();
+    assert!(
+        b.get::<Product>(&pb.key(&[&2]).unwrap()).await.is_none(),
+        "the tag mark reached Redis"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_value_covers_a_failing_loader_within_its_window() {
+    let server = RedisServer::start();
+    let a = cache(&server, "stale").await;
+    let with = register(
+        &a,
+        "with:<id>",
+        TtlPolicy::new(Duration::from_millis(200))
+            .jitter(0.0)
+            .stale(Duration::from_secs(30)),
+    );
+    let without = register(
+        &a,
+        "without:<id>",
+        TtlPolicy::new(Duration::from_millis(200)).jitter(0.0),
+    );
+    for p in [&with, &without] {
+        a.get_or_load(&p.key(&[&1]).unwrap(), || async {
+            Ok::<_, String>(product(1, "v1"))
+        })
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failing = || async { Err::<Product, _>("db down".to_string()) };
+    let v = a
+        .get_or_load(&with.key(&[&1]).unwrap(), failing)
+        .await
+        .unwrap();
+    assert_eq!(v.name, "v1", "stale served");
+    assert!(
+        a.get_or_load(&without.key(&[&1]).unwrap(), failing)
+            .await
+            .is_err(),
+        "no window: the error"
+    );
+    assert_eq!(
+        a.stats()
+            .pattern("with:<id>")
+            .unwrap()
+            .counters
+            .stale_served,
+        1
+    );
+    // A stale value is not a hit: a working loader replaces it.
+    let v = a
+        .get_or_load(&with.key(&[&1]).unwrap(), || async {
+            Ok::<_, String>(product(1, "v2"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.name, "v2");
+    // Another instance finds the stale copy in L2 too.
+    let b = cache(&server, "stale").await;
+    let pb = register(
+        &b,
+        "with:<id>",
+        TtlPolicy::new(Duration::from_millis(200))
+            .jitter(0.0)
+            .stale(Duration::from_secs(30)),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = b
+        .get_or_load(&pb.key(&[&1]).unwrap(), failing)
+        .await
+        .unwrap();
+    assert_eq!(v.name, "v2");
+}
+
+#[tokio::test]
+async fn health_reports_each_state() {
+    let l1_only = Cache::builder().build().await.unwrap();
+    let h = l1_only.health().await;
+    assert_eq!((h.l2.status, h.l2.circuit), (L2Status::Disabled, None));
+
+    let mut server =
+        RedisServer::start_with_args(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
+    let cache = cache(&server, "health").await;
+    let p = register(&cache, "prod:<id>", policy(60));
+    cache.set(&p.key(&[&1]).unwrap(), product(1, "x")).await;
+    let h = cache.health().await;
+    assert_eq!(h.l2.status, L2Status::Up);
+    assert_eq!(h.l2.circuit, Some(CircuitState::Closed));
+    assert!(h.l2.ping.is_some());
+    assert!(
+        h.l2.redis_version
+            .as_deref()
+            .is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    );
+    assert!(h.l2.connected_clients.unwrap_or(0) >= 1);
+    assert!(h.l2.used_memory.unwrap_or(0) > 0);
+    assert_eq!(h.l2.maxmemory, Some(64 * 1024 * 1024));
+    assert_eq!(h.l2.maxmemory_policy.as_deref(), Some("allkeys-lru"));
+    assert_eq!(h.l1.entries, 1);
+    assert!(h.l1.weighted_bytes > 0 && h.l1.weighted_bytes <= h.l1.capacity_bytes);
+
+    server.stop();
+    for i in 0..3u64 {
+        cache.get::<Product>(&p.key(&[&i]).unwrap()).await; // failures open the circuit
+    }
+    let h = cache.health().await;
+    assert_eq!(h.l2.status, L2Status::Down);
+    assert_eq!(h.l2.circuit, Some(CircuitState::Open));
+    assert!(h.l2.error.is_some());
+
+    server.restart();
+    let h = cache.health().await;
+    assert_eq!(
+        h.l2.status,
+        L2Status::Degraded,
+        "Redis answers, circuit not closed yet: {h:?}"
+    );
+}
+
+#[tokio::test]
+async fn redis_evicting_under_maxmemory_means_misses_not_errors() {
+    let server =
+        RedisServer::start_with_args(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
+    let a = Cache::builder()
+        .namespace("lru")
+        .redis_url(server.url())
+        .l1_capacity_bytes(64 * 1024)
+        .build()
+        .await
+        .unwrap();
+    let p = register(&a, "blob:<id>", policy(600));
+    let blob = "x".repeat(1024);
+    for i in 0..5_000u64 {
+        let v = a
+            .get_or_load(&p.key(&[&i]).unwrap(), || async {
+                Ok::<_, Infallible>(blob.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(v.len(), 1024);
+    }
+    for i in 0..5_000u64 {
+        let v = a
+            .get_or_load(&p.key(&[&i]).unwrap(), || async {
+                Ok::<_, Infallible>(blob.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(v.len(), 1024);
+    }
+    let s = a.stats().total;
+    assert!(
+        s.loads > 5_000,
+        "Redis evicted entries: they were reloaded ({} loads)",
+        s.loads
+    );
+    assert!(
+        s.evictions > 0,
+        "L1 stayed within its 64 KiB budget by evicting"
+    );
+    let h = a.health().await;
+    assert!(h.l1.weighted_bytes <= 64 * 1024);
+}

@@ -1,4 +1,5 @@
 //! Shared pieces of the cache-core integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 #![allow(dead_code)]
 
 use std::time::Duration;

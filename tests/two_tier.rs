@@ -1,5 +1,6 @@
 //! The two tiers against a real Redis: hits per tier, write-through, every invalidation form,
 //! TTLs and jitter, batches, and values in Redis that are not ours.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod support;
 

@@ -73,6 +73,7 @@ pub(crate) struct RedisStore {
     pending: Mutex<Vec<Pending>>,
     pending_overflow: AtomicBool,
     has_pending: AtomicBool,
+    flush_lock: tokio::sync::Mutex<()>,
     pub(crate) unattributed_errors: AtomicU64,
 }
 
@@ -95,6 +96,7 @@ impl RedisStore {
             pending: Mutex::new(Vec::new()),
             pending_overflow: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
+            flush_lock: tokio::sync::Mutex::new(()),
             unattributed_errors: AtomicU64::new(0),
         }
     }
@@ -241,49 +243,43 @@ impl RedisStore {
         self.has_pending.store(true, Ordering::Release);
     }
 
-    /// Replays queued invalidations in order. On failure they stay queued.
+    /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
+    /// for it, so no read overtakes an invalidation. Ops leave the queue only once they succeeded.
     async fn flush_pending(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let (ops, overflow) = {
-            let mut pending = self.pending.lock();
-            self.has_pending.store(false, Ordering::Release);
-            (
-                std::mem::take(&mut *pending),
-                self.pending_overflow.swap(false, Ordering::AcqRel),
-            )
-        };
-        let result = async {
-            if overflow {
-                self.mark_with(conn, &self.clear_key, crate::clock::now_us())
-                    .await?;
-            }
-            for op in &ops {
-                match op {
-                    Pending::Unlink(keys) => {
-                        let _: () = conn.unlink(keys).await?;
-                    }
-                    Pending::UnlinkMatching(glob) => self.unlink_matching_with(conn, glob).await?,
-                    Pending::Mark(key, time) => self.mark_with(conn, key, *time).await?,
+        let _one_replay = self.flush_lock.lock().await;
+        if !self.has_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (ops, overflow) = (
+            self.pending.lock().clone(),
+            self.pending_overflow.load(Ordering::Acquire),
+        );
+        if overflow {
+            self.mark_with(conn, &self.clear_key, crate::clock::now_us())
+                .await?;
+            self.pending_overflow.store(false, Ordering::Release);
+        }
+        for op in &ops {
+            match op {
+                Pending::Unlink(keys) => {
+                    let _: () = conn.unlink(keys).await?;
                 }
+                Pending::UnlinkMatching(glob) => self.unlink_matching_with(conn, glob).await?,
+                Pending::Mark(key, time) => self.mark_with(conn, key, *time).await?,
             }
-            tracing::info!(
-                replayed = ops.len(),
-                overflow,
-                "replayed invalidations queued while Redis was unavailable"
-            );
-            Ok(())
         }
-        .await;
-        if result.is_err() {
-            let mut pending = self.pending.lock();
-            let newer = std::mem::take(&mut *pending);
-            *pending = ops;
-            pending.extend(newer);
-            if overflow {
-                self.pending_overflow.store(true, Ordering::Release);
-            }
-            self.has_pending.store(true, Ordering::Release);
+        let mut pending = self.pending.lock();
+        let done = ops.len().min(pending.len());
+        pending.drain(..done);
+        if pending.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
+            self.has_pending.store(false, Ordering::Release);
         }
-        result
+        tracing::info!(
+            replayed = ops.len(),
+            overflow,
+            "replayed invalidations queued while Redis was unavailable"
+        );
+        Ok(())
     }
 
     /// Reads entries and, in the same round trip, the clear mark and the given tags' marks.
