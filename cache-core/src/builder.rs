@@ -81,7 +81,8 @@ impl CacheBuilder {
         self
     }
 
-    /// The L1 budget in bytes; entries weigh their encoded size plus a fixed overhead. Default 64 MiB.
+    /// The L1 budget in bytes; entries weigh their encoded size plus a fixed overhead. Default
+    /// 64 MiB. `0` disables L1 (every read goes to Redis or the loader), for measurements.
     pub fn l1_capacity_bytes(mut self, bytes: u64) -> Self {
         self.l1_capacity_bytes = bytes;
         self
@@ -138,9 +139,6 @@ impl CacheBuilder {
                 "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
                 self.namespace
             )));
-        }
-        if self.l1_capacity_bytes == 0 {
-            return Err(Error::Config("l1_capacity_bytes must be positive".into()));
         }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()

@@ -922,6 +922,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_zero_l1_capacity_disables_l1() {
+        let cache = Cache::builder().l1_capacity_bytes(0).build().await.unwrap();
+        let p = cache
+            .register(PatternConfig::new(
+                "item:<id>",
+                TtlPolicy::new(Duration::from_secs(60)),
+            ))
+            .unwrap();
+        let key = p.key(&[&1]).unwrap();
+        cache.set(&key, 1u8).await;
+        assert!(cache.get::<u8>(&key).await.is_none());
+        assert_eq!(cache.stats().l1_entries, 0);
+    }
+
+    #[tokio::test]
     async fn wrong_type_is_a_miss_not_a_panic() {
         let (cache, p) = l1_cache().await;
         let key = p.key(&[&1]).unwrap();

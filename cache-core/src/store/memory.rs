@@ -71,10 +71,11 @@ impl moka::Expiry<String, Arc<L1Entry>> for PerEntryExpiry {
     }
 }
 
-/// The L1 tier.
+/// The L1 tier. With a capacity of 0 it is disabled: nothing is stored, every read misses.
 pub(crate) struct MemoryStore {
     cache: moka::sync::Cache<String, Arc<L1Entry>>,
     capacity: u64,
+    enabled: bool,
 }
 
 impl MemoryStore {
@@ -101,11 +102,16 @@ impl MemoryStore {
 
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<L1Entry>> {
+        if !self.enabled {
+            return None;
+        }
         self.cache.get(key)
     }
 
     pub(crate) fn insert(&self, key: String, entry: L1Entry) {
-        self.cache.insert(key, Arc::new(entry));
+        if self.enabled {
+            self.cache.insert(key, Arc::new(entry));
+        }
     }
 
     pub(crate) fn remove(&self, key: &str) {
