@@ -97,6 +97,7 @@ impl MemoryStore {
         MemoryStore {
             cache,
             capacity: capacity_bytes,
+            enabled: capacity_bytes > 0,
         }
     }
 
