@@ -1,25 +1,45 @@
 //! Code generation. The generated code only arranges calls into `::cache_core::__private`; all
 //! behaviour (rendering keys, single-flight, fail-safe, metrics, invalidation) lives in cache-core.
 //!
-//! Shape of the generated body of `#[cached(key = "prod:<id>", ttl = 1800)]
-//! async fn get(&self, id: u64) -> Result<Option<Product>, DbError> { BODY }`:
+//! The generated body of
+//! `#[cached(key = "prod:<id>", ttl = 1800)] async fn get(&self, id: u64) -> Result<Option<Product>, DbError> { BODY }`
+//! (paths abbreviated; all are absolute, `::cache_core::__private::..` and `::core::..`):
 //!
 //! ```text
-//! static __CACHE_SITE: Site = Site::new(SiteSpec { op: Op::Cached, key: Some("prod:<id>"), args: &["id"], .. });
-//! assert_cacheable::<Product>();                          // spanned at `Product`
-//! __cache_assert_error::<DbError>();                      // spanned at `DbError`
-//! let __cache_handle = &(self.cache);
-//! let __cache = cache_of(__cache_handle);
-//! let __cache_key = prepare(__cache, &__CACHE_SITE, &[&(id) as &dyn KeyArg]);
-//! cached(__cache, __cache_key, |_| false, async { FAKE_RETURN_EDGE; BODY }).await
+//! static __CACHE_SITE: Site = Site::new(SiteSpec {
+//!     op: Op::Cached, key: Some("prod:<id>"), args: &["id"], ttl: Some(1800), l1_ttl: None,
+//!     stale: None, none_ttl: None, tags: &[], pattern: None, all: false,
+//! });
+//! let __cache_handle = &self.cache;               // `&mut self`/`self`: a clone of the Cache
+//! let __cache_cache = cache_of(__cache_handle);
+//! let __cache_key = prepare(__cache_cache, &__CACHE_SITE, &[&(id) as &dyn KeyArg]);
+//! cached(__cache_cache, __cache_key, |_| false, async {
+//!     if let Some(__cache_ret) = None::<Result<Option<Product>, DbError>> { return __cache_ret; }
+//!     BODY
+//! }).await
 //! ```
 //!
-//! The body becomes a non-`move` `async` block: it captures what it uses the way a closure does
-//! (fields of `self` separately, moved values by value), so `&mut self` methods can mutate fields
-//! while the cache handle borrows `self.cache`.
+//! The other shapes adapt the body's type to the loader's `Result<Option<T>, E>`:
+//! - `Option<T>`: `match cached(.., async { Ok::<_, Infallible>(BODY_FUTURE.await) }).await
+//!   { Ok(v) => v, Err(e) => match e {} }`;
+//! - `T` and `Result<T, E>`: the body future is pinned on the stack and the loader polls it,
+//!   keeping a copy of its output; an `Ok(None)` answer (a `None` stored under the same key by an
+//!   `Option`-returning function) returns that copy, or runs the body now if it never completed.
+//!
+//! `#[cache_put]`: `let out = BODY_FUTURE.await; if success { put(cache, key, &value).await } out`.
+//! `#[cache_evict]`: `evict(cache, key).await; BODY` with `before = true`, else
+//! `let out = BODY_FUTURE.await; if out.is_ok() { evict(cache, key).await } out`.
+//!
+//! The key is prepared before the body runs, since the body may move the arguments. The body
+//! becomes a non-`move` `async` block: it captures what it uses the way a closure does (fields of
+//! `self` separately, moved values by value), so the body and the handle can coexist.
+//!
+//! Spans: template arguments are spanned on their template literal (a non-`Display` value is
+//! reported there); the `cached`/`put` calls on the return type (a non-cacheable type is reported
+//! there, once per missing trait); `unless` on its closure.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Type};
 
@@ -64,7 +84,6 @@ impl Names {
 pub(crate) fn expand(site: &Site, func: &Function) -> TokenStream {
     let names = Names::new();
     let site_static = site_static(site, &names);
-    let checks = type_checks(site, func);
     let handle = cache_handle(site, &names);
     let key = prepare_key(site, &names);
     let run = match site.kind {
@@ -74,18 +93,21 @@ pub(crate) fn expand(site: &Site, func: &Function) -> TokenStream {
     };
     func.with_body(quote! {
         #site_static
-        #checks
         #handle
         #key
         #run
     })
 }
 
-const PRIVATE: fn() -> TokenStream = || quote!(::cache_core::__private);
+/// `::cache_core::__private`, spanned at `span` (so that an expression built with it is spanned
+/// there as a whole).
+fn private(span: Span) -> TokenStream {
+    quote_spanned!(span=> ::cache_core::__private)
+}
 
 /// `static __CACHE_SITE: Site = Site::new(SiteSpec { .. });`
 fn site_static(site: &Site, names: &Names) -> TokenStream {
-    let p = PRIVATE();
+    let p = private(Span::call_site());
     let op = match site.kind {
         MacroKind::Cached => quote!(Cached),
         MacroKind::Put => quote!(Put),
@@ -96,7 +118,7 @@ fn site_static(site: &Site, names: &Names) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let opt_secs = |s: &Option<Seconds>| match s {
-        Some(Seconds::Literal(_, n)) => quote!(::core::option::Option::Some(#n)),
+        Some(Seconds::Literal(lit, _)) => quote!(::core::option::Option::Some(#lit)),
         Some(Seconds::Const(expr)) => {
             quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr))
         }
@@ -130,31 +152,6 @@ fn site_static(site: &Site, names: &Names) -> TokenStream {
     }
 }
 
-/// Type checks spanned on the user's types, so that an uncacheable return type is reported at the
-/// return type rather than somewhere inside the generated code.
-fn type_checks(site: &Site, func: &Function) -> TokenStream {
-    if site.kind == MacroKind::Evict {
-        return TokenStream::new();
-    }
-    let p = PRIVATE();
-    let shape = &func.output.shape;
-    let value = shape.value().map(|t| {
-        quote_spanned! {t.span()=>
-            #p::assert_cacheable::<#t>();
-        }
-    });
-    // `cached` shares one load's error with every concurrent caller, so it clones it.
-    let error = shape.error().filter(|_| site.kind == MacroKind::Cached).map(|e| {
-        quote_spanned! {e.span()=>
-            {
-                fn __cache_assert_error<E: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static>() {}
-                __cache_assert_error::<#e>();
-            }
-        }
-    });
-    quote!(#value #error)
-}
-
 /// `let __cache = cache_of(&(<handle>));`
 ///
 /// Through `&mut self` or an owned `self`, the default handle is a clone of the `Cache` (one
@@ -162,7 +159,7 @@ fn type_checks(site: &Site, func: &Function) -> TokenStream {
 /// `#[async_trait]`'s `let __self = self;`) while the cache is in use. Through `&self` it is a
 /// borrow of `self.cache`.
 fn cache_handle(site: &Site, names: &Names) -> TokenStream {
-    let p = PRIVATE();
+    let p = private(Span::call_site());
     let Names { handle, cache, .. } = names;
     match &site.cache {
         CacheHandle::Expr(expr) => quote_spanned! {expr.span()=>
@@ -187,29 +184,39 @@ fn cache_handle(site: &Site, names: &Names) -> TokenStream {
     }
 }
 
-/// `let __cache_key = prepare(__cache, &__CACHE_SITE, &[..]);` (after the `:hash` checks).
+/// `let __cache_key = prepare(__cache, &__CACHE_SITE, &[..]);`
+///
+/// Each argument is spanned on the template that names it, so that a value that is not `Display`
+/// (or, for `:hash`, not `Serialize`) is reported there. A `:hash` argument goes through a generic
+/// function whose only bound is `Serialize`: the error then names the missing `Serialize`, once.
 fn prepare_key(site: &Site, names: &Names) -> TokenStream {
-    let p = PRIVATE();
+    let p = private(Span::call_site());
     let Names {
         site: site_name,
         cache,
         key,
         ..
     } = names;
-    let hash_checks = site.slots.iter().filter(|s| s.hash).map(|slot| {
-        let place = slot_place(slot);
-        quote_spanned!(slot.span=> #p::assert_hashable(&#place);)
+    let hashed = site.slots.iter().any(|s| s.hash).then(|| {
+        quote! {
+            fn __cache_hashed<'a, T: #p::serde::Serialize + ?::core::marker::Sized>(
+                hashed: &'a #p::Hashed<'a, T>,
+            ) -> &'a (dyn #p::KeyArg + 'a) {
+                hashed
+            }
+        }
     });
     let args = site.slots.iter().map(|slot| {
         let place = slot_place(slot);
+        let p = private(slot.span);
         if slot.hash {
-            quote_spanned!(slot.span=> &#p::Hashed(&#place) as &dyn #p::KeyArg)
+            quote_spanned!(slot.span=> __cache_hashed(&#p::Hashed(&#place)))
         } else {
             quote_spanned!(slot.span=> &#place as &dyn #p::KeyArg)
         }
     });
     quote! {
-        #(#hash_checks)*
+        #hashed
         let #key = #p::prepare(#cache, &#site_name, &[#(#args),*]);
     }
 }
@@ -247,9 +254,90 @@ fn fake_return_edge(func: &Function) -> TokenStream {
     }
 }
 
+/// Where errors about the cached types are reported: the first token of the return type. Every
+/// generated use of `T` and `E` whose bounds can fail (the `cached`/`put` call, its `.await`, the
+/// copies the loader keeps) is spanned on exactly this token, so that rustc reports each
+/// unsatisfied bound once (it drops a repeated predicate at the same span), at the return type,
+/// naming the offending type: "the trait bound `Product: Serialize` is not satisfied".
+///
+/// (One token, not the whole type: `.await` reports the bounds of the awaited future at the span of
+/// its `await` keyword, a single token, and the spans must be equal.)
+#[derive(Clone, Copy)]
+struct TypeSpan(Span);
+
+impl TypeSpan {
+    fn of(ty: &impl ToTokens) -> TypeSpan {
+        TypeSpan(
+            ty.to_token_stream()
+                .into_iter()
+                .next()
+                .map_or_else(Span::call_site, |tt| tt.span()),
+        )
+    }
+
+    /// `::cache_core::__private::<function>(<args>).await`, spanned here. No turbofish: the types
+    /// are inferred, and every bound is checked at the path, the call or the `.await`.
+    fn call_await(self, function: &str, args: TokenStream) -> TokenStream {
+        let path = self.path(quote!(::cache_core::__private), function);
+        let mut args = Group::new(Delimiter::Parenthesis, args);
+        args.set_span(self.0);
+        let await_ = quote_spanned!(self.0=> .await);
+        quote!(#path #args #await_)
+    }
+
+    /// `<prefix>::<function>`, spanned here.
+    fn path(self, prefix: TokenStream, function: &str) -> TokenStream {
+        let prefix = respan(prefix, self.0);
+        let function = syn::Ident::new(function, self.0);
+        quote!(#prefix::#function)
+    }
+
+    /// The generated local `ident`, spanned here. This gives up hygiene, so it is only for
+    /// bindings in scopes that contain no user code (the loader that `cached` polls).
+    fn locate(self, ident: &syn::Ident) -> syn::Ident {
+        syn::Ident::new(&ident.to_string(), self.0)
+    }
+
+    /// `Clone::clone(&<value>)`, spanned here: a copy of what the loader returns.
+    fn keep(self, value: &syn::Ident) -> TokenStream {
+        let clone = self.path(quote!(::core::clone::Clone), "clone");
+        quote_spanned!(self.0=> #clone(&#value))
+    }
+}
+
+/// `tokens` with every token spanned at `span`.
+fn respan(tokens: impl ToTokens, span: Span) -> TokenStream {
+    tokens
+        .into_token_stream()
+        .into_iter()
+        .map(|mut tt| {
+            respan_tree(&mut tt, span);
+            tt
+        })
+        .collect()
+}
+
+/// Every token of `tt` (recursively) spanned at `span`.
+fn respan_tree(tt: &mut TokenTree, span: Span) {
+    if let TokenTree::Group(g) = tt {
+        let stream = g
+            .stream()
+            .into_iter()
+            .map(|mut t| {
+                respan_tree(&mut t, span);
+                t
+            })
+            .collect();
+        let mut group = Group::new(g.delimiter(), stream);
+        group.set_span(span);
+        *tt = TokenTree::Group(group);
+    } else {
+        tt.set_span(span);
+    }
+}
+
 /// `#[cached]`: the body becomes the loader of `cached`.
 fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
-    let p = PRIVATE();
     let Names {
         cache,
         key,
@@ -261,7 +349,7 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
         error,
         ..
     } = names;
-    let shape = &func.output.shape;
+    let at = TypeSpan::of(&func.output.ty);
     let future = body_future(func);
     let ok = quote!(::core::result::Result::Ok);
     let err = quote!(::core::result::Result::Err);
@@ -269,79 +357,96 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
     let none = quote!(::core::option::Option::None);
     let infallible = quote!(::core::convert::Infallible);
 
-    match shape {
-        Shape::ResultOption(..) | Shape::Option(_) => {
-            let unless = match &site.unless {
-                Some(unless) => quote!(#unless),
-                None => quote!(|_| false),
-            };
-            if let Shape::ResultOption(..) = shape {
-                quote! {
-                    #p::cached(#cache, #key, #unless, #future).await
-                }
-            } else {
-                quote! {
-                    match #p::cached(#cache, #key, #unless, async {
-                        #ok::<_, #infallible>(#future.await)
-                    }).await {
-                        #ok(#value) => #value,
-                        #err(#error) => match #error {},
-                    }
+    match &func.output.shape {
+        Shape::ResultOption(..) => {
+            let unless = unless_of_option(site);
+            at.call_await("cached", quote!(#cache, #key, #unless, #future))
+        }
+        Shape::Option(_) => {
+            let unless = unless_of_option(site);
+            let call = at.call_await(
+                "cached",
+                quote!(#cache, #key, #unless, async { #ok::<_, #infallible>(#future.await) }),
+            );
+            quote! {
+                match #call {
+                    #ok(#value) => #value,
+                    #err(#error) => match #error {},
                 }
             }
         }
-        // A `T` or `Result<T, E>` function cannot return "nothing". `cached` can still answer
-        // `Ok(None)` (a `None` stored under the same key by an `Option`-returning function, or
-        // shared by a concurrent load of one), so the loader keeps a copy of what the body produced,
-        // and if the body never completed it runs now, uncached. No branch is left unhandled.
-        Shape::Value(t) | Shape::Result(t, _) => {
+        // A `T` or `Result<T, E>` function cannot return "nothing", but `cached` may still answer
+        // `Ok(None)`: a `None` stored under the same key by an `Option`-returning function, served
+        // fresh, stale (fail-safe), or shared with a concurrent load. So the loader keeps a copy of
+        // what the body produced; if the body never completed, it runs now, uncached. Every branch
+        // has an answer; none panics.
+        shape @ (Shape::Value(t) | Shape::Result(t, _)) => {
+            // The loader's bindings are spanned at the return type too, so that a failed `Clone`
+            // of one (the copy the loader keeps) is reported there, once.
+            let (out, value, error) = (&at.locate(out), &at.locate(value), &at.locate(error));
             let unless = match &site.unless {
-                Some(unless) => quote_spanned! {unless.span()=>
-                    {
-                        fn __cache_unless<V, F: ::core::ops::FnOnce(&V) -> bool + ::core::marker::Send>(
-                            f: F,
-                        ) -> impl ::core::ops::FnOnce(&::core::option::Option<V>) -> bool + ::core::marker::Send {
-                            move |v: &::core::option::Option<V>| match v {
-                                ::core::option::Option::Some(v) => f(v),
-                                ::core::option::Option::None => false,
+                Some(unless) => {
+                    let check = unless_check(unless, t);
+                    quote_spanned! {unless.span()=>
+                        {
+                            let (unless, check) = #check;
+                            move |v: &::core::option::Option<_>| {
+                                ::core::option::Option::is_some_and(::core::option::Option::as_ref(v), |v| check(unless, v))
                             }
                         }
-                        __cache_unless::<#t, _>(#unless)
                     }
-                },
+                }
                 None => quote!(|_| false),
             };
-            let (loaded_ok, found) = if let Shape::Value(_) = shape {
+            let (load, hit, failed) = if let Shape::Result(..) = shape {
+                let (keep_value, keep_error) = (at.keep(value), at.keep(error));
                 (
-                    quote!(#ok::<_, #infallible>(#some(#out))),
-                    quote!(#err(#error) => match #error {},),
+                    quote! {
+                        match #out {
+                            #ok(#value) => {
+                                #loaded = #some(#ok(#keep_value));
+                                #ok(#some(#value))
+                            }
+                            #err(#error) => {
+                                #loaded = #some(#err(#keep_error));
+                                #err(#error)
+                            }
+                        }
+                    },
+                    quote!(#ok(#value)),
+                    quote!(#err(#error)),
                 )
             } else {
+                let keep_value = at.keep(out);
                 (
-                    quote!(::core::result::Result::map(#out, #some)),
-                    quote!(#err(#error) => #err(#error),),
+                    quote! {
+                        #loaded = #some(#keep_value);
+                        #ok::<_, #infallible>(#some(#out))
+                    },
+                    quote!(#value),
+                    quote!(match #error {}),
                 )
             };
-            let hit = if let Shape::Value(_) = shape {
-                quote!(#value)
-            } else {
-                quote!(#ok(#value))
-            };
+            let call = at.call_await(
+                "cached",
+                quote! {
+                    #cache, #key, #unless, async {
+                        let #out = ::core::pin::Pin::as_mut(&mut #body).await;
+                        #load
+                    }
+                },
+            );
             quote! {
                 let mut #body = ::core::pin::pin!(#future);
                 let mut #loaded = #none;
-                let #result = #p::cached(#cache, #key, #unless, async {
-                    let #out = ::core::pin::Pin::as_mut(&mut #body).await;
-                    #loaded = #some(::core::clone::Clone::clone(&#out));
-                    #loaded_ok
-                }).await;
+                let #result = #call;
                 match #result {
                     #ok(#some(#value)) => #hit,
                     #ok(#none) => match #loaded {
                         #some(#out) => #out,
                         #none => #body.await,
                     },
-                    #found
+                    #err(#error) => #failed,
                 }
             }
         }
@@ -350,9 +455,38 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
     }
 }
 
+/// `unless` of an `Option<T>`/`Result<Option<T>, E>` function: given as is to `cached`, which
+/// wants `impl FnOnce(&Option<T>) -> bool`.
+fn unless_of_option(site: &Site) -> TokenStream {
+    match &site.unless {
+        Some(unless) => quote!(#unless),
+        None => quote!(|_| false),
+    }
+}
+
+/// `unless` taking `&T`, checked against `T` on its own span: `(unless, check)` where
+/// `check(unless, &value)` calls it. Calling through `check` (a function pointer whose type carries
+/// no bound) keeps a closure of the wrong type to one error, at the closure.
+fn unless_check(unless: &syn::Expr, t: &Type) -> TokenStream {
+    let span = unless.span();
+    let t = respan(t, span);
+    quote_spanned! {span=>
+        {
+            fn __cache_unless<V: ?::core::marker::Sized, F: ::core::ops::FnOnce(&V) -> bool>(
+                unless: F,
+            ) -> (F, fn(F, &V) -> bool) {
+                fn check<V: ?::core::marker::Sized, F: ::core::ops::FnOnce(&V) -> bool>(unless: F, v: &V) -> bool {
+                    unless(v)
+                }
+                (unless, check::<V, F>)
+            }
+            __cache_unless::<#t, _>(#unless)
+        }
+    }
+}
+
 /// `#[cache_put]`: run the body, then write a successful value through.
 fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
-    let p = PRIVATE();
     let Names {
         cache,
         key,
@@ -365,10 +499,13 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
     let some = quote!(::core::option::Option::Some);
     let none = quote!(::core::option::Option::None);
     let ok = quote!(::core::result::Result::Ok);
-    // A `let` of its own, so that no borrow of the whole result (which needs `E: Sync`) is held
-    // across the write.
+    let Some(t) = shape.value() else {
+        // Rejected by validation.
+        return quote!(#future.await);
+    };
+    // A `let` of its own, so that no borrow of the whole result (which would need `E: Sync`) is
+    // held across the write.
     let success = match shape {
-        Shape::Value(_) => quote!(#some(&#out)),
         Shape::Option(_) => quote!(::core::option::Option::as_ref(&#out)),
         Shape::Result(..) => {
             quote!(::core::result::Result::ok(::core::result::Result::as_ref(&#out)))
@@ -376,18 +513,20 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
         Shape::ResultOption(..) => {
             quote!(match &#out { #ok(#some(#value)) => #some(#value), _ => #none })
         }
-        Shape::Unit => quote!(#none::<&()>),
+        Shape::Value(_) | Shape::Unit => quote!(#some(&#out)),
     };
-    let write = match (&site.unless, shape.value()) {
-        (Some(unless), Some(t)) => quote_spanned! {unless.span()=>
-            {
-                fn __cache_unless<V: ?::core::marker::Sized, F: ::core::ops::FnOnce(&V) -> bool>(f: F) -> F { f }
-                if !(__cache_unless::<#t, _>(#unless))(#value) {
-                    #p::put(#cache, #key, #value).await;
+    let put = TypeSpan::of(t).call_await("put", quote!(#cache, #key, #value));
+    let write = match &site.unless {
+        Some(unless) => {
+            let check = unless_check(unless, t);
+            quote! {
+                let (unless, check) = #check;
+                if !check(unless, #value) {
+                    #put;
                 }
             }
-        },
-        _ => quote!(#p::put(#cache, #key, #value).await;),
+        }
+        None => quote!(#put;),
     };
     quote! {
         let #out = #future.await;
@@ -401,15 +540,17 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
 
 /// `#[cache_evict]`: invalidate before the body, or after it succeeded.
 fn run_evict(site: &Site, func: &Function, names: &Names) -> TokenStream {
-    let p = PRIVATE();
+    let p = private(Span::call_site());
     let Names {
         cache, key, out, ..
     } = names;
     if site.before {
         let Block { stmts, .. } = func.body();
+        // The body in a block of its own: its items cannot clash with the generated ones (another
+        // of these attributes on the same function expands inside it).
         return quote! {
             #p::evict(#cache, #key).await;
-            #(#stmts)*
+            { #(#stmts)* }
         };
     }
     let future = body_future(func);

@@ -8,7 +8,7 @@
 //!   `Box::pin(async move { .. })`. The attribute then works inside that `async move` block.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{
@@ -387,14 +387,127 @@ impl Parse for FnDecl {
     }
 }
 
-impl ToTokens for Output {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        self.ty.to_tokens(tokens);
-    }
-}
-
 impl Output {
     pub(crate) fn span(&self) -> Span {
         self.ty.span()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens;
+
+    fn parse(src: &str) -> syn::Result<Function> {
+        Function::parse(src.parse().expect("tokens"), MacroKind::Cached)
+    }
+
+    fn shape(ret: &str) -> String {
+        let func = parse(&format!("async fn f(&self) -> {ret} {{ todo!() }}")).expect("parses");
+        let s = &func.output.shape;
+        let name = match s {
+            Shape::Unit => "unit",
+            Shape::Value(_) => "value",
+            Shape::Option(_) => "option",
+            Shape::Result(..) => "result",
+            Shape::ResultOption(..) => "result-option",
+        };
+        let parts: Vec<String> = [s.value(), s.error()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_token_stream().to_string())
+            .collect();
+        format!("{name} {}", parts.join(" / "))
+    }
+
+    #[test]
+    fn detects_return_shapes_by_last_segment() {
+        assert_eq!(shape("Product"), "value Product");
+        assert_eq!(shape("Option<Product>"), "option Product");
+        assert_eq!(shape("std::option::Option<Vec<u8>>"), "option Vec < u8 >");
+        assert_eq!(
+            shape("Result<Product, DbError>"),
+            "result Product / DbError"
+        );
+        assert_eq!(
+            shape("Result<Option<Product>, DbError>"),
+            "result-option Product / DbError"
+        );
+        assert_eq!(
+            shape("core::result::Result<(Option<u8>), E>"),
+            "result-option u8 / E"
+        );
+        assert_eq!(
+            shape("DbResult<Product>"),
+            "value DbResult < Product >",
+            "aliases are plain values"
+        );
+        assert_eq!(shape("()"), "unit ");
+        let err = parse("async fn f(&self) -> io::Result<u8> { todo!() }")
+            .err()
+            .expect("rejected");
+        assert!(
+            err.to_string().starts_with("spell out the error type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn collects_receiver_and_parameter_names() {
+        let func = parse("async fn f(&mut self, id: u64, (a, b): (u8, u8), Point { x, .. }: Point, _: u8) -> u8 { 0 }")
+            .expect("parses");
+        assert_eq!(func.receiver.map(|r| r.kind), Some(ReceiverKind::Mut));
+        let names: Vec<String> = func.params.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["id", "a", "b", "x"]);
+        let func = parse("async fn f(self: Box<Self>) -> u8 { 0 }").expect("parses");
+        assert_eq!(func.receiver.map(|r| r.kind), Some(ReceiverKind::Owned));
+        assert!(
+            parse("async fn f() -> u8 { 0 }")
+                .expect("parses")
+                .receiver
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn recognises_async_trait_methods() {
+        let func = parse(
+            "fn get<'life0, 'async_trait>(&'life0 self, id: u64)
+                -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Option<u8>> + ::core::marker::Send + 'async_trait>>
+                where 'life0: 'async_trait, Self: 'async_trait
+            { Box::pin(async move { let __self = self; let __ret: Option<u8> = { None }; __ret }) }",
+        )
+        .expect("parses");
+        assert!(matches!(func.flavor, Flavor::AsyncTrait));
+        assert_eq!(
+            func.output.ty.to_token_stream().to_string(),
+            "Option < u8 >"
+        );
+        assert_eq!(
+            func.body().stmts.len(),
+            3,
+            "the body is the `async move` block's"
+        );
+        let wrapped = func.with_body(quote!(BODY)).to_string();
+        assert!(
+            wrapped.contains("Box :: pin (async move { BODY })"),
+            "{wrapped}"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_async_fn() {
+        let err = parse("fn f(&self) -> u8 { 0 }").err().expect("rejected");
+        assert!(
+            err.to_string().starts_with("#[cached] needs an `async fn`"),
+            "{err}"
+        );
+        let err = parse("async fn f(&self) -> u8;").err().expect("rejected");
+        assert!(
+            err.to_string()
+                .starts_with("#[cached] needs a function body"),
+            "{err}"
+        );
+        assert!(parse("struct S;").is_err());
     }
 }

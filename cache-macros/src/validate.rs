@@ -116,6 +116,25 @@ pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Res
             ));
         }
     }
+    if args.ttl.is_none() {
+        // Without `ttl` the site uses the policy registered for its key (or the default one)
+        // as a whole; a partial policy would be silently ignored.
+        for (name, opt) in [
+            ("l1_ttl", &args.l1_ttl),
+            ("stale", &args.stale),
+            ("none_ttl", &args.none_ttl),
+        ] {
+            if let Some(opt) = opt {
+                errors.push(syn::Error::new(
+                    opt.kw,
+                    format!(
+                        "`{name}` needs `ttl` in the same attribute: without `ttl`, the policy \
+                         registered for this key with `Cache::register` (or the cache's default) applies as a whole"
+                    ),
+                ));
+            }
+        }
+    }
     if let (Some(ttl), Some(l1)) = (&args.ttl, &args.l1_ttl)
         && let (Some(t), Some(l)) = (ttl.value.literal(), l1.value.literal())
         && l > t

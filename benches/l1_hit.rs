@@ -1,0 +1,152 @@
+//! L1 hit: tiercache's `#[cached]` attribute, `Cache::get` and a hand-written `get_or_load`,
+//! against raw `moka::future::Cache::get` and the `cached` crate's in-memory `#[cached]` and
+//! `#[concurrent_cached]` (async). Every cache holds the same `ENTRIES` products; every contender
+//! reads the same cycling ids. No L2: an L1 hit never touches Redis.
+//!
+//! Targets: the attribute within 1.5x of raw moka; no slower than `cached`'s in-memory hit.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cache_core::{Cache, PatternConfig, TtlPolicy};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tiercache_benches::{ENTRIES, Ids, Product, config, product, runtime};
+
+/// The cache the free `#[cached]` function uses.
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+fn cache() -> &'static Cache {
+    CACHE.get().expect("cache initialised before the first call")
+}
+
+/// tiercache's attribute (L1 TTL = L2 TTL so no entry expires during the run).
+#[cache_core::cached(key = "prod:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
+async fn tier_get(id: u64) -> Product {
+    product(id)
+}
+
+/// The `cached` crate: `#[cached]` on an async fn (an `UnboundCache` behind an async mutex).
+#[cached::macros::cached]
+async fn memo_get(id: u64) -> Product {
+    product(id)
+}
+
+/// The `cached` crate: `#[concurrent_cached]` (a sharded in-memory store).
+#[cached::macros::concurrent_cached]
+async fn memo_concurrent_get(id: u64) -> Product {
+    product(id)
+}
+
+fn policy() -> TtlPolicy {
+    TtlPolicy::new(Duration::from_secs(1800)).l1_ttl(Duration::from_secs(1800))
+}
+
+fn l1_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let tier = rt.block_on(async {
+        Cache::builder()
+            .namespace("bench-l1")
+            .l1_capacity_bytes(256 * 1024 * 1024)
+            .build()
+            .await
+            .expect("cache")
+    });
+    CACHE.set(tier.clone()).expect("set once");
+    let pattern = tier
+        .register(PatternConfig::new("prod:<id>", policy()))
+        .expect("pattern");
+    let moka: moka::future::Cache<u64, Arc<Product>> = moka::future::Cache::new(ENTRIES * 2);
+    let keys: Vec<_> = (0..ENTRIES)
+        .map(|id| pattern.key(&[&id]).expect("key"))
+        .collect();
+
+    // Warm every cache with the same ENTRIES products.
+    rt.block_on(async {
+        for id in 0..ENTRIES {
+            moka.insert(id, Arc::new(product(id))).await;
+            black_box(tier_get(id).await);
+            black_box(memo_get(id).await);
+            black_box(memo_concurrent_get(id).await);
+        }
+        moka.run_pending_tasks().await;
+    });
+    let warm = tier.stats().total;
+    assert_eq!(warm.loads, ENTRIES, "tiercache warmed through its loader");
+
+    let mut g = c.benchmark_group("l1_hit");
+    let mut ids = Ids::default();
+    g.bench_function("raw_moka_get_arc", |b| {
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            let moka = &moka;
+            async move { black_box(moka.get(&id).await.expect("hit")) }
+        })
+    });
+    g.bench_function("raw_moka_get_clone", |b| {
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            let moka = &moka;
+            async move { black_box(Product::clone(&moka.get(&id).await.expect("hit"))) }
+        })
+    });
+    g.bench_function("tiercache_attribute", |b| {
+        b.to_async(&rt)
+            .iter(|| black_box(tier_get(black_box(ids.next()))))
+    });
+    g.bench_function("tiercache_get_or_load", |b| {
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            let (tier, pattern) = (&tier, &pattern);
+            async move {
+                let key = pattern.key(&[&id]).expect("key");
+                black_box(
+                    tier.get_or_load(&key, || async move { Ok::<_, Infallible>(product(id)) })
+                        .await
+                        .expect("infallible"),
+                )
+            }
+        })
+    });
+    g.bench_function("tiercache_get_arc", |b| {
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            let (tier, pattern) = (&tier, &pattern);
+            async move {
+                let key = pattern.key(&[&id]).expect("key");
+                black_box(tier.get::<Product>(&key).await.expect("hit"))
+            }
+        })
+    });
+    g.bench_function("tiercache_get_arc_prebuilt_key", |b| {
+        b.to_async(&rt).iter(|| {
+            let key = &keys[ids.next() as usize];
+            let tier = &tier;
+            async move { black_box(tier.get::<Product>(key).await.expect("hit")) }
+        })
+    });
+    g.bench_function("cached_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| black_box(memo_get(black_box(ids.next()))))
+    });
+    g.bench_function("cached_concurrent_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| black_box(memo_concurrent_get(black_box(ids.next()))))
+    });
+    g.finish();
+
+    let after = tier.stats().total;
+    eprintln!(
+        "l1_hit: tiercache counters after the run: l1_hits={} misses={} loads={} (loads must stay {ENTRIES})",
+        after.l1_hits, after.misses, after.loads
+    );
+    assert_eq!(after.loads, ENTRIES, "every timed tiercache read was an L1 hit");
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = l1_hit
+}
+criterion_main!(benches);

@@ -1,0 +1,143 @@
+//! Shared fixtures of the tiercache micro-benchmarks: the ~1 KB [`Product`] value, the entry
+//! count, the tokio runtime, the Redis server and the criterion settings (quick or full).
+//!
+//! Every bench compares tiercache with its baseline in the same run, over the same number of
+//! entries ([`ENTRIES`]) of the same value.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use criterion::Criterion;
+use serde::{Deserialize, Serialize};
+
+pub use tiercache_tests::RedisServer;
+
+/// Entries in every cache of every bench.
+pub const ENTRIES: u64 = 10_000;
+
+/// The cached value: about 1 KB once encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: u64,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub brand: String,
+    pub price: f64,
+    pub attributes: BTreeMap<String, String>,
+}
+
+const LOREM: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor \
+incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation \
+ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure dolor in reprehenderit in \
+voluptate velit esse cillum dolore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non \
+proident, sunt in culpa qui officia deserunt mollit anim id est laborum. Sed ut perspiciatis unde \
+omnis iste natus error sit voluptatem accusantium doloremque laudantium, totam rem aperiam, eaque \
+ipsa quae ab illo inventore veritatis et quasi architecto beatae vitae dicta sunt explicabo. Nemo \
+enim ipsam voluptatem quia voluptas sit aspernatur aut odit aut fugit, sed quia consequuntur magni \
+dolores eos qui ratione voluptatem sequi nesciunt.";
+
+/// The product with this id (what the benches' "database" returns).
+pub fn product(id: u64) -> Product {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("color".to_owned(), format!("color-{}", id % 17));
+    attributes.insert("size".to_owned(), format!("size-{}", id % 5));
+    attributes.insert("material".to_owned(), "anodized aluminium".to_owned());
+    attributes.insert("warranty".to_owned(), "2 years".to_owned());
+    Product {
+        id,
+        sku: format!("SKU-{id:08}"),
+        name: format!("Desk lamp model {id}"),
+        description: LOREM[..800].to_owned(),
+        brand: "Lumina".to_owned(),
+        price: 19.99 + (id % 100) as f64,
+        attributes,
+    }
+}
+
+/// Error type of the loaders (the `cached` crate's fallible macros need one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Whether `BENCH_QUICK` asks for the quick mode.
+pub fn quick() -> bool {
+    std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Criterion settings: quick (`BENCH_QUICK=1`: 10 samples, 300 ms warm-up, 1 s measurement) or
+/// full (default: 50 samples, 1 s warm-up, 3 s measurement). No plots either way.
+pub fn config() -> Criterion {
+    let c = Criterion::default().without_plots();
+    if quick() {
+        c.sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
+    } else {
+        c.sample_size(50)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+    }
+}
+
+/// The runtime every async bench runs on: multi-threaded, one worker per core (2 here).
+pub fn runtime() -> tokio::runtime::Runtime {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Cycles through `0..ENTRIES`: the ids a bench reads, the same sequence for every contender.
+#[derive(Debug, Default)]
+pub struct Ids(u64);
+
+impl Ids {
+    /// The next id.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        let id = self.0;
+        self.0 = (self.0 + 1) % ENTRIES;
+        id
+    }
+
+    /// The next `n` ids (wrapping).
+    pub fn next_n(&mut self, n: usize) -> Vec<u64> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Where the benches leave figures criterion does not record (for example single-flight loader
+/// counts): `<target>/criterion/tiercache-extra/`.
+pub fn extra_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("criterion").join("tiercache-extra")
+}
+
+/// Writes `value` as `<extra_dir>/<name>.json`.
+pub fn write_extra(name: &str, value: &serde_json::Value) {
+    let dir = extra_dir();
+    std::fs::create_dir_all(&dir).expect("create the extra figures directory");
+    let text = serde_json::to_string_pretty(value).expect("serialize");
+    std::fs::write(dir.join(format!("{name}.json")), text).expect("write extra figures");
+}
+
+/// A pattern policy whose L1 copies are fresh for 1 ms only (the shortest L1 TTL): every read of
+/// a key not read in the last millisecond goes to L2, i.e. each read sees a fresh L1. The L1
+/// insert of the value read from L2 still happens, as on any real L2 hit.
+pub fn l2_only_policy() -> cache_core::TtlPolicy {
+    cache_core::TtlPolicy::new(Duration::from_secs(1800))
+        .l1_ttl(Duration::from_millis(1))
+        .jitter(0.0)
+}

@@ -1,0 +1,14 @@
+use cache_core::{Cache, cached};
+
+struct Repo {
+    cache: Cache,
+}
+
+impl Repo {
+    #[cached(ttl = 60)]
+    async fn get(&self, id: u64) -> u64 {
+        id
+    }
+}
+
+fn main() {}

@@ -1,0 +1,473 @@
+//! The catalog's types: what the repository returns and caches, what the API accepts, and the
+//! validation of input.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest page size a listing or search accepts.
+pub const MAX_PER_PAGE: u32 = 100;
+/// Default page size.
+pub const DEFAULT_PER_PAGE: u32 = 20;
+/// Longest search query, autocomplete prefix, name or description accepted (in characters).
+pub const MAX_QUERY_LEN: usize = 200;
+/// Longest product description accepted (in characters).
+pub const MAX_DESCRIPTION_LEN: usize = 5_000;
+
+/// A category: a node of the category tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    /// 0 for a root.
+    pub depth: i64,
+}
+
+/// The category tree, for `/categories/tree`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryNode {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+    pub children: Vec<CategoryNode>,
+}
+
+/// A product, without its variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub brand: String,
+    pub price: f64,
+    pub category_id: i64,
+    pub attributes: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub popularity: i64,
+    /// Units sold (what top sellers rank by).
+    pub sales: i64,
+}
+
+/// A variant of a product: a colour and size with its stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub id: i64,
+    pub product_id: i64,
+    pub colour: String,
+    pub size: String,
+    pub stock: i64,
+}
+
+/// A product with its variants (and so its stock): `/products/{id}`, `/products/sku/{sku}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductDetail {
+    pub product: Product,
+    pub variants: Vec<Variant>,
+    pub total_stock: i64,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// One value of a facet with the number of products that have it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Facet {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Facet counts of a category (or of the whole catalog), for `/filters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filters {
+    pub category: Option<i64>,
+    pub total: u64,
+    pub brands: Vec<Facet>,
+    pub price_ranges: Vec<Facet>,
+    pub colours: Vec<Facet>,
+    pub materials: Vec<Facet>,
+}
+
+/// Counts over the products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductStats {
+    pub products: u64,
+    pub variants: u64,
+    pub total_stock: i64,
+    pub brands: u64,
+    pub average_price: f64,
+    pub min_price: f64,
+    pub max_price: f64,
+    pub total_sales: i64,
+}
+
+/// Counts over the categories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryStats {
+    pub categories: u64,
+    pub roots: u64,
+    pub leaves: u64,
+    pub max_depth: i64,
+}
+
+/// `/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub products: ProductStats,
+    pub categories: CategoryStats,
+}
+
+/// Order of a product listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    Popular,
+    PriceAsc,
+    PriceDesc,
+    Newest,
+    Name,
+    TopSelling,
+}
+
+impl Sort {
+    /// The `ORDER BY` clause (a fixed string: never built from input).
+    pub fn order_by(self) -> &'static str {
+        match self {
+            Sort::Popular => "p.popularity DESC, p.id",
+            Sort::PriceAsc => "p.price ASC, p.id",
+            Sort::PriceDesc => "p.price DESC, p.id",
+            Sort::Newest => "p.created_at DESC, p.id DESC",
+            Sort::Name => "p.name ASC, p.id",
+            Sort::TopSelling => "p.sales DESC, p.id",
+        }
+    }
+}
+
+/// `GET /products?category=&brand=&min_price=&max_price=&sort=&page=&per_page=`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub category: Option<i64>,
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    #[serde(default)]
+    pub sort: Sort,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl ListQuery {
+    /// Checks the query; the error says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        check_page(self.page, self.per_page)?;
+        for (name, v) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if let Some(v) = v
+                && (!v.is_finite() || v < 0.0)
+            {
+                return Err(format!("{name} must be a non-negative number, got {v}"));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min_price, self.max_price)
+            && lo > hi
+        {
+            return Err(format!("min_price ({lo}) is above max_price ({hi})"));
+        }
+        if let Some(b) = &self.brand {
+            check_text("brand", b, MAX_QUERY_LEN)?;
+        }
+        if let Some(c) = self.category {
+            check_id("category", c)?;
+        }
+        Ok(())
+    }
+
+    pub fn page(&self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+
+    pub fn per_page(&self) -> u32 {
+        self.per_page.unwrap_or(DEFAULT_PER_PAGE)
+    }
+}
+
+/// `GET /search?q=&category=&page=&per_page=`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+    pub category: Option<i64>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl SearchQuery {
+    /// Checks the query; the error says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        check_page(self.page, self.per_page)?;
+        if self.q.trim().is_empty() {
+            return Err("q must not be empty".to_owned());
+        }
+        check_text("q", &self.q, MAX_QUERY_LEN)?;
+        if let Some(c) = self.category {
+            check_id("category", c)?;
+        }
+        Ok(())
+    }
+
+    pub fn page(&self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+
+    pub fn per_page(&self) -> u32 {
+        self.per_page.unwrap_or(DEFAULT_PER_PAGE)
+    }
+}
+
+/// `GET /filters?category=`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersQuery {
+    pub category: Option<i64>,
+}
+
+/// `GET /autocomplete?prefix=`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutocompleteQuery {
+    pub prefix: String,
+}
+
+impl AutocompleteQuery {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.prefix.trim().is_empty() {
+            return Err("prefix must not be empty".to_owned());
+        }
+        check_text("prefix", &self.prefix, MAX_QUERY_LEN)
+    }
+}
+
+/// The body of `POST`/`PUT /products/{id}`: the whole product (a `PUT` replaces it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub sku: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub brand: String,
+    pub price: f64,
+    pub category_id: i64,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub popularity: i64,
+    #[serde(default)]
+    pub sales: i64,
+    /// Variants to create with the product (`POST` only; ignored by `PUT`, which keeps them).
+    #[serde(default)]
+    pub variants: Vec<VariantInput>,
+}
+
+impl ProductInput {
+    /// Checks the product; the error says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        check_text("sku", &self.sku, 64)?;
+        if !self
+            .sku
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("sku may hold only letters, digits, '-' and '_'".to_owned());
+        }
+        check_text("name", &self.name, MAX_QUERY_LEN)?;
+        check_text("brand", &self.brand, MAX_QUERY_LEN)?;
+        if self.description.chars().count() > MAX_DESCRIPTION_LEN {
+            return Err(format!(
+                "description is longer than {MAX_DESCRIPTION_LEN} characters"
+            ));
+        }
+        if !self.price.is_finite() || self.price < 0.0 {
+            return Err(format!(
+                "price must be a non-negative number, got {}",
+                self.price
+            ));
+        }
+        if self.price > 1e9 {
+            return Err("price is too large".to_owned());
+        }
+        check_id("category_id", self.category_id)?;
+        if self.popularity < 0 || self.sales < 0 {
+            return Err("popularity and sales must not be negative".to_owned());
+        }
+        if self.attributes.len() > 50 {
+            return Err("at most 50 attributes".to_owned());
+        }
+        for (k, v) in &self.attributes {
+            check_text("attribute name", k, 64)?;
+            if v.chars().count() > MAX_QUERY_LEN {
+                return Err(format!("attribute {k} is too long"));
+            }
+        }
+        if self.variants.len() > 100 {
+            return Err("at most 100 variants".to_owned());
+        }
+        for v in &self.variants {
+            v.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A variant to create with a product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInput {
+    pub colour: String,
+    pub size: String,
+    #[serde(default)]
+    pub stock: i64,
+}
+
+impl VariantInput {
+    pub fn validate(&self) -> Result<(), String> {
+        check_text("colour", &self.colour, 64)?;
+        check_text("size", &self.size, 16)?;
+        if self.stock < 0 {
+            return Err(format!("stock must not be negative, got {}", self.stock));
+        }
+        Ok(())
+    }
+}
+
+/// The body of `POST`/`PUT /categories/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryInput {
+    pub name: String,
+    pub slug: Option<String>,
+    pub parent_id: Option<i64>,
+}
+
+impl CategoryInput {
+    pub fn validate(&self) -> Result<(), String> {
+        check_text("name", &self.name, MAX_QUERY_LEN)?;
+        if let Some(slug) = &self.slug {
+            check_text("slug", slug, MAX_QUERY_LEN)?;
+            if !slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err("slug may hold only lowercase letters, digits and '-'".to_owned());
+            }
+        }
+        if let Some(p) = self.parent_id {
+            check_id("parent_id", p)?;
+        }
+        Ok(())
+    }
+
+    /// The slug: given, or made from the name.
+    pub fn slug_or_default(&self) -> String {
+        match &self.slug {
+            Some(s) => s.clone(),
+            None => slugify(&self.name),
+        }
+    }
+}
+
+/// The body of `POST /products/{id}/variants/{vid}/stock`: a change of stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockChange {
+    /// Negative to reduce, positive to increase.
+    pub delta: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl StockChange {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.delta == 0 {
+            return Err("delta must not be zero".to_owned());
+        }
+        if self.delta.unsigned_abs() > 1_000_000 {
+            return Err("delta is too large".to_owned());
+        }
+        if let Some(r) = &self.reason {
+            check_text("reason", r, MAX_QUERY_LEN)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a stock change did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockMovement {
+    pub id: i64,
+    pub variant_id: i64,
+    pub delta: i64,
+    pub reason: String,
+    pub created_at: i64,
+    pub stock_after: i64,
+}
+
+/// A lowercase, dash-separated slug.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+/// Checks an id from input: positive.
+pub fn check_id(name: &str, id: i64) -> Result<(), String> {
+    if id <= 0 {
+        return Err(format!("{name} must be a positive integer, got {id}"));
+    }
+    Ok(())
+}
+
+fn check_text(name: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{name} must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(format!("{name} is longer than {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{name} must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_page(page: Option<u32>, per_page: Option<u32>) -> Result<(), String> {
+    if page == Some(0) {
+        return Err("page starts at 1".to_owned());
+    }
+    if page.is_some_and(|p| p > 10_000) {
+        return Err("page must be at most 10000".to_owned());
+    }
+    match per_page {
+        Some(0) => Err("per_page must be at least 1".to_owned()),
+        Some(n) if n > MAX_PER_PAGE => {
+            Err(format!("per_page must be at most {MAX_PER_PAGE}, got {n}"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,285 @@
+//! `/metrics`: Prometheus text with the cache's statistics (per key pattern and tier) and HTTP
+//! request counts and latency (per route), recorded by a middleware.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use parking_lot::Mutex;
+
+use cache_core::Stats;
+
+/// Upper bounds (seconds) of the HTTP latency histogram.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A counter family of the cache: name, help, and how to read it from the counters.
+type CounterFamily = (&'static str, &'static str, fn(&cache_core::Counters) -> u64);
+
+/// HTTP request counts and latency, per method and route.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    /// Non-cumulative counts per bucket, plus one for +Inf.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len() + 1];
+        }
+        let i = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+impl HttpMetrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        self.latency
+            .lock()
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default()
+            .observe(seconds);
+    }
+
+    /// Requests answered so far, in total.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.lock().values().sum()
+    }
+}
+
+/// Middleware: times every request and records it under its route template.
+pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The Prometheus text exposition of the cache statistics and the HTTP metrics.
+pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
+    let mut out = String::new();
+
+    family(
+        "catalog_cache_hits_total",
+        "counter",
+        "Cache hits per key pattern and tier.",
+        &mut out,
+    );
+    for p in &stats.patterns {
+        let l = label(&p.pattern);
+        let c = &p.counters;
+        let _ = writeln!(
+            out,
+            "catalog_cache_hits_total{{pattern=\"{l}\",tier=\"l1\"}} {}",
+            c.l1_hits
+        );
+        let _ = writeln!(
+            out,
+            "catalog_cache_hits_total{{pattern=\"{l}\",tier=\"l2\"}} {}",
+            c.l2_hits
+        );
+    }
+    let counters: [CounterFamily; 7] = [
+        (
+            "catalog_cache_misses_total",
+            "Lookups found in neither tier.",
+            |c| c.misses,
+        ),
+        (
+            "catalog_cache_loads_total",
+            "Loader (database) runs.",
+            |c| c.loads,
+        ),
+        (
+            "catalog_cache_load_errors_total",
+            "Loader runs that failed.",
+            |c| c.load_errors,
+        ),
+        (
+            "catalog_cache_l2_errors_total",
+            "Failed or skipped Redis calls.",
+            |c| c.l2_errors,
+        ),
+        (
+            "catalog_cache_decode_errors_total",
+            "Values in Redis that did not decode.",
+            |c| c.decode_errors,
+        ),
+        (
+            "catalog_cache_stale_served_total",
+            "Stale values served because a load failed.",
+            |c| c.stale_served,
+        ),
+        (
+            "catalog_cache_evictions_total",
+            "L1 entries evicted for space.",
+            |c| c.evictions,
+        ),
+    ];
+    for (name, help, get) in counters {
+        family(name, "counter", help, &mut out);
+        for p in &stats.patterns {
+            let _ = writeln!(
+                out,
+                "{name}{{pattern=\"{}\"}} {}",
+                label(&p.pattern),
+                get(&p.counters)
+            );
+        }
+    }
+    family(
+        "catalog_cache_load_seconds",
+        "histogram",
+        "Loader (database) latency per key pattern.",
+        &mut out,
+    );
+    for p in &stats.patterns {
+        let l = label(&p.pattern);
+        for (le, n) in &p.load_latency_buckets {
+            let _ = writeln!(
+                out,
+                "catalog_cache_load_seconds_bucket{{pattern=\"{l}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let c = &p.counters;
+        let _ = writeln!(
+            out,
+            "catalog_cache_load_seconds_bucket{{pattern=\"{l}\",le=\"+Inf\"}} {}",
+            c.loads
+        );
+        let _ = writeln!(
+            out,
+            "catalog_cache_load_seconds_sum{{pattern=\"{l}\"}} {}",
+            c.load_time.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "catalog_cache_load_seconds_count{{pattern=\"{l}\"}} {}",
+            c.loads
+        );
+    }
+    family(
+        "catalog_cache_hit_ratio",
+        "gauge",
+        "Hits over lookups, all patterns.",
+        &mut out,
+    );
+    let _ = writeln!(out, "catalog_cache_hit_ratio {}", stats.hit_ratio());
+    family(
+        "catalog_cache_l1_entries",
+        "gauge",
+        "Entries in L1.",
+        &mut out,
+    );
+    let _ = writeln!(out, "catalog_cache_l1_entries {}", stats.l1_entries);
+    family(
+        "catalog_cache_l1_bytes",
+        "gauge",
+        "Weighted size of L1 in bytes.",
+        &mut out,
+    );
+    let _ = writeln!(out, "catalog_cache_l1_bytes {}", stats.l1_weighted_bytes);
+    family(
+        "catalog_cache_l1_capacity_bytes",
+        "gauge",
+        "L1 byte budget.",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_l1_capacity_bytes {}",
+        stats.l1_capacity_bytes
+    );
+
+    family(
+        "catalog_http_requests_total",
+        "counter",
+        "HTTP requests per method, route and status.",
+        &mut out,
+    );
+    for ((method, route, status), n) in http.requests.lock().iter() {
+        let _ = writeln!(
+            out,
+            "catalog_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+            label(route)
+        );
+    }
+    family(
+        "catalog_http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency per method and route.",
+        &mut out,
+    );
+    for ((method, route), h) in http.latency.lock().iter() {
+        let route = label(route);
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += h.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "catalog_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "catalog_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "catalog_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}",
+            h.sum
+        );
+        let _ = writeln!(
+            out,
+            "catalog_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}",
+            h.count
+        );
+    }
+    out
+}
+
+fn family(name: &str, kind: &str, help: &str, out: &mut String) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Escapes a Prometheus label value.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,345 @@
+//! The routes and their handlers: thin, validating input and calling the repository.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, Body, Ids, Params};
+use crate::domain::{
+    AutocompleteQuery, CategoryInput, FiltersQuery, ListQuery, ProductInput, SearchQuery,
+    StockChange, check_id,
+};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/categories", get(categories).post(create_category))
+        .route("/categories/tree", get(category_tree))
+        .route(
+            "/categories/{id}",
+            get(category)
+                .post(create_category_with_id)
+                .put(update_category)
+                .delete(delete_category),
+        )
+        .route("/categories/{id}/children", get(children))
+        .route("/products", get(list_products).post(create_product))
+        .route("/products/top-sellers", get(top_sellers))
+        .route("/products/new-arrivals", get(new_arrivals))
+        .route("/products/popular", get(most_popular))
+        .route("/products/sku/{sku}", get(product_by_sku))
+        .route(
+            "/products/{id}",
+            get(product)
+                .post(create_product_with_id)
+                .put(update_product)
+                .delete(delete_product),
+        )
+        .route("/products/{id}/variants", get(variants))
+        .route("/products/{id}/recommendations", get(recommendations))
+        .route("/products/{id}/variants/{vid}/stock", post(change_stock))
+        .route("/filters", get(filters))
+        .route("/search", get(search))
+        .route("/autocomplete", get(autocomplete))
+        .route("/stats", get(stats))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("no such route") })
+}
+
+fn found<T>(value: Option<T>, what: &str) -> Result<T> {
+    value.ok_or_else(|| ApiError::not_found(format!("{what} not found")))
+}
+
+// ----- categories -----
+
+async fn categories(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.categories().await?))
+}
+
+async fn category_tree(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.category_tree().await?))
+}
+
+async fn category(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.category(id).await?,
+        &format!("category {id}"),
+    )?))
+}
+
+async fn children(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.children(id).await?,
+        &format!("category {id}"),
+    )?))
+}
+
+async fn create_category(
+    State(s): State<AppState>,
+    Body(input): Body<CategoryInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.repo.create_category(None, input).await?),
+    ))
+}
+
+async fn create_category_with_id(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+    Body(input): Body<CategoryInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.repo.create_category(Some(id), input).await?),
+    ))
+}
+
+async fn update_category(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+    Body(input): Body<CategoryInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.update_category(id, input).await?))
+}
+
+async fn delete_category(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+) -> Result<impl IntoResponse> {
+    s.repo.delete_category(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- products -----
+
+async fn product(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.product(id).await?,
+        &format!("product {id}"),
+    )?))
+}
+
+async fn product_by_sku(
+    State(s): State<AppState>,
+    Path(sku): Path<String>,
+) -> Result<impl IntoResponse> {
+    if sku.is_empty() || sku.len() > 64 {
+        return Err(ApiError::bad_request("sku must be 1 to 64 characters"));
+    }
+    Ok(Json(found(
+        s.repo.product_by_sku(&sku).await?,
+        &format!("product with sku {sku}"),
+    )?))
+}
+
+async fn variants(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.variants(id).await?,
+        &format!("product {id}"),
+    )?))
+}
+
+async fn recommendations(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.recommendations(id).await?,
+        &format!("product {id}"),
+    )?))
+}
+
+async fn list_products(
+    State(s): State<AppState>,
+    Params(query): Params<ListQuery>,
+) -> Result<impl IntoResponse> {
+    query.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.list_products(&query).await?))
+}
+
+async fn top_sellers(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.top_sellers().await?))
+}
+
+async fn new_arrivals(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.new_arrivals().await?))
+}
+
+async fn most_popular(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.most_popular().await?))
+}
+
+async fn create_product(
+    State(s): State<AppState>,
+    Body(input): Body<ProductInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.repo.create_product(None, input).await?),
+    ))
+}
+
+async fn create_product_with_id(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+    Body(input): Body<ProductInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.repo.create_product(Some(id), input).await?),
+    ))
+}
+
+async fn update_product(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+    Body(input): Body<ProductInput>,
+) -> Result<impl IntoResponse> {
+    input.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.update_product(id, input).await?))
+}
+
+async fn delete_product(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
+    s.repo.delete_product(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn change_stock(
+    State(s): State<AppState>,
+    Ids((id, vid)): Ids<(i64, i64)>,
+    Body(change): Body<StockChange>,
+) -> Result<impl IntoResponse> {
+    change.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.change_stock(id, vid, change).await?))
+}
+
+// ----- search, filters, statistics -----
+
+async fn filters(
+    State(s): State<AppState>,
+    Params(q): Params<FiltersQuery>,
+) -> Result<impl IntoResponse> {
+    if let Some(c) = q.category {
+        check_id("category", c).map_err(ApiError::bad_request)?;
+    }
+    let cat = q.category.unwrap_or(0);
+    Ok(Json(found(
+        s.repo.filters(cat).await?,
+        &format!("category {cat}"),
+    )?))
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Params(q): Params<SearchQuery>,
+) -> Result<impl IntoResponse> {
+    q.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.search(&q).await?))
+}
+
+async fn autocomplete(
+    State(s): State<AppState>,
+    Params(q): Params<AutocompleteQuery>,
+) -> Result<impl IntoResponse> {
+    q.validate().map_err(ApiError::bad_request)?;
+    Ok(Json(s.repo.autocomplete(&q.prefix).await?))
+}
+
+async fn stats(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.stats().await?))
+}
+
+// ----- operations -----
+
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    let report = health_report(&s.repo).await;
+    let status = if report["database"]["status"] == "up" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        super::metrics::render(&s.repo.cache.stats(), &s.http),
+    )
+}
+
+/// The database and cache health report of `/health` and `catalog stats`.
+pub async fn health_report(repo: &crate::repo::Repo) -> Value {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let database = match repo.db.ping().await {
+        Ok(latency) => json!({
+            "status": "up", "latency_ms": ms(latency), "path": repo.db.path().display().to_string()
+        }),
+        Err(e) => json!({ "status": "down", "error": e.to_string() }),
+    };
+    let h = repo.cache.health().await;
+    let l2_status = match h.l2.status {
+        cache_core::L2Status::Disabled => "disabled",
+        cache_core::L2Status::Up => "up",
+        cache_core::L2Status::Degraded => "degraded",
+        cache_core::L2Status::Down => "down",
+        _ => "unknown",
+    };
+    let mode = match l2_status {
+        "disabled" => "serving from L1 and the database: no REDIS_URL configured",
+        "up" => "serving from L1 and L2 (Redis)",
+        _ => "serving from L1 and the database: Redis is unavailable",
+    };
+    let status = if database["status"] != "up" {
+        "down"
+    } else if l2_status == "up" || l2_status == "disabled" {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let stats = repo.cache.stats();
+    json!({
+        "status": status,
+        "mode": mode,
+        "database": database,
+        "cache": {
+            "namespace": repo.cache.namespace(),
+            "l2": {
+                "status": l2_status,
+                "circuit": h.l2.circuit.map(|c| format!("{c:?}").to_lowercase()),
+                "ping_ms": h.l2.ping.map(ms),
+                "redis_version": h.l2.redis_version,
+                "connected_clients": h.l2.connected_clients,
+                "used_memory": h.l2.used_memory,
+                "maxmemory": h.l2.maxmemory,
+                "maxmemory_policy": h.l2.maxmemory_policy,
+                "pending_invalidations": h.l2.pending_invalidations,
+                "error": h.l2.error,
+            },
+            "l1": {
+                "entries": h.l1.entries,
+                "weighted_bytes": h.l1.weighted_bytes,
+                "capacity_bytes": h.l1.capacity_bytes,
+            },
+            "hit_ratio": stats.hit_ratio(),
+            "l1_hits": stats.total.l1_hits,
+            "l2_hits": stats.total.l2_hits,
+            "misses": stats.total.misses,
+            "loads": stats.total.loads,
+        },
+    })
+}

@@ -1,0 +1,321 @@
+//! Operations: warm the cache up, clear parts of it, report its statistics and health.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::db::DbError;
+use crate::domain::ListQuery;
+use crate::repo::Repo;
+
+/// How many loads warmup runs at once.
+pub const WARMUP_CONCURRENCY: usize = 8;
+/// Categories whose filters and first listing page warmup loads.
+pub const WARMUP_CATEGORIES: usize = 10;
+/// Most popular products whose detail warmup loads.
+pub const WARMUP_PRODUCTS: usize = 100;
+
+/// What warmup did.
+#[derive(Debug, Clone, Default)]
+pub struct WarmupReport {
+    pub elapsed: Duration,
+    /// Entries loaded, per kind.
+    pub loaded: BTreeMap<&'static str, usize>,
+    pub failed: usize,
+}
+
+impl std::fmt::Display for WarmupReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total: usize = self.loaded.values().sum();
+        write!(f, "warmed {total} entries in {:.2?}", self.elapsed)?;
+        let parts: Vec<String> = self
+            .loaded
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        write!(f, " ({})", parts.join(", "))?;
+        if self.failed > 0 {
+            write!(f, "; {} failed", self.failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// One warmup load: what it loads, its result and how long it took.
+type Job<'a> = Pin<Box<dyn Future<Output = Loaded> + Send + 'a>>;
+type Loaded = (&'static str, String, Result<(), DbError>, Duration);
+
+/// Fills the cache with what most requests read: categories (all, tree, each, children of the
+/// roots), rankings, statistics, filters and the first listing page of the largest categories,
+/// and the most popular products. Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once.
+pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<WarmupReport, DbError> {
+    let started = Instant::now();
+    let categories = repo.categories().await?;
+    let largest = repo.largest_categories(WARMUP_CATEGORIES).await?;
+    let popular = repo
+        .list_products(&ListQuery {
+            per_page: Some(WARMUP_PRODUCTS as u32),
+            ..ListQuery::default()
+        })
+        .await?;
+
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    fn job<'a, T, F>(kind: &'static str, what: String, f: F) -> Job<'a>
+    where
+        F: Future<Output = Result<T, DbError>> + Send + 'a,
+    {
+        Box::pin(async move {
+            let t = Instant::now();
+            let result = f.await.map(|_| ());
+            (kind, what, result, t.elapsed())
+        })
+    }
+    jobs.push(job(
+        "categories",
+        "all categories".into(),
+        repo.categories(),
+    ));
+    jobs.push(job(
+        "categories",
+        "category tree".into(),
+        repo.category_tree(),
+    ));
+    for c in &categories {
+        jobs.push(job(
+            "categories",
+            format!("category {}", c.id),
+            repo.category(c.id),
+        ));
+        if c.parent_id.is_none() {
+            jobs.push(job(
+                "categories",
+                format!("children of {}", c.id),
+                repo.children(c.id),
+            ));
+        }
+    }
+    jobs.push(job("rankings", "top sellers".into(), repo.top_sellers()));
+    jobs.push(job("rankings", "new arrivals".into(), repo.new_arrivals()));
+    jobs.push(job("rankings", "most popular".into(), repo.most_popular()));
+    jobs.push(job("stats", "statistics".into(), repo.stats()));
+    jobs.push(job(
+        "filters",
+        "filters of the catalog".into(),
+        repo.filters(0),
+    ));
+    for &c in &largest {
+        jobs.push(job(
+            "filters",
+            format!("filters of category {c}"),
+            repo.filters(c),
+        ));
+    }
+    for &c in largest.iter().take(5) {
+        let query = ListQuery {
+            category: Some(c),
+            ..ListQuery::default()
+        };
+        jobs.push(job(
+            "listings",
+            format!("listing of category {c}"),
+            async move { repo.list_products(&query).await },
+        ));
+    }
+    for p in &popular.items {
+        jobs.push(job(
+            "products",
+            format!("product {}", p.id),
+            repo.product(p.id),
+        ));
+    }
+
+    let bar = if progress {
+        let bar = ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("warming up {bar:40} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut report = WarmupReport::default();
+    let mut results = futures::stream::iter(jobs).buffer_unordered(WARMUP_CONCURRENCY);
+    while let Some((kind, what, result, took)) = results.next().await {
+        match result {
+            Ok(()) => {
+                *report.loaded.entry(kind).or_default() += 1;
+                if verbose {
+                    bar.suspend(|| println!("  loaded {what} ({took:.1?})"));
+                }
+            }
+            Err(e) => {
+                report.failed += 1;
+                bar.suspend(|| eprintln!("  FAILED {what}: {e}"));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// What `catalog clear` clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearScope {
+    All,
+    Products,
+    Categories,
+    Product(i64),
+}
+
+/// Clears part of the cache; returns a sentence saying what.
+pub async fn clear(repo: &Repo, scope: ClearScope) -> Result<String, DbError> {
+    Ok(match scope {
+        ClearScope::All => {
+            repo.cache.clear().await;
+            format!("cleared the whole namespace `{}`", repo.cache.namespace())
+        }
+        ClearScope::Products => {
+            repo.cache.invalidate_tag("products").await;
+            "cleared every product entry (tag `products`)".to_owned()
+        }
+        ClearScope::Categories => {
+            repo.cache.invalidate_tag("categories").await;
+            "cleared every category entry (tag `categories`)".to_owned()
+        }
+        ClearScope::Product(id) => {
+            if repo.evict_product(id).await? {
+                format!("cleared product {id} (detail, by SKU, variants, recommendations)")
+            } else {
+                format!("product {id} does not exist; cleared its id-keyed entries")
+            }
+        }
+    })
+}
+
+/// One row of the statistics table: L1 hits, L2 hits, misses, loads, load time (ms).
+type Row = [f64; 5];
+
+fn table(rows: &BTreeMap<String, Row>) -> String {
+    let mut out = format!(
+        "{:<32} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}\n",
+        "pattern", "l1 hits", "l2 hits", "misses", "loads", "load ms", "hit %"
+    );
+    let mut total = [0.0; 5];
+    for (pattern, r) in rows {
+        for (t, v) in total.iter_mut().zip(r) {
+            *t += v;
+        }
+        out.push_str(&row(pattern, r));
+    }
+    out.push_str(&row("total", &total));
+    out
+}
+
+fn row(name: &str, r: &Row) -> String {
+    let lookups = r[0] + r[1] + r[2];
+    let ratio = if lookups > 0.0 {
+        (r[0] + r[1]) / lookups * 100.0
+    } else {
+        0.0
+    };
+    format!(
+        "{name:<32} {:>8} {:>8} {:>8} {:>8} {:>10.1} {ratio:>7.1}\n",
+        r[0], r[1], r[2], r[3], r[4]
+    )
+}
+
+/// Cache statistics per pattern (of this process's cache) and the health report, as text.
+pub async fn stats_text(repo: &Repo) -> String {
+    let stats = repo.cache.stats();
+    let rows: BTreeMap<String, Row> = stats
+        .patterns
+        .iter()
+        .map(|p| {
+            let c = &p.counters;
+            let r = [c.l1_hits, c.l2_hits, c.misses, c.loads].map(|v| v as f64);
+            (
+                p.pattern.clone(),
+                [r[0], r[1], r[2], r[3], c.load_time.as_secs_f64() * 1000.0],
+            )
+        })
+        .collect();
+    let mut out = table(&rows);
+    out.push_str(&format!(
+        "L1: {} entries, {} of {} bytes\n",
+        stats.l1_entries, stats.l1_weighted_bytes, stats.l1_capacity_bytes
+    ));
+    let health = crate::http::routes::health_report(repo).await;
+    out.push_str(&serde_json::to_string_pretty(&health).unwrap_or_default());
+    out.push('\n');
+    out
+}
+
+/// The statistics of a running server (from its `/metrics` and `/health`), as text.
+pub async fn server_stats_text(addr: &str) -> anyhow::Result<String> {
+    let metrics = http_get(addr, "/metrics").await?;
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let Some(pattern) = label_value(series, "pattern") else {
+            continue;
+        };
+        let column = match series.split('{').next() {
+            Some("catalog_cache_hits_total") if label_value(series, "tier") == Some("l1") => 0,
+            Some("catalog_cache_hits_total") => 1,
+            Some("catalog_cache_misses_total") => 2,
+            Some("catalog_cache_loads_total") => 3,
+            Some("catalog_cache_load_seconds_sum") => {
+                rows.entry(pattern.to_owned()).or_default()[4] = value * 1000.0;
+                continue;
+            }
+            _ => continue,
+        };
+        rows.entry(pattern.to_owned()).or_default()[column] = value;
+    }
+    let mut out = format!("server {addr}\n");
+    out.push_str(&table(&rows));
+    out.push_str(&http_get(addr, "/health").await?);
+    out.push('\n');
+    Ok(out)
+}
+
+fn label_value<'a>(series: &'a str, name: &str) -> Option<&'a str> {
+    let start = series.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = series[start..].find('"')?;
+    Some(&series[start..start + len])
+}
+
+/// A plain HTTP/1.0 GET of a local server: the body.
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let (addr, path) = (addr.to_owned(), path.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow::anyhow!("malformed HTTP response from {addr}"))?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "GET {path}: {}",
+            head.lines().next().unwrap_or("")
+        );
+        Ok(body.to_owned())
+    })
+    .await?
+}

@@ -1,0 +1,124 @@
+//! The repository: every read is one method whose body is the database query, cached by
+//! `#[cached]`; every write is one transaction, after whose commit the cache is invalidated.
+//!
+//! Tags (see the README's table):
+//! - `categories`: every category read; `products`: every product-derived read (for `clear`);
+//! - `listing:<c>`: listings and filters of category `c`'s subtree (`0`: the whole catalog);
+//! - `search`, `rankings`, `recs`, `stats`: search and autocomplete, top sellers / new arrivals /
+//!   most popular, recommendations, statistics.
+
+pub mod categories;
+pub mod products;
+pub mod search;
+pub mod stats;
+
+use cache_core::Cache;
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row};
+
+use crate::db::{Db, DbError};
+use crate::domain::{Category, Product, Variant};
+
+/// The repository: the database behind the two-tier cache. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    pub db: Db,
+    pub cache: Cache,
+}
+
+impl Repo {
+    pub fn new(db: Db, cache: Cache) -> Repo {
+        Repo { db, cache }
+    }
+
+    /// Invalidates the listings and filters of every category in `categories` (each with its
+    /// ancestors already included) and of the whole catalog.
+    async fn invalidate_listings(&self, categories: &[i64]) {
+        let mut ids: Vec<i64> = categories.to_vec();
+        ids.push(0);
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.cache.invalidate_tag(&format!("listing:{id}")).await;
+        }
+    }
+}
+
+/// The columns of `products` that [`product_row`] reads, for a table aliased `p`.
+pub(crate) const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.brand, p.price, \
+     p.category_id, p.attributes, p.created_at, p.popularity, p.sales";
+
+pub(crate) fn product_row(row: &Row<'_>) -> rusqlite::Result<Product> {
+    let attributes: String = row.get(7)?;
+    let attributes = serde_json::from_str(&attributes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e)))?;
+    Ok(Product {
+        id: row.get(0)?,
+        sku: row.get(1)?,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        brand: row.get(4)?,
+        price: row.get(5)?,
+        category_id: row.get(6)?,
+        attributes,
+        created_at: row.get(8)?,
+        popularity: row.get(9)?,
+        sales: row.get(10)?,
+    })
+}
+
+pub(crate) const CATEGORY_COLUMNS: &str = "c.id, c.parent_id, c.name, c.slug, c.depth";
+
+pub(crate) fn category_row(row: &Row<'_>) -> rusqlite::Result<Category> {
+    Ok(Category {
+        id: row.get(0)?,
+        parent_id: row.get(1)?,
+        name: row.get(2)?,
+        slug: row.get(3)?,
+        depth: row.get(4)?,
+    })
+}
+
+pub(crate) fn variant_row(row: &Row<'_>) -> rusqlite::Result<Variant> {
+    Ok(Variant {
+        id: row.get(0)?,
+        product_id: row.get(1)?,
+        colour: row.get(2)?,
+        size: row.get(3)?,
+        stock: row.get(4)?,
+    })
+}
+
+/// `WITH RECURSIVE` clause defining `subtree(id)`: category `?1` and its descendants.
+pub(crate) const SUBTREE_CTE: &str = "WITH RECURSIVE subtree(id) AS (
+        SELECT ?1 UNION ALL SELECT c.id FROM categories c JOIN subtree s ON c.parent_id = s.id)";
+
+/// Category `id` and its ancestors, nearest first; empty if it does not exist.
+pub(crate) fn ancestors(conn: &Connection, id: i64) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE up(id, parent_id) AS (
+            SELECT id, parent_id FROM categories WHERE id = ?1
+            UNION ALL SELECT c.id, c.parent_id FROM categories c JOIN up ON c.id = up.parent_id)
+         SELECT id FROM up",
+    )?;
+    let ids = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(ids)
+}
+
+/// Category `id` and its descendants.
+pub(crate) fn subtree(conn: &Connection, id: i64) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!("{SUBTREE_CTE} SELECT id FROM subtree"))?;
+    let ids = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(ids)
+}
+
+pub(crate) fn category_exists(conn: &Connection, id: i64) -> Result<bool, DbError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM categories WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })?;
+    Ok(n > 0)
+}

@@ -1,0 +1,424 @@
+//! A write is visible to the next read of every endpoint that shows what it changed, while the
+//! reads before it were served from the cache (Redis as L2).
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{TestService, ids};
+
+/// A leaf category other than `not`.
+async fn other_leaf(s: &TestService, not: i64) -> (i64, i64) {
+    let all = s.json("/categories").await;
+    let leaf = all
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| {
+            c["depth"] == 2
+                && c["id"] != not
+                && ancestors_root(&all, c["id"].as_i64().expect("id")) != ancestors_root(&all, not)
+        })
+        .expect("another leaf");
+    let id = leaf["id"].as_i64().expect("id");
+    (id, ancestors_root(&all, id))
+}
+
+fn ancestors_root(all: &Value, mut id: i64) -> i64 {
+    loop {
+        let c = all
+            .as_array()
+            .expect("categories")
+            .iter()
+            .find(|c| c["id"] == id)
+            .expect("category");
+        match c["parent_id"].as_i64() {
+            Some(p) => id = p,
+            None => return id,
+        }
+    }
+}
+
+fn listing(category: i64) -> String {
+    format!("/products?category={category}&per_page=100&sort=price_desc")
+}
+
+#[tokio::test]
+async fn updating_a_product_shows_everywhere_on_the_next_read() {
+    let s = TestService::with_redis().await;
+    let before = s.json("/products/7").await;
+    let old = &before["product"];
+    let old_cat = old["category_id"].as_i64().expect("category");
+    let all = s.json("/categories").await;
+    let old_root = ancestors_root(&all, old_cat);
+    let (new_cat, new_root) = other_leaf(&s, old_cat).await;
+
+    // Read (and so cache) everything that shows product 7, or will.
+    let reads = [
+        "/products/sku/SKU-0000007".to_owned(),
+        "/products/sku/ZZ-7".to_owned(),
+        listing(old_cat),
+        listing(old_root),
+        listing(new_cat),
+        listing(new_root),
+        "/search?q=zyzzyva".to_owned(),
+        "/autocomplete?prefix=zyzzyva".to_owned(),
+        "/products/top-sellers".to_owned(),
+        "/stats".to_owned(),
+        format!("/filters?category={new_cat}"),
+    ];
+    for _ in 0..2 {
+        for path in &reads {
+            let _ = s.get(path).await;
+        }
+    }
+    assert!(ids(&s.json(&listing(old_cat)).await).contains(&7));
+    assert!(!ids(&s.json(&listing(new_cat)).await).contains(&7));
+    assert_eq!(s.json("/search?q=zyzzyva").await["total"], 0);
+    let stats_before = s.json("/stats").await;
+    let loads_before = s.loads("prod:<id>").await;
+    let _ = s.json("/products/7").await;
+    assert_eq!(
+        s.loads("prod:<id>").await,
+        loads_before,
+        "served from the cache"
+    );
+
+    let (status, updated) = s
+        .send(
+            Method::PUT,
+            "/products/7",
+            Some(json!({
+                "sku": "ZZ-7", "name": "Zyzzyva Teapot", "description": "brand new",
+                "brand": "Zyzzyva Works", "price": 99999.0, "category_id": new_cat,
+                "attributes": {"material": "glass"}, "popularity": 5, "sales": 10000000
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+
+    let detail = s.json("/products/7").await;
+    assert_eq!(detail["product"]["name"], "Zyzzyva Teapot");
+    assert_eq!(detail["variants"], before["variants"], "variants stay");
+    assert_eq!(s.json("/products/sku/ZZ-7").await, detail);
+    assert_eq!(
+        s.get("/products/sku/SKU-0000007").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !ids(&s.json(&listing(old_cat)).await).contains(&7),
+        "left the old category"
+    );
+    let new_listing = s.json(&listing(new_cat)).await;
+    assert_eq!(
+        ids(&new_listing)[0],
+        7,
+        "entered the new category, most expensive"
+    );
+    assert_eq!(ids(&s.json(&listing(new_root)).await)[0], 7, "and its root");
+    assert!(!ids(&s.json(&listing(old_root)).await).contains(&7));
+    assert_eq!(ids(&s.json("/search?q=zyzzyva").await), vec![7]);
+    assert_eq!(
+        s.json("/autocomplete?prefix=zyzzyva").await,
+        json!(["Zyzzyva Teapot"])
+    );
+    assert_eq!(ids(&s.json("/products/top-sellers").await)[0], 7);
+    let stats = s.json("/stats").await;
+    assert_eq!(stats["products"]["max_price"], 99999.0);
+    assert_ne!(
+        stats["products"]["total_sales"],
+        stats_before["products"]["total_sales"]
+    );
+    let filters = s.json(&format!("/filters?category={new_cat}")).await;
+    assert!(
+        filters["brands"]
+            .as_array()
+            .expect("brands")
+            .iter()
+            .any(|b| b["value"] == "Zyzzyva Works")
+    );
+    let recs = s.json("/products/7/recommendations").await;
+    assert!(
+        recs.as_array()
+            .expect("recs")
+            .iter()
+            .all(|r| r["category_id"] == new_cat)
+    );
+}
+
+#[tokio::test]
+async fn creating_and_deleting_a_product_shows_on_the_next_read() {
+    let s = TestService::with_redis().await;
+    let cat = s.json("/products/1").await["product"]["category_id"]
+        .as_i64()
+        .expect("cat");
+    let reads = [
+        "/products/5000".to_owned(),
+        "/products/sku/NEW-5000".to_owned(),
+        listing(cat),
+        "/search?q=quokka".to_owned(),
+        "/stats".to_owned(),
+        "/products/new-arrivals".to_owned(),
+    ];
+    for path in &reads {
+        let _ = s.get(path).await;
+    }
+    assert_eq!(
+        s.get("/products/5000").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let count = s.json("/stats").await["products"]["products"]
+        .as_i64()
+        .expect("count");
+
+    let (status, created) = s
+        .send(
+            Method::POST,
+            "/products/5000",
+            Some(json!({"sku": "NEW-5000", "name": "Quokka Lamp", "brand": "Acme", "price": 50000.0,
+                        "category_id": cat, "variants": [{"colour": "red", "size": "M", "stock": 4}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(s.json("/products/5000").await["total_stock"], 4);
+    assert_eq!(
+        s.json("/products/sku/NEW-5000").await["product"]["id"],
+        5000
+    );
+    assert_eq!(ids(&s.json(&listing(cat)).await)[0], 5000);
+    assert_eq!(ids(&s.json("/search?q=quokka").await), vec![5000]);
+    assert_eq!(ids(&s.json("/products/new-arrivals").await)[0], 5000);
+    assert_eq!(s.json("/stats").await["products"]["products"], count + 1);
+    let (status, _) = s
+        .send(
+            Method::POST,
+            "/products/5000",
+            Some(created["product"].clone()),
+        )
+        .await;
+    assert!(status.is_client_error());
+
+    let (status, _) = s.send(Method::DELETE, "/products/5000", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get("/products/5000").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/products/sku/NEW-5000").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/products/5000/variants").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(!ids(&s.json(&listing(cat)).await).contains(&5000));
+    assert_eq!(s.json("/search?q=quokka").await["total"], 0);
+    assert_eq!(s.json("/stats").await["products"]["products"], count);
+    assert_eq!(
+        s.send(Method::DELETE, "/products/5000", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_stock_change_invalidates_what_shows_stock_and_nothing_more() {
+    let s = TestService::with_redis().await;
+    let p = s.json("/products/7").await;
+    let cat = p["product"]["category_id"].as_i64().expect("cat");
+    let v = &p["variants"][0];
+    let (vid, stock) = (
+        v["id"].as_i64().expect("vid"),
+        v["stock"].as_i64().expect("stock"),
+    );
+    let others = [
+        listing(cat),
+        "/products/top-sellers".to_owned(),
+        "/search?q=lamp".to_owned(),
+        format!("/filters?category={cat}"),
+        "/products/7/recommendations".to_owned(),
+    ];
+    for path in others.iter().chain(
+        [
+            "/products/7/variants".to_owned(),
+            "/stats".to_owned(),
+            "/products/sku/SKU-0000007".to_owned(),
+        ]
+        .iter(),
+    ) {
+        let _ = s.json(path).await;
+    }
+    let total_stock = s.json("/stats").await["products"]["total_stock"]
+        .as_i64()
+        .expect("stock");
+    let metrics_before = s.metrics().await;
+
+    let (status, movement) = s
+        .send(
+            Method::POST,
+            &format!("/products/7/variants/{vid}/stock"),
+            Some(json!({"delta": 5, "reason": "restock"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{movement}");
+    assert_eq!(movement["stock_after"], stock + 5);
+    let (status, movement) = s
+        .send(
+            Method::POST,
+            &format!("/products/7/variants/{vid}/stock"),
+            Some(json!({"delta": -2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{movement}");
+    assert_eq!(movement["stock_after"], stock + 3);
+
+    assert_eq!(
+        s.json("/products/7").await["variants"][0]["stock"],
+        stock + 3
+    );
+    assert_eq!(
+        s.json("/products/sku/SKU-0000007").await["variants"][0]["stock"],
+        stock + 3
+    );
+    assert_eq!(s.json("/products/7/variants").await[0]["stock"], stock + 3);
+    assert_eq!(
+        s.json("/stats").await["products"]["total_stock"],
+        total_stock + 3
+    );
+
+    // Nothing else was reloaded.
+    for path in &others {
+        let _ = s.json(path).await;
+    }
+    let after = s.metrics().await;
+    for pattern in [
+        "prods:cat:<cat>:<query:hash>",
+        "top:sellers",
+        "search:<query:hash>",
+        "filters:<cat>",
+        "recs:<id>",
+    ] {
+        let line = |text: &str| {
+            let prefix = format!("catalog_cache_loads_total{{pattern=\"{pattern}\"}} ");
+            text.lines()
+                .find(|l| l.starts_with(&prefix))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            line(&metrics_before),
+            line(&after),
+            "{pattern} was not reloaded"
+        );
+    }
+}
+
+#[tokio::test]
+async fn category_writes_show_on_the_next_read() {
+    let s = TestService::with_redis().await;
+    let tree = s.json("/categories/tree").await;
+    let root = tree[0]["id"].as_i64().expect("root");
+    let other_root = tree[1]["id"].as_i64().expect("root");
+    for path in [
+        "/categories".to_owned(),
+        format!("/categories/{root}/children"),
+        "/categories/1000".to_owned(),
+        "/stats".to_owned(),
+    ] {
+        let _ = s.get(&path).await;
+    }
+    let count = s.json("/stats").await["categories"]["categories"]
+        .as_i64()
+        .expect("count");
+
+    let (status, c) = s
+        .send(
+            Method::POST,
+            "/categories/1000",
+            Some(json!({"name": "Aardvark Supplies", "parent_id": root})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["slug"], "aardvark-supplies");
+    assert_eq!(c["depth"], 1);
+    assert_eq!(
+        s.json("/categories/1000").await["name"],
+        "Aardvark Supplies"
+    );
+    assert!(ids(&s.json("/categories").await).contains(&1000));
+    assert!(ids(&s.json(&format!("/categories/{root}/children")).await).contains(&1000));
+    let tree = s.json("/categories/tree").await;
+    assert!(
+        tree[0]["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .any(|c| c["id"] == 1000)
+    );
+    assert_eq!(
+        s.json("/stats").await["categories"]["categories"],
+        count + 1
+    );
+
+    let (status, _) = s
+        .send(
+            Method::PUT,
+            "/categories/1000",
+            Some(json!({"name": "Aardvark Goods", "slug": "aardvark-goods", "parent_id": root})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s.json("/categories/1000").await["slug"], "aardvark-goods");
+
+    // Moving a category with products moves them between the roots' listings.
+    let mid = s.json(&format!("/categories/{root}/children")).await;
+    let mid = mid
+        .as_array()
+        .expect("children")
+        .iter()
+        .find(|c| c["id"] != 1000)
+        .expect("mid")["id"]
+        .as_i64()
+        .expect("id");
+    let leaf = s.json(&format!("/categories/{mid}/children")).await[0].clone();
+    let leaf_id = leaf["id"].as_i64().expect("leaf");
+    let n = s.json(&listing(leaf_id)).await["total"]
+        .as_i64()
+        .expect("total");
+    assert!(n > 0);
+    let root_total = s.json(&format!("/products?category={root}")).await["total"]
+        .as_i64()
+        .expect("total");
+    let other_total = s.json(&format!("/products?category={other_root}")).await["total"]
+        .as_i64()
+        .expect("total");
+    let other_mid = s.json(&format!("/categories/{other_root}/children")).await[0]["id"]
+        .as_i64()
+        .expect("mid");
+    let (status, moved) = s
+        .send(
+            Method::PUT,
+            &format!("/categories/{leaf_id}"),
+            Some(json!({"name": leaf["name"], "slug": leaf["slug"], "parent_id": other_mid})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        s.json(&format!("/products?category={root}")).await["total"],
+        root_total - n
+    );
+    assert_eq!(
+        s.json(&format!("/products?category={other_root}")).await["total"],
+        other_total + n
+    );
+    assert!(ids(&s.json(&format!("/categories/{other_mid}/children")).await).contains(&leaf_id));
+    assert!(!ids(&s.json(&format!("/categories/{mid}/children")).await).contains(&leaf_id));
+
+    let (status, _) = s.send(Method::DELETE, "/categories/1000", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get("/categories/1000").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(!ids(&s.json("/categories").await).contains(&1000));
+    assert_eq!(s.json("/stats").await["categories"]["categories"], count);
+}

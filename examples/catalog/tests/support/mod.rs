@@ -1,0 +1,121 @@
+//! Starts the catalog service in-process on a free port, against a fresh SQLite file with a small
+//! generated catalog, optionally with a real redis-server as L2.
+
+#![allow(dead_code)]
+
+use catalog::{Config, Server};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tiercache_tests::RedisServer;
+
+/// Products and categories of the test catalog.
+pub const PRODUCTS: u32 = 2_000;
+pub const CATEGORIES: u32 = 40;
+
+pub struct TestService {
+    pub server: Server,
+    pub redis: Option<RedisServer>,
+    pub client: reqwest::Client,
+    _dir: TempDir,
+}
+
+impl TestService {
+    /// With a redis-server of its own as L2.
+    pub async fn with_redis() -> TestService {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        TestService::start(Some(redis), Some(url)).await
+    }
+
+    /// L1 only.
+    pub async fn without_redis() -> TestService {
+        TestService::start(None, None).await
+    }
+
+    async fn start(redis: Option<RedisServer>, url: Option<String>) -> TestService {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_database(dir.path().join("catalog.sqlite3"));
+        config.products = PRODUCTS;
+        config.categories = CATEGORIES;
+        config.redis_url = url;
+        config.namespace = "catalog-test".to_owned();
+        let server = Server::start(&config, false).await.expect("server starts");
+        TestService {
+            server,
+            redis,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// GET that must answer 200; its JSON.
+    pub async fn json(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method.clone(), self.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.expect("metrics")
+    }
+
+    /// The value of one sample of `/metrics` (0 if absent).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self.metrics().await;
+        let prefix = format!("{name}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0.0, |v| v.trim().parse().expect("number"))
+    }
+
+    /// Loads of one key pattern so far.
+    pub async fn loads(&self, pattern: &str) -> f64 {
+        self.metric(
+            "catalog_cache_loads_total",
+            &format!("pattern=\"{pattern}\""),
+        )
+        .await
+    }
+}
+
+/// The ids of the items of a page or list.
+pub fn ids(v: &Value) -> Vec<i64> {
+    let list = v.get("items").unwrap_or(v);
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect()
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the criterion micro-benchmarks (package tiercache-benches, sources in benches/) and
+# regenerates BENCHMARKS.md from criterion's estimates. Every figure in BENCHMARKS.md comes from
+# this run; never edit it by hand.
+#
+#   scripts/bench-report.sh            # quick mode (BENCH_QUICK=1): ~10 samples, 1 s each
+#   scripts/bench-report.sh --full     # fuller criterion settings (slower, less noise)
+#
+# Environment:
+#   BENCHES            space-separated subset of benches to run (default: all six). The report
+#                      only shows results written by this run.
+#   CARGO_TARGET_DIR   honoured (criterion writes to <target>/criterion).
+#   REDIS_SERVER_BIN   redis-server binary for the Redis benches (default: redis-server on PATH).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+mode=quick
+case "${1:-}" in
+--full) mode=full ;;
+--quick | "") ;;
+*)
+    echo "usage: $0 [--quick|--full]" >&2
+    exit 2
+    ;;
+esac
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then
+    # shellcheck source=/dev/null
+    . "$HOME/.cargo/env"
+fi
+command -v redis-server >/dev/null 2>&1 || [[ -n "${REDIS_SERVER_BIN:-}" ]] || {
+    echo "redis-server not found: install it (apt-get install redis-server) or set REDIS_SERVER_BIN" >&2
+    exit 1
+}
+
+read -r -a benches <<<"${BENCHES:-l1_hit l2_hit batch keys_codec single_flight macro_overhead}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+since=$(date +%s)
+commands=()
+
+for bench in "${benches[@]}"; do
+    if [[ $mode == quick ]]; then
+        cmd="BENCH_QUICK=1 cargo bench -p tiercache-benches --bench $bench"
+    else
+        cmd="cargo bench -p tiercache-benches --bench $bench"
+    fi
+    printf '==> %s\n' "$cmd"
+    if [[ $mode == quick ]]; then
+        BENCH_QUICK=1 cargo bench -p tiercache-benches --bench "$bench"
+    else
+        env -u BENCH_QUICK cargo bench -p tiercache-benches --bench "$bench"
+    fi
+    commands+=(--command "$cmd")
+done
+
+printf '==> %s\n' "regenerating BENCHMARKS.md"
+cargo run --quiet --release -p tiercache-benches --bin bench-report -- \
+    --target-dir "$target_dir" --out BENCHMARKS.md --since "$since" --mode "$mode" "${commands[@]}"
