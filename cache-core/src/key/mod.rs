@@ -25,6 +25,10 @@ use crate::error::KeyError;
 ///
 /// Every `T: Display` is a `KeyArg` (rendered with `Display`, then escaped). Wrap a value in
 /// [`Hashed`] for a `<name:hash>` placeholder.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot fill a key placeholder: it does not implement `Display`",
+    note = "use `<name:hash>` in the template for a `Serialize` value, or a field path `<name.field>`"
+)]
 pub trait KeyArg {
     /// Appends the rendered, escaped value to `out`.
     fn write_key_value(&self, out: &mut String) -> Result<(), KeyError>;
