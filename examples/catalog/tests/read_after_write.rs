@@ -413,6 +413,29 @@ async fn category_writes_show_on_the_next_read() {
     assert!(ids(&s.json(&format!("/categories/{other_mid}/children")).await).contains(&leaf_id));
     assert!(!ids(&s.json(&format!("/categories/{mid}/children")).await).contains(&leaf_id));
 
+    let (status, auto) = s
+        .send(
+            Method::POST,
+            "/categories",
+            Some(json!({"name": "Zebra Corner"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{auto}");
+    assert_eq!(auto["depth"], 0);
+    let auto_id = auto["id"].as_i64().expect("id");
+    assert!(
+        s.json("/categories/tree")
+            .await
+            .as_array()
+            .expect("roots")
+            .iter()
+            .any(|c| c["id"] == auto_id)
+    );
+    let (status, _) = s
+        .send(Method::DELETE, &format!("/categories/{auto_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
     let (status, _) = s.send(Method::DELETE, "/categories/1000", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
