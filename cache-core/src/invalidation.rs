@@ -18,7 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 /// Something to invalidate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -116,16 +117,22 @@ impl InvalidationLog {
 }
 
 /// The latest known mark of each tag and of the namespace clear.
+///
+/// Read on every L1 hit of a tagged entry, so reads are lock-free (an `ArcSwap` snapshot: no
+/// shared read counter bouncing between cores); a write copies the map, and happens only when a
+/// mark advances.
 pub(crate) struct TagClock {
     clear: AtomicU64,
-    tags: RwLock<HashMap<Arc<str>, u64>>,
+    tags: ArcSwap<HashMap<Arc<str>, u64>>,
+    writer: Mutex<()>,
 }
 
 impl TagClock {
     pub(crate) fn new() -> Self {
         TagClock {
             clear: AtomicU64::new(0),
-            tags: RwLock::new(HashMap::new()),
+            tags: ArcSwap::from_pointee(HashMap::new()),
+            writer: Mutex::new(()),
         }
     }
 
@@ -134,17 +141,23 @@ impl TagClock {
     }
 
     pub(crate) fn observe_tag(&self, tag: &str, at: u64) {
-        if at == 0 && self.tags.read().contains_key(tag) {
+        let advances = |map: &HashMap<Arc<str>, u64>| map.get(tag).is_none_or(|&known| at > known);
+        if !advances(&self.tags.load()) {
             return;
         }
-        let mut tags = self.tags.write();
-        let mark = tags.entry(Arc::from(tag)).or_insert(0);
-        *mark = (*mark).max(at);
+        let _one_writer = self.writer.lock();
+        let current = self.tags.load_full();
+        if !advances(&current) {
+            return;
+        }
+        let mut next = (*current).clone();
+        next.insert(Arc::from(tag), at);
+        self.tags.store(Arc::new(next));
     }
 
     /// Tags known here, for the periodic refresh.
     pub(crate) fn known_tags(&self) -> Vec<Arc<str>> {
-        self.tags.read().keys().cloned().collect()
+        self.tags.load().keys().cloned().collect()
     }
 
     /// Whether an entry stamped `written_at` with these tags is newer than every mark.
@@ -161,7 +174,7 @@ impl TagClock {
         if tags.peek().is_none() {
             return true;
         }
-        let known = self.tags.read();
+        let known = self.tags.load();
         tags.all(|t| known.get(t).is_none_or(|&mark| written_at > mark))
     }
 }
