@@ -419,8 +419,8 @@ async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     );
     assert_eq!(
         after - before,
-        2,
-        "one pipeline: MGET of entries + MGET of marks"
+        1,
+        "one round trip: a single MGET of entries and marks"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let names: Vec<_> = got

@@ -358,6 +358,10 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
+        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now_us()) {
+            bump(&key.pattern.0.stats.l1_hits);
+            return v;
+        }
         self.get_many(std::slice::from_ref(key))
             .await
             .pop()

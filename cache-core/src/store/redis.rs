@@ -77,10 +77,6 @@ pub(crate) struct RedisStore {
     pub(crate) unattributed_errors: AtomicU64,
 }
 
-fn parse_mark(v: Option<String>) -> u64 {
-    v.and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 impl RedisStore {
     pub(crate) fn new(client: redis::Client, settings: RedisSettings) -> Self {
         let ns = &settings.namespace;
@@ -293,27 +289,21 @@ impl RedisStore {
         marks.push(self.clear_key.clone());
         marks.extend(tags.iter().map(|t| self.tag_key(t)));
         self.run("read", |mut conn| async move {
-            let (values, marks): (Vec<Option<Vec<u8>>>, Vec<Option<String>>) = if full.is_empty() {
-                (
-                    Vec::new(),
-                    redis::cmd("MGET")
-                        .arg(&marks)
-                        .query_async(&mut conn)
-                        .await?,
-                )
-            } else {
-                redis::pipe()
-                    .cmd("MGET")
-                    .arg(&full)
-                    .cmd("MGET")
-                    .arg(&marks)
-                    .query_async(&mut conn)
-                    .await?
-            };
-            let mut marks = marks.into_iter().map(parse_mark);
+            // One MGET: the entries, then the clear mark, then the tags' marks.
+            let entries = full.len();
+            let mut all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&full)
+                .arg(&marks)
+                .query_async(&mut conn)
+                .await?;
+            let mut marks = all.split_off(entries).into_iter().map(|m| {
+                m.and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+            });
             let clear = marks.next().unwrap_or(0);
             Ok((
-                values,
+                all,
                 Marks {
                     clear,
                     tags: marks.collect(),
