@@ -92,8 +92,14 @@ fn batch(c: &mut Criterion) {
         after.l2_hits - before.l2_hits,
         after.misses - before.misses
     );
-    assert_eq!(after.l1_hits, before.l1_hits, "no timed read was served by L1");
-    assert_eq!(after.misses, before.misses, "every timed read was an L2 hit");
+    assert_eq!(
+        after.l1_hits, before.l1_hits,
+        "no timed read was served by L1"
+    );
+    assert_eq!(
+        after.misses, before.misses,
+        "every timed read was an L2 hit"
+    );
 
     // Writes: the entries (keys and values) are built outside the timing.
     let mut g = c.benchmark_group("batch_set");

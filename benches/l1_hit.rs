@@ -18,7 +18,9 @@ use tiercache_benches::{ENTRIES, Ids, Product, config, product, runtime};
 static CACHE: OnceLock<Cache> = OnceLock::new();
 
 fn cache() -> &'static Cache {
-    CACHE.get().expect("cache initialised before the first call")
+    CACHE
+        .get()
+        .expect("cache initialised before the first call")
 }
 
 /// tiercache's attribute (L1 TTL = L2 TTL so no entry expires during the run).
@@ -141,7 +143,10 @@ fn l1_hit(c: &mut Criterion) {
         "l1_hit: tiercache counters after the run: l1_hits={} misses={} loads={} (loads must stay {ENTRIES})",
         after.l1_hits, after.misses, after.loads
     );
-    assert_eq!(after.loads, ENTRIES, "every timed tiercache read was an L1 hit");
+    assert_eq!(
+        after.loads, ENTRIES,
+        "every timed tiercache read was an L1 hit"
+    );
 }
 
 criterion_group! {

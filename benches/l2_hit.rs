@@ -22,8 +22,8 @@ use cached::AsyncRedisCache;
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use tiercache_benches::{
-    ENTRIES, Ids, LoadError, Product, RedisServer, config, l2_only_policy, product, runtime,
-    write_extra,
+    Call, ENTRIES, Ids, LoadError, Product, RedisServer, config, l2_only_policy, paired, product,
+    quick, runtime, write_extra,
 };
 
 static REDIS_URL: OnceLock<String> = OnceLock::new();
@@ -112,11 +112,14 @@ fn l2(c: &mut Criterion) {
 
     // The same ENTRIES products in every store.
     rt.block_on(async {
-        let entries: Vec<_> = (0..ENTRIES).map(|id| (keys[id as usize].clone(), product(id))).collect();
+        let entries: Vec<_> = (0..ENTRIES)
+            .map(|id| (keys[id as usize].clone(), product(id)))
+            .collect();
         tier.set_many(entries).await;
         let mut pipe = redis::pipe();
         for id in 0..ENTRIES {
-            pipe.set(raw_key(id), encode_value(&product(id)).expect("encode")).ignore();
+            pipe.set(raw_key(id), encode_value(&product(id)).expect("encode"))
+                .ignore();
         }
         let () = pipe.query_async(&mut conn).await.expect("raw writes");
         for id in 0..ENTRIES {
@@ -139,28 +142,28 @@ fn l2(c: &mut Criterion) {
             }
         })
     });
-    // Decomposition: raw redis-rs with tiercache's call shape (one pipeline of `MGET key` and
-    // `MGET clear-mark`, 250 ms response timeout on the connection and a `tokio` timeout
-    // around the call). tiercache over this one is the cache's own work; this one over the
-    // plain `GET` is the protocol shape and the timeouts.
+    // Decomposition: raw redis-rs with tiercache's call shape (one `MGET key clear-mark`,
+    // 250 ms response timeout on the connection and a `tokio` timeout around the call).
+    // tiercache over this one is the cache's own work; this one over the plain `GET` is the
+    // protocol shape and the timeouts.
     g.bench_function("raw_redis_tiercache_shape", |b| {
         b.to_async(&rt).iter(|| {
             let id = ids.next();
             let mut conn = shaped.clone();
             async move {
-                let mut pipe = redis::pipe();
-                pipe.cmd("MGET")
-                    .arg(&[raw_key(id)])
-                    .cmd("MGET")
-                    .arg(&["raw:clear"]);
-                let call =
-                    pipe.query_async::<(Vec<Option<Vec<u8>>>, Vec<Option<String>>)>(&mut conn);
-                let (values, marks) = tokio::time::timeout(Duration::from_millis(250), call)
+                let mut cmd = redis::cmd("MGET");
+                cmd.arg(raw_key(id)).arg("raw:clear");
+                let call = cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut conn);
+                let mut values = tokio::time::timeout(Duration::from_millis(250), call)
                     .await
                     .expect("in time")
-                    .expect("pipeline");
-                let bytes = values.into_iter().next().flatten().expect("hit");
-                black_box((rmp_serde::from_slice::<Product>(&bytes).expect("decode"), marks))
+                    .expect("MGET");
+                let mark = values.pop().flatten();
+                let bytes = values.pop().flatten().expect("hit");
+                black_box((
+                    rmp_serde::from_slice::<Product>(&bytes).expect("decode"),
+                    mark,
+                ))
             }
         })
     });
@@ -189,20 +192,58 @@ fn l2(c: &mut Criterion) {
         })
     });
     g.bench_function("cached_async_redis", |b| {
-        b.to_async(&rt)
-            .iter(|| {
-                let id = ids.next();
-                async move { black_box(cached_redis_get(id).await.expect("hit")) }
-            })
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            async move { black_box(cached_redis_get(id).await.expect("hit")) }
+        })
     });
     g.bench_function("cached_async_redis_csc", |b| {
-        b.to_async(&rt)
-            .iter(|| {
-                let id = ids.next();
-                async move { black_box(cached_redis_csc_get(id).await.expect("hit")) }
-            })
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            async move { black_box(cached_redis_csc_get(id).await.expect("hit")) }
+        })
     });
     g.finish();
+
+    // Paired, interleaved measurement of the targeted ratios (robust to changing load).
+    let blocks = if quick() { 30 } else { 100 };
+    rt.block_on(async {
+        let (tier, pattern, conn) = (&tier, &pattern, &conn);
+        let raw: Call<'_> = Box::new(move |id| {
+            let mut conn = conn.clone();
+            Box::pin(async move {
+                let bytes: Vec<u8> = conn.get(raw_key(id)).await.expect("GET");
+                black_box(rmp_serde::from_slice::<Product>(&bytes).expect("decode"));
+            })
+        });
+        let get: Call<'_> = Box::new(move |id| {
+            Box::pin(async move {
+                let key = pattern.key(&[&id]).expect("key");
+                black_box(tier.get::<Product>(&key).await.expect("L2 hit"));
+            })
+        });
+        let get_or_load: Call<'_> = Box::new(move |id| {
+            Box::pin(async move {
+                let key = pattern.key(&[&id]).expect("key");
+                let loaded = tier
+                    .get_or_load(&key, || async move { Ok::<_, Infallible>(product(id)) })
+                    .await
+                    .expect("infallible");
+                black_box(loaded);
+            })
+        });
+        paired(
+            "l2_hit",
+            blocks,
+            100,
+            &mut [
+                ("raw_redis_get_decode", raw),
+                ("tiercache_get", get),
+                ("tiercache_get_or_load", get_or_load),
+            ],
+        )
+        .await
+    });
 
     let after = tier.stats().total;
     eprintln!(
@@ -211,8 +252,14 @@ fn l2(c: &mut Criterion) {
         after.l2_hits - before.l2_hits,
         after.misses - before.misses
     );
-    assert_eq!(after.l1_hits, before.l1_hits, "no timed read was served by L1");
-    assert_eq!(after.misses, before.misses, "every timed read was an L2 hit");
+    assert_eq!(
+        after.l1_hits, before.l1_hits,
+        "no timed read was served by L1"
+    );
+    assert_eq!(
+        after.misses, before.misses,
+        "every timed read was an L2 hit"
+    );
 
     // Cold misses: a key found in neither tier, loaded and written through.
     let mut g = c.benchmark_group("l2_miss");
@@ -284,7 +331,10 @@ fn l2(c: &mut Criterion) {
             black_box(loaded);
         }
         let after = commands(&mut probe).await;
-        out.insert("tiercache_get_or_load (cold miss)", per_op(&before, &after, OPS));
+        out.insert(
+            "tiercache_get_or_load (cold miss)",
+            per_op(&before, &after, OPS),
+        );
         out
     });
     eprintln!("l2_hit: redis commands per operation: {per_op:?}");
@@ -318,7 +368,12 @@ async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<Stri
     info.lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
             (name != "info").then(|| (name.to_owned(), calls))
         })
         .collect()

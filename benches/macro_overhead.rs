@@ -6,11 +6,11 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cache_core::{Cache, Pattern, PatternConfig, TtlPolicy, cached};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tiercache_benches::{ENTRIES, Ids, Product, config, product, runtime};
+use tiercache_benches::{ENTRIES, Ids, Product, config, product, quick, runtime, write_paired};
 
 #[derive(Debug)]
 struct Repo {
@@ -72,7 +72,8 @@ fn macro_overhead(c: &mut Criterion) {
     let mut g = c.benchmark_group("macro_overhead");
     let mut ids = Ids::default();
     g.bench_function("attribute", |b| {
-        b.to_async(&rt).iter(|| black_box(repo.get(black_box(ids.next()))))
+        b.to_async(&rt)
+            .iter(|| black_box(repo.get(black_box(ids.next()))))
     });
     g.bench_function("hand_written", |b| {
         b.to_async(&rt)
@@ -83,6 +84,41 @@ fn macro_overhead(c: &mut Criterion) {
             .iter(|| black_box(repo.get_arc_by_hand(black_box(ids.next()))))
     });
     g.finish();
+
+    // Paired, interleaved measurement (robust to load that changes during the run): blocks of
+    // calls alternate between the two, the order flipping every block (no boxing: these calls
+    // take nanoseconds).
+    let blocks = if quick() { 60 } else { 200 };
+    const CALLS: u64 = 500;
+    let times = rt.block_on(async {
+        let mut times = [Vec::with_capacity(blocks), Vec::with_capacity(blocks)];
+        let mut id = 0u64;
+        for block in 0..blocks {
+            for turn in 0..2 {
+                let by_hand = (block + turn) % 2 == 0;
+                let started = Instant::now();
+                for _ in 0..CALLS {
+                    id = (id + 1) % ENTRIES;
+                    if by_hand {
+                        black_box(repo.get_by_hand(black_box(id)).await);
+                    } else {
+                        black_box(repo.get(black_box(id)).await);
+                    }
+                }
+                times[usize::from(!by_hand)].push(started.elapsed().as_secs_f64());
+            }
+        }
+        times
+    });
+    write_paired(
+        "macro_overhead",
+        "hand_written",
+        blocks,
+        CALLS,
+        ["hand_written", "attribute"].into_iter(),
+        &times,
+    );
+
     assert_eq!(
         repo.cache.stats().total.loads,
         ENTRIES,

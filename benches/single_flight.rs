@@ -66,16 +66,16 @@ async fn tiercache_round(cache: &Cache, pattern: &Pattern, tally: &Tally) -> Dur
     }
     let took = started.elapsed();
     let calls = calls.load(Ordering::SeqCst);
-    assert_eq!(calls, 1, "{CALLERS} concurrent callers ran the loader {calls} times");
+    assert_eq!(
+        calls, 1,
+        "{CALLERS} concurrent callers ran the loader {calls} times"
+    );
     tally.keys.fetch_add(1, Ordering::Relaxed);
     tally.loads.fetch_add(calls as u64, Ordering::Relaxed);
     took
 }
 
-async fn moka_round(
-    moka: &moka::future::Cache<u64, Arc<Product>>,
-    tally: &Tally,
-) -> Duration {
+async fn moka_round(moka: &moka::future::Cache<u64, Arc<Product>>, tally: &Tally) -> Duration {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let calls = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -96,7 +96,10 @@ async fn moka_round(
     }
     let took = started.elapsed();
     let calls = calls.load(Ordering::SeqCst);
-    assert_eq!(calls, 1, "{CALLERS} concurrent callers ran the loader {calls} times");
+    assert_eq!(
+        calls, 1,
+        "{CALLERS} concurrent callers ran the loader {calls} times"
+    );
     tally.keys.fetch_add(1, Ordering::Relaxed);
     tally.loads.fetch_add(calls as u64, Ordering::Relaxed);
     took

@@ -141,3 +141,74 @@ pub fn l2_only_policy() -> cache_core::TtlPolicy {
         .l1_ttl(Duration::from_millis(1))
         .jitter(0.0)
 }
+
+/// One contender of a paired measurement: called with an id, returns the future of one call.
+pub type Call<'a> = Box<dyn FnMut(u64) -> futures::future::BoxFuture<'a, ()> + 'a>;
+
+/// Paired, interleaved measurement, robust to load that changes during the run (a shared
+/// machine): `blocks` rounds; in each, every contender makes `calls` calls in turn (the order
+/// rotating every round). Each round yields one ratio per contender (its time over the first
+/// contender's, the baseline), summarised by median and quartiles; written to
+/// `<extra_dir>/paired_<bench>.json` for the report. Returns the median ratios.
+///
+/// The boxed call adds the same small cost to every contender, so use it where a call takes
+/// microseconds (Redis), not nanoseconds.
+pub async fn paired(
+    bench: &str,
+    blocks: usize,
+    calls: u64,
+    contenders: &mut [(&str, Call<'_>)],
+) -> Vec<f64> {
+    let n = contenders.len();
+    let mut times = vec![Vec::with_capacity(blocks); n];
+    let mut id = 0u64;
+    for block in 0..blocks {
+        for turn in 0..n {
+            let which = (block + turn) % n;
+            let call = &mut contenders[which].1;
+            let started = std::time::Instant::now();
+            for _ in 0..calls {
+                id = (id + 1) % ENTRIES;
+                call(id).await;
+            }
+            times[which].push(started.elapsed().as_secs_f64());
+        }
+    }
+    write_paired(
+        bench,
+        contenders[0].0,
+        blocks,
+        calls,
+        contenders.iter().map(|c| c.0),
+        &times,
+    )
+}
+
+/// Summarises per-block times (first series: the baseline) and writes `paired_<bench>.json`.
+pub fn write_paired<'n>(
+    bench: &str,
+    baseline: &str,
+    blocks: usize,
+    calls: u64,
+    names: impl Iterator<Item = &'n str>,
+    times: &[Vec<f64>],
+) -> Vec<f64> {
+    let mut rows = Vec::new();
+    let mut medians = Vec::new();
+    for (name, series) in names.zip(times).skip(1) {
+        let mut ratios: Vec<f64> = series.iter().zip(&times[0]).map(|(t, b)| t / b).collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        medians.push(at(0.5));
+        rows.push(serde_json::json!({
+            "library": name, "median": at(0.5), "p25": at(0.25), "p75": at(0.75),
+        }));
+    }
+    let figures = serde_json::json!({
+        "bench": bench, "baseline": baseline, "blocks": blocks, "calls_per_block": calls,
+        "rows": rows,
+    });
+    eprintln!("{bench}: paired ratios: {figures}");
+    write_extra(&format!("paired_{bench}"), &figures);
+    medians
+}
