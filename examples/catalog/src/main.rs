@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use catalog::loadtest::{self, LoadtestArgs};
 use catalog::ops::{self, ClearScope};
 use catalog::{Config, Server, build_app};
 
@@ -40,6 +41,8 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Load-test the service in every cache mode (its own redis-server and generated catalog).
+    Loadtest(LoadtestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +105,20 @@ async fn main() -> anyhow::Result<()> {
             let app = build_app(&config).await?;
             print!("{}", ops::stats_text(&app.repo).await);
         }
+        Command::Loadtest(args) => {
+            let report = loadtest::run(&config, &args).await?;
+            let markdown = report.markdown();
+            print!("{markdown}");
+            if let Some(out) = &args.out {
+                let text = if out.extension().is_some_and(|e| e == "json") {
+                    serde_json::to_string_pretty(&report)?
+                } else {
+                    markdown
+                };
+                std::fs::write(out, text)?;
+                eprintln!("loadtest: wrote {}", out.display());
+            }
+        }
     }
     Ok(())
 }
@@ -129,5 +146,18 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["catalog", "clear"]).is_err());
         assert!(Cli::try_parse_from(["catalog", "clear", "--all", "--products"]).is_err());
+    }
+
+    #[test]
+    fn loadtest_bounds_its_concurrency() {
+        let cli = Cli::try_parse_from(["catalog", "loadtest", "--duration", "2s"]).expect("parses");
+        let Some(Command::Loadtest(args)) = cli.command else {
+            panic!("not loadtest")
+        };
+        assert_eq!(args.duration, std::time::Duration::from_secs(2));
+        assert_eq!(args.concurrency, 64);
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1000"]).is_ok());
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "0"]).is_err());
     }
 }
