@@ -148,24 +148,43 @@ impl SiteSpec {
     }
 }
 
-fn binding(cache: &Cache, site: &'static Site) -> Option<Arc<Binding>> {
+/// A site's binding: borrowed from the site for its first cache (no reference count touched on
+/// the hot path), shared for any other cache.
+enum BindingRef {
+    First(&'static Binding),
+    Other(Arc<Binding>),
+}
+
+impl std::ops::Deref for BindingRef {
+    type Target = Binding;
+
+    fn deref(&self) -> &Binding {
+        match self {
+            BindingRef::First(b) => b,
+            BindingRef::Other(b) => b,
+        }
+    }
+}
+
+fn binding(cache: &Cache, site: &'static Site) -> Option<BindingRef> {
     let id = cache.inner.id;
     if let Some((first, b)) = site.first.get()
         && *first == id
     {
-        return Some(b.clone());
+        return Some(BindingRef::First(b));
     }
     let addr = std::ptr::from_ref(site) as usize;
     if let Some(b) = cache.inner.sites.read().get(&addr) {
-        return b.clone().downcast::<Binding>().ok();
+        return b.clone().downcast::<Binding>().ok().map(BindingRef::Other);
     }
     match site.spec.bind(cache) {
         Ok(b) => {
             let b = Arc::new(b);
             if site.first.set((id, b.clone())).is_err() {
                 cache.inner.sites.write().insert(addr, b.clone());
+                return Some(BindingRef::Other(b));
             }
-            Some(b)
+            binding(cache, site)
         }
         Err(error) => {
             tracing::error!(site = ?site.spec.key, %error, "cache call site cannot be used: calls bypass the cache");

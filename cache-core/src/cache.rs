@@ -312,17 +312,17 @@ impl Cache {
         }
     }
 
-    /// Copies fresh L2 values into L1, unless invalidated since `ticket`.
-    async fn fill_l1<V: Send + Sync + 'static>(
-        &self,
-        items: Vec<(&Key, FromL2<V>)>,
-        ticket: Ticket,
-    ) {
+    /// Copies fresh L2 values into L1, unless invalidated since `ticket`. Synchronous: if an
+    /// invalidation holds the gate right now, the copy is skipped (the value was still served; the
+    /// next read finds it in L2 again) rather than making the reader wait.
+    fn fill_l1<V: Send + Sync + 'static>(&self, items: Vec<(&Key, FromL2<V>)>, ticket: Ticket) {
         if items.is_empty() {
             return;
         }
         let now = now_us();
-        let _shared = self.inner.log.shared().await;
+        let Some(_shared) = self.inner.log.try_shared() else {
+            return;
+        };
         for (key, found) in items {
             if self
                 .inner
@@ -436,7 +436,7 @@ impl Cache {
                 Found::Missing => missing.push(i),
             }
         }
-        self.fill_l1(fill, ticket).await;
+        self.fill_l1(fill, ticket);
         (results, stale, missing)
     }
 
@@ -553,7 +553,7 @@ impl Cache {
                 Some(Found::Fresh(entry)) => {
                     bump(&stats.l2_hits);
                     let value = entry.value.clone();
-                    self.fill_l1(vec![(key, entry)], ticket).await;
+                    self.fill_l1(vec![(key, entry)], ticket);
                     return Ok(value);
                 }
                 Some(Found::Stale(entry)) if stale.is_none() => stale = Some(entry.value),

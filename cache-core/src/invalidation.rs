@@ -84,6 +84,11 @@ impl InvalidationLog {
         self.gate.write().await
     }
 
+    /// The shared guard if it is free right now (an optional write-back may skip instead of wait).
+    pub(crate) fn try_shared(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        self.gate.try_read().ok()
+    }
+
     /// Held by a write-back across its check and its writes.
     pub(crate) async fn shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
         self.gate.read().await

@@ -116,9 +116,10 @@ impl RedisStore {
         if let Some(c) = self.conn.read().as_ref() {
             return Ok(c.clone());
         }
+        // Responses are bounded by the timeout around each call (`run`), not a second timer here.
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.settings.connect_timeout))
-            .set_response_timeout(Some(self.settings.op_timeout));
+            .set_response_timeout(None);
         let conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
