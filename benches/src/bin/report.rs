@@ -78,6 +78,20 @@ const COMPARISONS: &[Comparison] = &[
     ),
     cmp(
         "l1_hit",
+        "`#[cached]` fn returning `Arc<Product>` vs raw moka `get` (both Arc: like for like)",
+        "l1_hit/tiercache_attribute_arc",
+        "l1_hit/raw_moka_get_arc",
+        None,
+    ),
+    cmp(
+        "l1_hit",
+        "`#[cached]` fn returning `Arc<Product>` vs `cached` crate `#[cached]` (owned)",
+        "l1_hit/tiercache_attribute_arc",
+        "l1_hit/cached_cached",
+        None,
+    ),
+    cmp(
+        "l1_hit",
         "`#[cached]` hit vs raw moka `get` + clone (both owned)",
         "l1_hit/tiercache_attribute",
         "l1_hit/raw_moka_get_clone",
