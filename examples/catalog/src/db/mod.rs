@@ -64,6 +64,11 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// One permit per reader connection: requests wait here, not on blocking threads (a flood of
+    /// reads would otherwise park hundreds of blocking threads on the few connections).
+    read_permits: tokio::sync::Semaphore,
+    /// One writer at a time, for the same reason.
+    write_permit: tokio::sync::Semaphore,
 }
 
 /// What opening the database did.
@@ -100,6 +105,8 @@ impl Db {
                 writer: Mutex::new(writer),
                 readers,
                 next: AtomicUsize::new(0),
+                read_permits: tokio::sync::Semaphore::new(READERS),
+                write_permit: tokio::sync::Semaphore::new(1),
             }),
         };
         Ok((db, Opened { generated }))
@@ -116,6 +123,12 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|e| DbError::Internal(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let n = inner.readers.len();
@@ -138,6 +151,12 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .write_permit
+            .acquire()
+            .await
+            .map_err(|e| DbError::Internal(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock();
