@@ -310,7 +310,9 @@ where
     let Some(key) = key.key else {
         return load.await;
     };
-    let value = cache.load(&key, unless, || load).await?;
+    let value = cache
+        .load(&key, crate::cache::Absent::Accept, unless, || load)
+        .await?;
     Ok(value.map(Arc::unwrap_or_clone))
 }
 

@@ -83,6 +83,22 @@ enum Found<T> {
     Missing,
 }
 
+/// Whether a single-key load may answer with a cached absence (`Ok(None)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Absent {
+    /// Yes: the caller's loader may itself find nothing.
+    Accept,
+    /// No (`get_or_load`, whose loader always yields a value): a cached or shared absence, which
+    /// another caller of the same key stored, is passed over and the loader runs.
+    Skip,
+}
+
+impl Absent {
+    fn accepts<V>(self, value: &Option<V>) -> bool {
+        self == Absent::Accept || value.is_some()
+    }
+}
+
 /// A value read from L2, ready for L1.
 struct FromL2<V> {
     value: Option<Arc<V>>,
@@ -349,7 +365,7 @@ impl Cache {
                 found.encoded_len,
                 now,
             );
-            self.inner.l1.insert(key.text.clone(), entry);
+            self.inner.l1.insert_unless_newer(key.text.clone(), entry);
         }
     }
 
@@ -457,13 +473,17 @@ impl Cache {
         let loaded = self
             .load(
                 key,
+                Absent::Skip,
                 |_: &Option<V>| false,
                 || async move { loader().await.map(Some) },
             )
             .await?;
         match loaded {
             Some(v) => Ok(v),
-            None => unreachable!("a loader that always returns Some yields a value"),
+            // `Absent::Skip` passes over cached absences (written under the same key by
+            // `get_or_load_optional`) and stale ones, so the value comes from this loader, which
+            // always returns one, or from the cache.
+            None => unreachable!("load with Absent::Skip never answers None"),
         }
     }
 
@@ -480,13 +500,15 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        self.load(key, |_: &Option<V>| false, loader).await
+        self.load(key, Absent::Accept, |_: &Option<V>| false, loader)
+            .await
     }
 
     /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value.
     pub(crate) async fn load<V, E, F, Fut, S>(
         &self,
         key: &Key,
+        absent: Absent,
         skip: S,
         loader: F,
     ) -> Result<Option<Arc<V>>, E>
@@ -500,27 +522,29 @@ impl Cache {
         let stats = &key.pattern.0.stats;
         let mut stale = None;
         match self.l1_lookup::<V>(key, now_us()) {
-            Found::Fresh(v) => {
+            Found::Fresh(v) if absent.accepts(&v) => {
                 bump(&stats.l1_hits);
                 return Ok(v);
             }
-            Found::Stale(v) => stale = Some(v),
-            Found::Missing => {}
+            Found::Stale(v) if absent.accepts(&v) => stale = Some(v),
+            _ => {}
         }
         let leader = loop {
             match self.inner.flights.join::<V, E>(&key.text) {
                 Role::Leader(leader) => break Some(leader),
                 Role::Alone => break None,
-                Role::Follower(rx) => {
-                    if let Some(outcome) = follow(rx).await {
+                Role::Follower(rx) => match follow(rx).await {
+                    Some(Ok(v)) if !absent.accepts(&v) => break None,
+                    Some(outcome) => {
                         bump(&stats.misses);
                         return outcome;
                     }
                     // The leader went away without a result: try to lead.
-                }
+                    None => {}
+                },
             }
         };
-        let outcome = self.lead(key, stale, skip, loader).await;
+        let outcome = self.lead(key, absent, stale, skip, loader).await;
         if let Some(leader) = leader {
             leader.finish(&outcome);
         }
@@ -530,6 +554,7 @@ impl Cache {
     async fn lead<V, E, F, Fut, S>(
         &self,
         key: &Key,
+        absent: Absent,
         mut stale: Option<Option<Arc<V>>>,
         skip: S,
         loader: F,
@@ -544,19 +569,23 @@ impl Cache {
         let ticket = self.inner.log.ticket();
         let now = now_us();
         // A previous leader may have filled L1 while this call was joining.
-        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now) {
+        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now)
+            && absent.accepts(&v)
+        {
             bump(&stats.l1_hits);
             return Ok(v);
         }
         if self.inner.l2.is_some() {
             match self.l2_lookup::<V>(&[key], now).await.pop() {
-                Some(Found::Fresh(entry)) => {
+                Some(Found::Fresh(entry)) if absent.accepts(&entry.value) => {
                     bump(&stats.l2_hits);
                     let value = entry.value.clone();
                     self.fill_l1(vec![(key, entry)], ticket);
                     return Ok(value);
                 }
-                Some(Found::Stale(entry)) if stale.is_none() => stale = Some(entry.value),
+                Some(Found::Stale(entry)) if stale.is_none() && absent.accepts(&entry.value) => {
+                    stale = Some(entry.value);
+                }
                 _ => {}
             }
         }
@@ -699,6 +728,7 @@ impl Cache {
             let _exclusive = self.inner.log.exclusive().await;
             for (key, _) in &entries {
                 self.inner.log.record(Invalidation::Key(key.text.clone()));
+                self.inner.flights.detach(|k| k == key.text);
             }
         }
         let ticket = self.inner.log.ticket();
@@ -814,22 +844,7 @@ impl Cache {
     /// write its value into either tier.
     pub async fn invalidate_with(&self, what: Invalidation) {
         let now = now_us();
-        {
-            let _exclusive = self.inner.log.exclusive().await;
-            self.inner.log.record(what.clone());
-            match &what {
-                Invalidation::Key(k) => self.inner.l1.remove(k),
-                Invalidation::Tag(t) => self.inner.clock.observe_tag(t, now),
-                Invalidation::Pattern(g) => self
-                    .inner
-                    .l1
-                    .remove_matching(|k| glob_match(g.as_bytes(), k.as_bytes())),
-                Invalidation::All => {
-                    self.inner.clock.observe_clear(now);
-                    self.inner.l1.clear();
-                }
-            }
-        }
+        self.invalidate_locally(&what, now).await;
         tracing::debug!(?what, "invalidated");
         if let Some(l2) = &self.inner.l2 {
             match &what {
@@ -837,6 +852,41 @@ impl Cache {
                 Invalidation::Tag(t) => l2.mark(Some(t), now).await,
                 Invalidation::Pattern(g) => l2.unlink_matching(g).await,
                 Invalidation::All => l2.mark(None, now).await,
+            }
+            // A read that took its ticket after the first pass may have fetched the old value
+            // from Redis before the UNLINK landed, and may be about to copy it into L1: a second
+            // pass removes such a copy and makes such a write-back drop it. (Tags and clears need
+            // none: their marks already make every value stamped before them stale.)
+            if matches!(what, Invalidation::Key(_) | Invalidation::Pattern(_)) {
+                self.invalidate_locally(&what, now).await;
+            }
+        }
+    }
+
+    /// Logs an invalidation, applies it to L1 and detaches the loads in flight that it affects,
+    /// all under the exclusive gate (so no write-back interleaves).
+    async fn invalidate_locally(&self, what: &Invalidation, now: u64) {
+        let _exclusive = self.inner.log.exclusive().await;
+        self.inner.log.record(what.clone());
+        match what {
+            Invalidation::Key(k) => {
+                self.inner.l1.remove(k);
+                self.inner.flights.detach(|key| key == k);
+            }
+            Invalidation::Tag(t) => {
+                self.inner.clock.observe_tag(t, now);
+                // Flights do not know their tags: detach them all (a few extra loads, at worst).
+                self.inner.flights.detach(|_| true);
+            }
+            Invalidation::Pattern(g) => {
+                let matches = |k: &str| glob_match(g.as_bytes(), k.as_bytes());
+                self.inner.l1.remove_matching(matches);
+                self.inner.flights.detach(matches);
+            }
+            Invalidation::All => {
+                self.inner.clock.observe_clear(now);
+                self.inner.l1.clear();
+                self.inner.flights.detach(|_| true);
             }
         }
     }

@@ -83,6 +83,13 @@ impl Flights {
         })
     }
 
+    /// Detaches the flights of the keys that `affected` selects: their leaders still answer the
+    /// callers already waiting, but a call made from now on starts a load of its own, so that a
+    /// read issued after an invalidation never receives a value loaded before it.
+    pub(crate) fn detach(&self, affected: impl Fn(&str) -> bool) {
+        self.map.lock().retain(|key, _| !affected(key));
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.map.lock().len()
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
 
 use crate::codec::Stamp;
 use crate::key::{Pattern, Tags};
@@ -117,6 +118,22 @@ impl MemoryStore {
         }
     }
 
+    /// Inserts `entry` unless the entry cached under `key` was written later: a value read from
+    /// L2 must never replace a newer one that a `set` put here while the read was under way.
+    pub(crate) fn insert_unless_newer(&self, key: String, entry: L1Entry) {
+        if !self.enabled {
+            return;
+        }
+        let written_at = entry.stamp.written_at;
+        let entry = Arc::new(entry);
+        self.cache
+            .entry(key)
+            .and_compute_with(|current| match current {
+                Some(current) if current.value().stamp.written_at > written_at => Op::Nop,
+                _ => Op::Put(entry),
+            });
+    }
+
     pub(crate) fn remove(&self, key: &str) {
         self.cache.invalidate(key);
     }
@@ -146,5 +163,47 @@ impl MemoryStore {
             self.cache.weighted_size(),
             self.capacity,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::registry::{PatternConfig, Registry};
+    use crate::ttl::TtlPolicy;
+
+    fn entry(pattern: &Pattern, written_at: u64, value: &'static str) -> L1Entry {
+        let stamp = Stamp {
+            written_at,
+            fresh_until: u64::MAX / 2,
+            stale_until: u64::MAX / 2,
+        };
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        L1Entry::new(Some(value), stamp, Tags::from([]), pattern.clone(), 8, 0)
+    }
+
+    fn value_of(store: &MemoryStore, key: &str) -> &'static str {
+        let found = store.get(key).expect("cached");
+        let value = found.value.clone().expect("a value");
+        *value.downcast::<&'static str>().expect("a &str")
+    }
+
+    #[test]
+    fn a_value_read_from_l2_never_replaces_a_newer_one() {
+        let registry = Registry::default();
+        let pattern = registry
+            .register(
+                PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))),
+                Duration::from_secs(86_400),
+            )
+            .expect("registers");
+        let store = MemoryStore::new(1 << 20);
+        store.insert("prod:1".into(), entry(&pattern, 20, "set"));
+        store.insert_unless_newer("prod:1".into(), entry(&pattern, 10, "older read"));
+        assert_eq!(value_of(&store, "prod:1"), "set");
+        store.insert_unless_newer("prod:1".into(), entry(&pattern, 30, "newer read"));
+        assert_eq!(value_of(&store, "prod:1"), "newer read");
+        store.insert_unless_newer("prod:2".into(), entry(&pattern, 5, "first"));
+        assert_eq!(value_of(&store, "prod:2"), "first");
     }
 }
