@@ -128,6 +128,24 @@ impl ProductRepo {
         id
     }
 
+    // No `ttl`, no `tags`: the policy and the tags registered for the template apply (the
+    // placeholder is named differently from the registered `<id>`: same shape, same pattern).
+    #[cached(key = "tagged:<product_id>")]
+    async fn tagged(&self, product_id: u64) -> Result<Option<Product>, DbError> {
+        Ok(self.db.query()?.get(&product_id).cloned())
+    }
+
+    // Tags of its own, added to the registered ones.
+    #[cached(key = "tagged-name:<id>", tags = ["names"])]
+    async fn tagged_name(&self, id: u64) -> Result<String, DbError> {
+        Ok(self
+            .db
+            .query()?
+            .get(&id)
+            .map(|p| p.name.clone())
+            .unwrap_or_default())
+    }
+
     #[cache_put(key = "prod:<product.id>", ttl = 1800, unless = |p: &Product| p.draft)]
     async fn save_product(&self, product: Product) -> Result<Product, DbError> {
         self.db.query()?.insert(product.id, product.clone());
@@ -562,4 +580,86 @@ async fn a_site_without_ttl_uses_the_registered_policy() {
     assert_eq!(a.db.queries(), 1);
     let pattern = a.cache.pattern("registered:<id>").unwrap();
     assert_eq!(pattern.policy().ttl(), Duration::from_secs(42));
+}
+
+/// Registers, on `cache`, the patterns of `tagged` and `tagged_name` with their tags.
+fn register_tagged(cache: &Cache) {
+    cache
+        .register(
+            PatternConfig::new("tagged:<id>", policy(600))
+                .tag("products")
+                .tag("item:<id>"),
+        )
+        .unwrap();
+    cache
+        .register(PatternConfig::new("tagged-name:<id>", policy(600)).tag("products"))
+        .unwrap();
+}
+
+fn rename(repo: &ProductRepo, id: u64, name: &str) {
+    let mut rows = repo.db.rows.lock().unwrap();
+    rows.get_mut(&id).unwrap().name = name.to_owned();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_written_by_a_site_carry_the_tags_registered_with_its_pattern() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-regtags").await;
+    register_tagged(&a.cache);
+    register_tagged(&b.cache);
+
+    assert_eq!(a.tagged(1).await.unwrap().unwrap().name, "red shoe");
+    assert_eq!(a.tagged(2).await.unwrap().unwrap().name, "blue shoe");
+    assert_eq!(a.tagged_name(3).await.unwrap(), "hat");
+    assert_eq!(b.tagged(1).await.unwrap().unwrap().name, "red shoe");
+    assert_eq!(counters(&b.cache, "tagged:<id>").l2_hits, 1);
+    assert_eq!(a.db.queries(), 3);
+
+    // A templated registered tag, rendered from the site's argument.
+    rename(&a, 2, "navy shoe");
+    a.cache.invalidate_tag("item:2").await;
+    assert_eq!(a.tagged(2).await.unwrap().unwrap().name, "navy shoe");
+    assert_eq!(a.db.queries(), 4);
+    assert_eq!(
+        a.tagged(1).await.unwrap().unwrap().name,
+        "red shoe",
+        "`item:2` left `tagged:1` alone"
+    );
+    assert_eq!(a.db.queries(), 4);
+
+    // The literal registered tag: both tiers, both instances, both sites.
+    rename(&a, 1, "crimson shoe");
+    rename(&a, 3, "cap");
+    a.cache.invalidate_tag("products").await;
+    let c = ProductRepo {
+        db: a.db.clone(),
+        cache: cache(&server, "m-regtags").await,
+    };
+    register_tagged(&c.cache);
+    assert_eq!(
+        c.tagged(1).await.unwrap().unwrap().name,
+        "crimson shoe",
+        "a fresh instance does not read the invalidated L2 entry"
+    );
+    assert_eq!(counters(&c.cache, "tagged:<id>").l2_hits, 0);
+    assert_eq!(
+        a.tagged(1).await.unwrap().unwrap().name,
+        "crimson shoe",
+        "the L1 entry is gone"
+    );
+    assert_eq!(
+        a.tagged_name(3).await.unwrap(),
+        "cap",
+        "with the site's own tags too"
+    );
+    let replica_sees_it = eventually(Duration::from_secs(3), || async {
+        b.tagged(1).await.unwrap().unwrap().name == "crimson shoe"
+    })
+    .await;
+    assert!(replica_sees_it, "the other instance dropped its L1 entry");
+
+    // The site's own tag still works beside the registered ones.
+    rename(&a, 3, "beret");
+    a.cache.invalidate_tag("names").await;
+    assert_eq!(a.tagged_name(3).await.unwrap(), "beret");
 }
