@@ -257,12 +257,6 @@ pub fn cache_of<C: AsCache + ?Sized>(c: &C) -> &Cache {
     c.as_cache()
 }
 
-/// Compile-time check that a cached type can be cached.
-pub fn assert_cacheable<V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static>() {}
-
-/// Compile-time check that a `:hash` argument serializes.
-pub fn assert_hashable<T: Serialize + ?Sized>(_: &T) {}
-
 /// A call site's rendered key and targets. `Send + Sync + 'static`.
 #[derive(Debug)]
 pub struct PreparedKey {
