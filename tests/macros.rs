@@ -29,6 +29,12 @@ struct SearchQuery {
     page: u32,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Variant {
+    product: Product,
+    color: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct DbError(&'static str);
 
@@ -128,6 +134,62 @@ impl ProductRepo {
         id
     }
 
+    // No `ttl`, no `tags`: the policy and the tags registered for the template apply (the
+    // placeholder is named differently from the registered `<id>`: same shape, same pattern).
+    #[cached(key = "tagged:<product_id>")]
+    async fn tagged(&self, product_id: u64) -> Result<Option<Product>, DbError> {
+        Ok(self.db.query()?.get(&product_id).cloned())
+    }
+
+    // Tags of its own, added to the registered ones.
+    #[cached(key = "tagged-name:<id>", tags = ["names"])]
+    async fn tagged_name(&self, id: u64) -> Result<String, DbError> {
+        Ok(self
+            .db
+            .query()?
+            .get(&id)
+            .map(|p| p.name.clone())
+            .unwrap_or_default())
+    }
+
+    // L1 expires long before L2.
+    #[cached(key = "short-l1:<id>", ttl = 30, l1_ttl = 1)]
+    async fn short_l1(&self, id: u64) -> Result<u64, DbError> {
+        drop(self.db.query()?);
+        Ok(id)
+    }
+
+    // A `None` is cached for one second.
+    #[cached(key = "maybe:<id>", ttl = 600, none_ttl = 1)]
+    async fn maybe(&self, id: u64) -> Option<String> {
+        self.db.query().ok()?.get(&id).map(|p| p.name.clone())
+    }
+
+    // A two-level field path.
+    #[cached(key = "variant:<variant.product.id>:<variant.color>", ttl = 600)]
+    async fn variant(&self, variant: &Variant) -> Result<String, DbError> {
+        let rows = self.db.query()?;
+        let name = rows.get(&variant.product.id).map(|p| p.name.clone());
+        Ok(format!("{} {}", variant.color, name.unwrap_or_default()))
+    }
+
+    // `Result<T, E>`, with `unless` given `&T`: an empty stock is not cached.
+    #[cached(key = "stock:<id>", ttl = 600, unless = |stock: &u64| *stock == 0)]
+    async fn stock(&self, id: u64) -> Result<u64, DbError> {
+        Ok(self.db.query()?.get(&id).map_or(0, |p| p.category_id))
+    }
+
+    // `Result<Option<T>, E>`, with `unless` given `&Option<T>`: a draft is not cached, a `None` is.
+    #[cached(
+        key = "published:<id>",
+        ttl = 600,
+        none_ttl = 600,
+        unless = |p: &Option<Product>| p.as_ref().is_some_and(|p| p.draft)
+    )]
+    async fn published(&self, id: u64) -> Result<Option<Product>, DbError> {
+        Ok(self.db.query()?.get(&id).cloned())
+    }
+
     #[cache_put(key = "prod:<product.id>", ttl = 1800, unless = |p: &Product| p.draft)]
     async fn save_product(&self, product: Product) -> Result<Product, DbError> {
         self.db.query()?.insert(product.id, product.clone());
@@ -192,6 +254,47 @@ async fn exchange_rate(
 ) -> Result<f64, DbError> {
     calls.fetch_add(1, Ordering::SeqCst);
     Ok(if from == to { 1.0 } else { 1.1 })
+}
+
+/// A trait with a native `async fn`, implemented with `#[cached]`.
+trait Catalog {
+    async fn entry(&self, id: u64) -> Result<Option<Product>, DbError>;
+}
+
+impl Catalog for ProductRepo {
+    #[cached(key = "native:<id>", ttl = 600)]
+    async fn entry(&self, id: u64) -> Result<Option<Product>, DbError> {
+        Ok(self.db.query()?.get(&id).cloned())
+    }
+}
+
+/// The same through `#[async_trait]` (boxed `Send` futures).
+#[async_trait::async_trait]
+trait BoxedCatalog {
+    async fn boxed_entry(&self, id: u64) -> Result<Product, DbError>;
+}
+
+#[async_trait::async_trait]
+impl BoxedCatalog for ProductRepo {
+    #[cached(key = "boxed:<id>", ttl = 600)]
+    async fn boxed_entry(&self, id: u64) -> Result<Product, DbError> {
+        self.db
+            .query()?
+            .get(&id)
+            .cloned()
+            .ok_or(DbError("not found"))
+    }
+}
+
+// A generic function: the key argument is any `Display` type.
+#[cached(key = "label:<id>", ttl = 600, cache = cache)]
+async fn label<K: std::fmt::Display + Sync + ?Sized>(
+    cache: &Cache,
+    calls: &AtomicU32,
+    id: &K,
+) -> Result<String, DbError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("label {id}"))
 }
 
 fn product(id: u64, name: &str, category_id: u64) -> Product {
@@ -562,4 +665,273 @@ async fn a_site_without_ttl_uses_the_registered_policy() {
     assert_eq!(a.db.queries(), 1);
     let pattern = a.cache.pattern("registered:<id>").unwrap();
     assert_eq!(pattern.policy().ttl(), Duration::from_secs(42));
+}
+
+/// Registers, on `cache`, the patterns of `tagged` and `tagged_name` with their tags.
+fn register_tagged(cache: &Cache) {
+    cache
+        .register(
+            PatternConfig::new("tagged:<id>", policy(600))
+                .tag("products")
+                .tag("item:<id>"),
+        )
+        .unwrap();
+    cache
+        .register(PatternConfig::new("tagged-name:<id>", policy(600)).tag("products"))
+        .unwrap();
+}
+
+fn rename(repo: &ProductRepo, id: u64, name: &str) {
+    let mut rows = repo.db.rows.lock().unwrap();
+    rows.get_mut(&id).unwrap().name = name.to_owned();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_written_by_a_site_carry_the_tags_registered_with_its_pattern() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-regtags").await;
+    register_tagged(&a.cache);
+    register_tagged(&b.cache);
+
+    assert_eq!(a.tagged(1).await.unwrap().unwrap().name, "red shoe");
+    assert_eq!(a.tagged(2).await.unwrap().unwrap().name, "blue shoe");
+    assert_eq!(a.tagged_name(3).await.unwrap(), "hat");
+    assert_eq!(b.tagged(1).await.unwrap().unwrap().name, "red shoe");
+    assert_eq!(counters(&b.cache, "tagged:<id>").l2_hits, 1);
+    assert_eq!(a.db.queries(), 3);
+
+    // A templated registered tag, rendered from the site's argument.
+    rename(&a, 2, "navy shoe");
+    a.cache.invalidate_tag("item:2").await;
+    assert_eq!(a.tagged(2).await.unwrap().unwrap().name, "navy shoe");
+    assert_eq!(a.db.queries(), 4);
+    assert_eq!(
+        a.tagged(1).await.unwrap().unwrap().name,
+        "red shoe",
+        "`item:2` left `tagged:1` alone"
+    );
+    assert_eq!(a.db.queries(), 4);
+
+    // The literal registered tag: both tiers, both instances, both sites.
+    rename(&a, 1, "crimson shoe");
+    rename(&a, 3, "cap");
+    a.cache.invalidate_tag("products").await;
+    let c = ProductRepo {
+        db: a.db.clone(),
+        cache: cache(&server, "m-regtags").await,
+    };
+    register_tagged(&c.cache);
+    assert_eq!(
+        c.tagged(1).await.unwrap().unwrap().name,
+        "crimson shoe",
+        "a fresh instance does not read the invalidated L2 entry"
+    );
+    assert_eq!(counters(&c.cache, "tagged:<id>").l2_hits, 0);
+    assert_eq!(
+        a.tagged(1).await.unwrap().unwrap().name,
+        "crimson shoe",
+        "the L1 entry is gone"
+    );
+    assert_eq!(
+        a.tagged_name(3).await.unwrap(),
+        "cap",
+        "with the site's own tags too"
+    );
+    let replica_sees_it = eventually(Duration::from_secs(3), || async {
+        b.tagged(1).await.unwrap().unwrap().name == "crimson shoe"
+    })
+    .await;
+    assert!(replica_sees_it, "the other instance dropped its L1 entry");
+
+    // The site's own tag still works beside the registered ones.
+    rename(&a, 3, "beret");
+    a.cache.invalidate_tag("names").await;
+    assert_eq!(a.tagged_name(3).await.unwrap(), "beret");
+}
+
+/// The Redis TTL of an entry key (without namespace), in milliseconds.
+async fn redis_pttl(server: &RedisServer, namespace: &str, key: &str) -> i64 {
+    let mut conn = server.connection().await;
+    redis::cmd("PTTL")
+        .arg(format!("{namespace}:k:{key}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_sets_the_redis_ttl_and_l1_ttl_expires_l1_first() {
+    let server = RedisServer::start();
+    let (a, _b) = replicas(&server, "m-ttl").await;
+
+    // `ttl = 1800`: the Redis TTL, shortened by at most the default jitter (5 %).
+    a.get_product(1).await.unwrap();
+    let pttl = redis_pttl(&server, "m-ttl", "prod:1").await;
+    assert!(
+        (1_700_000..=1_800_000).contains(&pttl),
+        "`ttl = 1800` is the Redis TTL, got {pttl} ms"
+    );
+
+    // `ttl = 30, l1_ttl = 1`.
+    assert_eq!(a.short_l1(4).await, Ok(4));
+    let pttl = redis_pttl(&server, "m-ttl", "short-l1:4").await;
+    assert!(
+        (28_000..=30_000).contains(&pttl),
+        "`ttl = 30` is the Redis TTL, not `l1_ttl`, got {pttl} ms"
+    );
+    assert_eq!(a.short_l1(4).await, Ok(4));
+    let c = counters(&a.cache, "short-l1:<id>");
+    assert_eq!((c.loads, c.l1_hits, c.l2_hits), (1, 1, 0));
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(a.short_l1(4).await, Ok(4));
+    let c = counters(&a.cache, "short-l1:<id>");
+    assert_eq!(
+        (c.loads, c.l1_hits, c.l2_hits),
+        (1, 1, 1),
+        "after `l1_ttl` the value comes from L2"
+    );
+    assert_eq!(a.short_l1(4).await, Ok(4));
+    assert_eq!(
+        counters(&a.cache, "short-l1:<id>").l1_hits,
+        2,
+        "and is back in L1"
+    );
+    assert_eq!(a.db.queries(), 2, "one query per method");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_none_expires_after_none_ttl() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-nonettl").await;
+
+    assert_eq!(a.maybe(50).await, None);
+    assert_eq!(b.maybe(50).await, None);
+    assert_eq!(a.db.queries(), 1, "the `None` is cached in both tiers");
+    let pttl = redis_pttl(&server, "m-nonettl", "maybe:50").await;
+    assert!(
+        (1..=1_000).contains(&pttl),
+        "`none_ttl = 1` is the Redis TTL of the `None`, got {pttl} ms"
+    );
+
+    a.db.rows
+        .lock()
+        .unwrap()
+        .insert(50, product(50, "new arrival", 7));
+    assert_eq!(a.maybe(50).await, None, "still the cached `None`");
+    assert_eq!(a.db.queries(), 1);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(a.maybe(50).await.as_deref(), Some("new arrival"));
+    assert_eq!(b.maybe(50).await.as_deref(), Some("new arrival"));
+    assert_eq!(a.db.queries(), 2, "expired from both tiers, loaded once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_level_field_path_renders_the_key() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-path").await;
+    let red = Variant {
+        product: product(1, "red shoe", 7),
+        color: "dark red".into(),
+    };
+
+    assert_eq!(a.variant(&red).await.unwrap(), "dark red red shoe");
+    assert!(
+        raw_get(&server, "m-path", "variant:1:dark%20red")
+            .await
+            .is_some(),
+        "`<variant.product.id>` and `<variant.color>` (escaped)"
+    );
+    assert_eq!(b.variant(&red).await.unwrap(), "dark red red shoe");
+    assert_eq!(counters(&b.cache, "variant:<a>:<b>").l2_hits, 1);
+    let blue = Variant {
+        color: "blue".into(),
+        ..red.clone()
+    };
+    a.variant(&blue).await.unwrap();
+    assert_eq!(a.db.queries(), 2, "another color, another key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unless_on_result_and_result_option() {
+    let server = RedisServer::start();
+    let (a, _b) = replicas(&server, "m-unless").await;
+    a.db.rows.lock().unwrap().insert(
+        20,
+        Product {
+            category_id: 0, // out of stock
+            ..product(20, "sold out", 0)
+        },
+    );
+
+    // `Result<T, E>`: `unless` vetoes `Ok(0)`; `Ok(7)` is cached.
+    assert_eq!(a.stock(20).await, Ok(0));
+    assert_eq!(a.stock(20).await, Ok(0));
+    assert_eq!(a.db.queries(), 2, "`Ok(0)` was not cached");
+    assert!(raw_get(&server, "m-unless", "stock:20").await.is_none());
+    assert_eq!(a.stock(1).await, Ok(7));
+    assert_eq!(a.stock(1).await, Ok(7));
+    assert_eq!(a.db.queries(), 3);
+    assert!(raw_get(&server, "m-unless", "stock:1").await.is_some());
+
+    // `Result<Option<T>, E>`: a draft is vetoed, a product and a `None` are cached.
+    let draft = Product {
+        draft: true,
+        ..product(21, "draft", 7)
+    };
+    a.db.rows.lock().unwrap().insert(21, draft.clone());
+    let queries = a.db.queries();
+    assert_eq!(a.published(21).await, Ok(Some(draft.clone())));
+    assert_eq!(a.published(21).await, Ok(Some(draft)));
+    assert_eq!(a.db.queries(), queries + 2, "the draft was not cached");
+    assert!(raw_get(&server, "m-unless", "published:21").await.is_none());
+    assert_eq!(a.published(1).await.unwrap().map(|p| p.id), Some(1));
+    assert_eq!(a.published(1).await.unwrap().map(|p| p.id), Some(1));
+    assert_eq!(a.published(404).await, Ok(None));
+    assert_eq!(a.published(404).await, Ok(None));
+    assert_eq!(a.db.queries(), queries + 4);
+    assert!(raw_get(&server, "m-unless", "published:1").await.is_some());
+    assert!(
+        raw_get(&server, "m-unless", "published:404")
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trait_methods_and_generic_functions_use_both_tiers() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-traits").await;
+
+    // Native `async fn` in a trait.
+    assert_eq!(a.entry(1).await.unwrap().map(|p| p.id), Some(1));
+    assert_eq!(b.entry(1).await.unwrap().map(|p| p.id), Some(1));
+    assert_eq!(counters(&b.cache, "native:<id>").l2_hits, 1);
+    assert_eq!(a.db.queries(), 1);
+
+    // `#[async_trait]`, on a spawned task (its future is `Send`).
+    let b = Arc::new(b);
+    assert_eq!(a.boxed_entry(2).await.map(|p| p.id), Ok(2));
+    let replica = b.clone();
+    let from_b = tokio::spawn(async move { replica.boxed_entry(2).await })
+        .await
+        .unwrap();
+    assert_eq!(from_b.map(|p| p.id), Ok(2));
+    assert_eq!(counters(&b.cache, "boxed:<id>").l2_hits, 1);
+    assert_eq!(a.db.queries(), 2);
+    assert!(raw_get(&server, "m-traits", "boxed:2").await.is_some());
+
+    // A generic function, instantiated with two key types.
+    let calls = AtomicU32::new(0);
+    assert_eq!(label(&a.cache, &calls, &5u64).await.unwrap(), "label 5");
+    assert_eq!(label(&b.cache, &calls, "5").await.unwrap(), "label 5");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "`5u64` and `\"5\"` render one key; the other instance read it from L2"
+    );
+    assert_eq!(counters(&b.cache, "label:<id>").l2_hits, 1);
+    assert_eq!(label(&b.cache, &calls, "6").await.unwrap(), "label 6");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

@@ -4,9 +4,11 @@
 //!
 //! `cargo run -p cache-core --example repository` runs with an in-process cache only; set
 //! `REDIS_URL=redis://127.0.0.1:6379` to add Redis as L2 (a second replica of the repository then
-//! reads what the first one loaded).
+//! reads what the first one loaded). The README shows its output; `tests/readme_example.rs` runs
+//! [`run`] (this file is a module of that test) and checks that the README still matches.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -156,13 +158,22 @@ async fn new_repo(redis_url: Option<String>) -> Result<ProductRepo, cache_core::
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let redis_url = std::env::var("REDIS_URL").ok();
-    println!(
+    run(std::env::var("REDIS_URL").ok(), &mut std::io::stdout()).await
+}
+
+/// The walk-through, printing to `out` (`tests/readme_example.rs` runs it and compares the output
+/// with the README).
+pub async fn run(
+    redis_url: Option<String>,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    writeln!(
+        out,
         "L2: {}",
         redis_url
             .as_deref()
             .unwrap_or("none (set REDIS_URL to add Redis)")
-    );
+    )?;
     let repo = new_repo(redis_url.clone()).await?;
     repo.cache.clear().await; // start from an empty namespace
 
@@ -179,70 +190,80 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let watch = Where::watch(&repo, "prod:<id>");
     repo.save_product(shoe.clone()).await?;
     repo.save_product(boot.clone()).await?;
-    println!(
+    writeln!(
+        out,
         "save_product(1), save_product(2): written to {} and through to the cache",
         watch.served_from()
-    );
+    )?;
 
     for _ in 0..2 {
         let watch = Where::watch(&repo, "prod:<id>");
         let product = repo.get_product(1).await?;
-        println!(
+        writeln!(
+            out,
             "get_product(1) = {:?}: served from {}",
             product.map(|p| p.name),
             watch.served_from()
-        );
+        )?;
     }
 
     let query = SearchQuery { text: "red".into() };
     for _ in 0..2 {
         let watch = Where::watch(&repo, "search:<query:hash>");
         let page = repo.search(&query).await?;
-        println!(
+        writeln!(
+            out,
             "search(\"red\") = {} items: served from {}",
             page.items.len(),
             watch.served_from()
-        );
+        )?;
     }
 
     repo.delete_product(2, 7).await?;
-    println!("delete_product(2): evicted key `prod:2` and tags `search`, `cat:7`");
+    writeln!(
+        out,
+        "delete_product(2): evicted key `prod:2` and tags `search`, `cat:7`"
+    )?;
     for id in [2, 1] {
         let watch = Where::watch(&repo, "prod:<id>");
         let product = repo.get_product(id).await?;
-        println!(
+        writeln!(
+            out,
             "get_product({id}) = {:?}: served from {}",
             product.map(|p| p.name),
             watch.served_from()
-        );
+        )?;
     }
     let watch = Where::watch(&repo, "search:<query:hash>");
     let page = repo.search(&query).await?;
-    println!(
+    writeln!(
+        out,
         "search(\"red\") = {} items: served from {}",
         page.items.len(),
         watch.served_from()
-    );
+    )?;
 
     if redis_url.is_some() {
         // A second replica, with its own L1, on the same Redis.
         let replica = new_repo(redis_url).await?;
         let watch = Where::watch(&replica, "prod:<id>");
         let product = replica.get_product(1).await?;
-        println!(
+        writeln!(
+            out,
             "replica get_product(1) = {:?}: served from {}",
             product.map(|p| p.name),
             watch.served_from()
-        );
+        )?;
     }
 
     let total = repo.cache.stats().total;
-    println!(
+    writeln!(
+        out,
         "database queries {}, L1 hits {}, L2 hits {}, loads {}",
         repo.db.queries.load(Ordering::SeqCst),
         total.l1_hits,
         total.l2_hits,
         total.loads
-    );
+    )?;
     Ok(())
 }

@@ -124,16 +124,30 @@ impl SiteSpec {
             }
             None => (None, None),
         };
-        let tags = self
+        let mut tags = self
             .tags
             .iter()
             .map(|t| template(t, TemplateKind::Tag).map(|(b, _)| b))
             .collect::<Result<Vec<_>, _>>()?;
-        let static_tags = tags.iter().all(|t| t.template().is_literal()).then(|| {
-            tags.iter()
-                .map(|t| Arc::<str>::from(t.template().source()))
-                .collect()
-        });
+        // A key written through the site carries the pattern's registered tags, then the site's.
+        let registered = match (&pattern, &key) {
+            (Some(p), Some(k)) if p.has_tags() => Some((p, k)),
+            _ => None,
+        };
+        let static_tags = match registered {
+            // No tags of its own: the pattern's shared literal tags, when it has them.
+            Some((p, k)) if tags.is_empty() => {
+                tags = p.tags_for_site(k);
+                p.static_tags().cloned()
+            }
+            Some((p, k)) => {
+                let mut all = p.tags_for_site(k);
+                all.append(&mut tags);
+                tags = all;
+                literal_tags(&tags)
+            }
+            None => literal_tags(&tags),
+        };
         let glob = self
             .pattern
             .map(|g| template(g, TemplateKind::Glob).map(|(b, _)| b))
@@ -146,6 +160,21 @@ impl SiteSpec {
             glob,
         })
     }
+}
+
+/// The rendered tags, deduplicated, when every tag template is literal.
+fn literal_tags(tags: &[BoundTemplate]) -> Option<Tags> {
+    if !tags.iter().all(|t| t.template().is_literal()) {
+        return None;
+    }
+    let mut literal: Vec<Arc<str>> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let source = t.template().source();
+        if !literal.iter().any(|l| &**l == source) {
+            literal.push(Arc::from(source));
+        }
+    }
+    Some(literal.into())
 }
 
 /// A site's binding: borrowed from the site for its first cache (no reference count touched on
@@ -227,12 +256,6 @@ impl<T: AsCache + ?Sized> AsCache for &mut T {
 pub fn cache_of<C: AsCache + ?Sized>(c: &C) -> &Cache {
     c.as_cache()
 }
-
-/// Compile-time check that a cached type can be cached.
-pub fn assert_cacheable<V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static>() {}
-
-/// Compile-time check that a `:hash` argument serializes.
-pub fn assert_hashable<T: Serialize + ?Sized>(_: &T) {}
 
 /// A call site's rendered key and targets. `Send + Sync + 'static`.
 #[derive(Debug)]

@@ -268,9 +268,11 @@ fn resolve_placeholders(
             func.params.iter().any(|p| p == root)
         };
         if !known {
-            errors.push(syn::Error::new(
-                lit.span(),
-                unknown_placeholder(&spec, root, func),
+            errors.push(error_at(
+                lit,
+                &unknown_placeholder(&spec, root, func),
+                placeholder.offset,
+                placeholder.len,
             ));
             continue;
         }
@@ -311,23 +313,31 @@ fn unknown_placeholder(spec: &str, root: &str, func: &Function) -> String {
 
 /// `invalid key template: unclosed placeholder: expected `>``, with the template and a caret line.
 fn template_error(lit: &LitStr, kind: TemplateKind, e: &TemplateError) -> syn::Error {
-    let source = lit.value();
     let what = match kind {
         TemplateKind::Key => "key template",
         TemplateKind::Tag => "tag template",
         TemplateKind::Glob => "invalidation pattern",
     };
-    let start = source
-        .get(..e.offset)
-        .map_or(e.offset, |s| s.chars().count());
+    error_at(
+        lit,
+        &format!("invalid {what}: {}", e.message),
+        e.offset,
+        e.len,
+    )
+}
+
+/// An error on the template literal `lit` (stable proc macros cannot span inside a string), whose
+/// message shows the template with a caret line under bytes `offset..offset + len`.
+fn error_at(lit: &LitStr, message: &str, offset: usize, len: usize) -> syn::Error {
+    let source = lit.value();
+    let start = source.get(..offset).map_or(offset, |s| s.chars().count());
     let width = source
-        .get(e.offset..e.offset + e.len)
+        .get(offset..offset + len)
         .map_or(1, |s| s.chars().count().max(1));
     syn::Error::new(
         lit.span(),
         format!(
-            "invalid {what}: {}\n  |\n  | {source}\n  | {}{}",
-            e.message,
+            "{message}\n  |\n  | {source}\n  | {}{}",
             " ".repeat(start),
             "^".repeat(width)
         ),

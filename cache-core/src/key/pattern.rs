@@ -223,7 +223,40 @@ impl Pattern {
             .collect()
     }
 
-    /// A key rendered elsewhere (by a macro call site, with its own argument binding).
+    /// The pattern's tag templates, rebound to the arguments of a macro call site whose key
+    /// template `site_key` has this pattern's shape (`prod:<product.id>` for `prod:<id>`): a tag
+    /// placeholder takes the site's argument at the position its name first takes in the key.
+    pub(crate) fn tags_for_site(&self, site_key: &BoundTemplate) -> Vec<BoundTemplate> {
+        let own = &self.0.key.slots;
+        debug_assert_eq!(own.len(), site_key.slots.len(), "same shape");
+        let site_slot = |spec: usize| {
+            own.iter()
+                .zip(&site_key.slots)
+                .find_map(|(&o, &s)| (o == spec).then_some(s))
+                .unwrap_or_else(|| unreachable!("every own spec appears in the key"))
+        };
+        self.0
+            .tags
+            .iter()
+            .map(|t| BoundTemplate {
+                template: t.template.clone(),
+                slots: t.slots.iter().map(|&spec| site_slot(spec)).collect(),
+            })
+            .collect()
+    }
+
+    /// The pattern's rendered tags when all are literal, shared by every key.
+    pub(crate) fn static_tags(&self) -> Option<&Tags> {
+        self.0.static_tags.as_ref()
+    }
+
+    /// `true` when tags are registered with the pattern.
+    pub(crate) fn has_tags(&self) -> bool {
+        !self.0.tags.is_empty()
+    }
+
+    /// A key rendered elsewhere (by a macro call site, with its own argument binding). `tags`
+    /// must already include the pattern's (see [`Pattern::tags_for_site`]).
     pub(crate) fn key_from_parts(&self, text: String, tags: Tags) -> Key {
         Key {
             text,
@@ -274,6 +307,21 @@ mod tests {
             Arc::ptr_eq(&a.tags, &b.tags),
             "literal tags are shared, not rendered per key"
         );
+    }
+
+    #[test]
+    fn rebinds_tags_to_a_site_with_other_names() {
+        let p = pattern("prod:<id>:<cat>", &["products", "cat:<cat>", "p:<id>"]);
+        // A macro site `prod:<product.id>:<product.category>`, arguments in its own order.
+        let site = BoundTemplate::bind(
+            Template::parse("prod:<product.id>:<product.category>", TemplateKind::Key).unwrap(),
+            &["other", "product.category", "product.id"],
+        )
+        .unwrap();
+        let tags = p.tags_for_site(&site);
+        let args: [&dyn KeyArg; 3] = [&"x", &3, &7];
+        let rendered: Vec<String> = tags.iter().map(|t| t.render(&args).unwrap()).collect();
+        assert_eq!(rendered, ["products", "cat:3", "p:7"]);
     }
 
     #[test]
