@@ -35,6 +35,22 @@ async fn tier_get_arc(id: u64) -> Arc<Product> {
     Arc::new(product(id))
 }
 
+/// Per-entry expiry as tiercache's L1 sets it (for the decomposition rows).
+struct Lifetime;
+
+impl moka::Expiry<String, Arc<Product>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        _value: &Arc<Product>,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(1800))
+    }
+}
+
+type SyncMoka = moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState>;
+
 /// The `cached` crate: `#[cached]` on an async fn (an `UnboundCache` behind an async mutex).
 #[cached::macros::cached]
 async fn memo_get(id: u64) -> Product {
@@ -69,6 +85,24 @@ fn l1_hit(c: &mut Criterion) {
     let keys: Vec<_> = (0..ENTRIES)
         .map(|id| pattern.key(&[&id]).expect("key"))
         .collect();
+    // Decomposition: moka's synchronous cache keyed by the rendered string, as tiercache's L1 is,
+    // bare and then with L1's weigher and per-entry expiry.
+    let texts: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+    let sync_bare: SyncMoka = moka::sync::Cache::builder()
+        .max_capacity(ENTRIES * 2)
+        .build_with_hasher(foldhash::quality::RandomState::default());
+    let sync_l1_like: SyncMoka = moka::sync::Cache::builder()
+        .max_capacity(256 * 1024 * 1024)
+        .weigher(|_: &String, _: &Arc<Product>| 1200)
+        .expire_after(Lifetime)
+        .build_with_hasher(foldhash::quality::RandomState::default());
+    for (id, text) in texts.iter().enumerate() {
+        let value = Arc::new(product(id as u64));
+        sync_bare.insert(text.clone(), value.clone());
+        sync_l1_like.insert(text.clone(), value);
+    }
+    sync_bare.run_pending_tasks();
+    sync_l1_like.run_pending_tasks();
 
     // Warm every cache with the same ENTRIES products.
     rt.block_on(async {
@@ -95,6 +129,20 @@ fn l1_hit(c: &mut Criterion) {
             let id = ids.next();
             let moka = &moka;
             async move { black_box(moka.get(&id).await.expect("hit")) }
+        })
+    });
+    g.bench_function("moka_sync_string_key", |b| {
+        b.to_async(&rt).iter(|| {
+            let key = texts[ids.next() as usize].as_str();
+            let moka = &sync_bare;
+            async move { black_box(moka.get(key).expect("hit")) }
+        })
+    });
+    g.bench_function("moka_sync_string_key_l1_config", |b| {
+        b.to_async(&rt).iter(|| {
+            let key = texts[ids.next() as usize].as_str();
+            let moka = &sync_l1_like;
+            async move { black_box(moka.get(key).expect("hit")) }
         })
     });
     g.bench_function("raw_moka_get_clone", |b| {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use compact_str::CompactString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -260,29 +261,62 @@ pub fn cache_of<C: AsCache + ?Sized>(c: &C) -> &Cache {
 /// A call site's rendered key and targets. `Send + Sync + 'static`.
 #[derive(Debug)]
 pub struct PreparedKey {
-    key: Option<Key>,
+    lookup: Option<Lookup>,
     evictions: Vec<Invalidation>,
+}
+
+/// The rendered key of a `#[cached]` or `#[cache_put]` call. An L1 hit needs only the text,
+/// rendered inline (no allocation for short keys); the owned [`Key`] is built on a miss.
+struct Lookup {
+    text: CompactString,
+    /// Rendered tags; `None`: the binding's literal tags.
+    tags: Option<Tags>,
+    binding: BindingRef,
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup")
+            .field("text", &self.text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lookup {
+    fn pattern(&self) -> Option<&Pattern> {
+        self.binding.pattern.as_ref()
+    }
+
+    fn into_key(self) -> Option<Key> {
+        let pattern = self.binding.pattern.as_ref()?;
+        let tags = match self.tags {
+            Some(tags) => tags,
+            None => self.binding.static_tags.clone()?,
+        };
+        Some(pattern.key_from_parts(self.text.into_string(), tags))
+    }
 }
 
 /// Renders a call site's key, tags and glob from its arguments. Never fails: a site that cannot
 /// be bound or rendered bypasses the cache (logged).
 pub fn prepare(cache: &Cache, site: &'static Site, args: &[&dyn KeyArg]) -> PreparedKey {
     let bypass = PreparedKey {
-        key: None,
+        lookup: None,
         evictions: Vec::new(),
     };
     let Some(b) = binding(cache, site) else {
         return bypass;
     };
     let rendered = (|| {
-        let text = b.key.as_ref().map(|k| k.render(args)).transpose()?;
-        let tags: Tags = match &b.static_tags {
-            Some(shared) => shared.clone(),
-            None => b
-                .tags
-                .iter()
-                .map(|t| t.render(args).map(Arc::<str>::from))
-                .collect::<Result<_, _>>()?,
+        let text = b.key.as_ref().map(|k| k.render_inline(args)).transpose()?;
+        let tags: Option<Tags> = match &b.static_tags {
+            Some(_) => None,
+            None => Some(
+                b.tags
+                    .iter()
+                    .map(|t| t.render(args).map(Arc::<str>::from))
+                    .collect::<Result<_, _>>()?,
+            ),
         };
         let glob = b.glob.as_ref().map(|g| g.render(args)).transpose()?;
         Ok::<_, crate::error::KeyError>((text, tags, glob))
@@ -296,23 +330,32 @@ pub fn prepare(cache: &Cache, site: &'static Site, args: &[&dyn KeyArg]) -> Prep
     };
     if site.spec.op == Op::Evict {
         let mut evictions = Vec::new();
-        evictions.extend(text.map(Invalidation::Key));
-        evictions.extend(tags.iter().map(|t| Invalidation::Tag(t.to_string())));
+        evictions.extend(text.map(|t| Invalidation::Key(t.into_string())));
+        let tags = tags.as_ref().or(b.static_tags.as_ref());
+        evictions.extend(
+            tags.into_iter()
+                .flat_map(|t| t.iter())
+                .map(|t| Invalidation::Tag(t.to_string())),
+        );
         evictions.extend(glob.map(Invalidation::Pattern));
         if site.spec.all {
             evictions.push(Invalidation::All);
         }
         return PreparedKey {
-            key: None,
+            lookup: None,
             evictions,
         };
     }
-    let key = match (text, &b.pattern) {
-        (Some(text), Some(pattern)) => Some(pattern.key_from_parts(text, tags)),
+    let lookup = match text {
+        Some(text) if b.pattern.is_some() => Some(Lookup {
+            text,
+            tags,
+            binding: b,
+        }),
         _ => None,
     };
     PreparedKey {
-        key,
+        lookup,
         evictions: Vec::new(),
     }
 }
@@ -330,12 +373,19 @@ where
     E: Clone + Send + Sync + 'static,
     F: Future<Output = Result<Option<V>, E>> + Send,
 {
-    let Some(key) = key.key else {
+    let absent = crate::cache::Absent::Accept;
+    let Some(lookup) = key.lookup else {
         return load.await;
     };
-    let value = cache
-        .load(&key, crate::cache::Absent::Accept, unless, || load)
-        .await?;
+    if let Some(pattern) = lookup.pattern()
+        && let Some(hit) = cache.l1_fresh::<V>(&lookup.text, pattern, absent)
+    {
+        return Ok(hit.map(Arc::unwrap_or_clone));
+    }
+    let Some(key) = lookup.into_key() else {
+        return load.await;
+    };
+    let value = Box::pin(cache.load(&key, absent, unless, || load)).await?;
     Ok(value.map(Arc::unwrap_or_clone))
 }
 
@@ -344,7 +394,7 @@ pub async fn put<V>(cache: &Cache, key: PreparedKey, value: &V)
 where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    if let Some(key) = key.key {
+    if let Some(key) = key.lookup.and_then(Lookup::into_key) {
         cache.set(&key, value.clone()).await;
     }
 }

@@ -206,9 +206,27 @@ impl Cache {
 
     // ----- reads -----
 
+    /// The fast path of every single-key read: a fresh L1 hit, counted, or `None` (then the caller
+    /// takes the full path, boxed, so that its large future is not part of every hit's).
     #[inline]
-    fn l1_lookup<V: Send + Sync + 'static>(&self, key: &Key, now: u64) -> Found<Option<Arc<V>>> {
-        let Some(entry) = self.inner.l1.get(&key.text) else {
+    pub(crate) fn l1_fresh<V: Send + Sync + 'static>(
+        &self,
+        key: &str,
+        pattern: &Pattern,
+        absent: Absent,
+    ) -> Option<Option<Arc<V>>> {
+        match self.l1_lookup::<V>(key, now_us()) {
+            Found::Fresh(v) if absent.accepts(&v) => {
+                bump(&pattern.0.stats.l1_hits);
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn l1_lookup<V: Send + Sync + 'static>(&self, key: &str, now: u64) -> Found<Option<Arc<V>>> {
+        let Some(entry) = self.inner.l1.get(key) else {
             return Found::Missing;
         };
         if !self
@@ -216,7 +234,7 @@ impl Cache {
             .clock
             .is_current(entry.stamp.written_at, entry.tags.iter().map(|t| &**t))
         {
-            self.inner.l1.remove(&key.text);
+            self.inner.l1.remove(key);
             return Found::Missing;
         }
         let value = match &entry.value {
@@ -374,8 +392,7 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now_us()) {
-            bump(&key.pattern.0.stats.l1_hits);
+        if let Some(v) = self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Accept) {
             return v;
         }
         self.get_many(std::slice::from_ref(key))
@@ -416,7 +433,7 @@ impl Cache {
         let mut stale: Vec<Option<Option<Arc<V>>>> = Vec::with_capacity(keys.len());
         let mut l2_keys = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            match self.l1_lookup::<V>(key, now) {
+            match self.l1_lookup::<V>(&key.text, now) {
                 Found::Fresh(v) => {
                     bump(&key.pattern.0.stats.l1_hits);
                     results.push(Some(v));
@@ -470,14 +487,18 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let loaded = self
-            .load(
-                key,
-                Absent::Skip,
-                |_: &Option<V>| false,
-                || async move { loader().await.map(Some) },
-            )
-            .await?;
+        let loaded = match self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Skip) {
+            Some(hit) => hit,
+            None => {
+                Box::pin(self.load(
+                    key,
+                    Absent::Skip,
+                    |_: &Option<V>| false,
+                    || async move { loader().await.map(Some) },
+                ))
+                .await?
+            }
+        };
         match loaded {
             Some(v) => Ok(v),
             // `Absent::Skip` passes over cached absences (written under the same key by
@@ -500,8 +521,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        self.load(key, Absent::Accept, |_: &Option<V>| false, loader)
-            .await
+        if let Some(hit) = self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Accept) {
+            return Ok(hit);
+        }
+        Box::pin(self.load(key, Absent::Accept, |_: &Option<V>| false, loader)).await
     }
 
     /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value.
@@ -521,7 +544,7 @@ impl Cache {
     {
         let stats = &key.pattern.0.stats;
         let mut stale = None;
-        match self.l1_lookup::<V>(key, now_us()) {
+        match self.l1_lookup::<V>(&key.text, now_us()) {
             Found::Fresh(v) if absent.accepts(&v) => {
                 bump(&stats.l1_hits);
                 return Ok(v);
@@ -569,7 +592,7 @@ impl Cache {
         let ticket = self.inner.log.ticket();
         let now = now_us();
         // A previous leader may have filled L1 while this call was joining.
-        if let Found::Fresh(v) = self.l1_lookup::<V>(key, now)
+        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now)
             && absent.accepts(&v)
         {
             bump(&stats.l1_hits);

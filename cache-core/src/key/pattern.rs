@@ -1,7 +1,10 @@
 //! A registered key pattern: its compiled template, TTL policy, tags and statistics.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use super::template::{Segment, Template, TemplateKind};
 use super::{Key, KeyArg, Tags};
@@ -76,6 +79,23 @@ impl BoundTemplate {
             }
         }
         Ok(())
+    }
+
+    /// Renders into an inline string (no allocation for keys of up to 24 bytes): the buffer it
+    /// is rendered in is the calling thread's, reused from call to call.
+    pub(crate) fn render_inline(&self, args: &[&dyn KeyArg]) -> Result<CompactString, KeyError> {
+        thread_local! {
+            static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                self.render_into(args, &mut buffer)?;
+                Ok(CompactString::from(buffer.as_str()))
+            }
+            // Re-entered (a `Display` impl rendering a key of its own): render apart.
+            Err(_) => self.render(args).map(CompactString::from),
+        })
     }
 
     pub(crate) fn render(&self, args: &[&dyn KeyArg]) -> Result<String, KeyError> {

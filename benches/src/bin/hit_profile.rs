@@ -1,0 +1,122 @@
+//! Instruction counts of one L1 hit, for profiling the hot path on a noisy machine.
+//!
+//! Runs `HITS` reads of one contender over the same 10,000 warm entries as `benches/l1_hit.rs`,
+//! on a current-thread runtime. Under `valgrind --tool=callgrind` the instruction count is
+//! repeatable whatever else the machine does; `scripts/hit-profile.sh` runs every contender twice
+//! (with 0 and with `HITS` reads) and prints the instructions per hit, and their ratio to raw moka.
+//!
+//! ```text
+//! hit-profile <contender> <hits>
+//! contenders: raw_moka_arc moka_sync_string tiercache_attribute_arc tiercache_attribute
+//!             tiercache_get_or_load cached_cached
+//! ```
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cache_core::{Cache, PatternConfig, TtlPolicy};
+use tiercache_benches::{ENTRIES, Ids, Product, product};
+
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+fn cache() -> &'static Cache {
+    CACHE
+        .get()
+        .expect("cache initialised before the first call")
+}
+
+#[cache_core::cached(key = "prod:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
+async fn tier_get(id: u64) -> Product {
+    product(id)
+}
+
+#[cache_core::cached(key = "prod_arc:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
+async fn tier_get_arc(id: u64) -> Arc<Product> {
+    Arc::new(product(id))
+}
+
+#[cached::macros::cached]
+async fn memo_get(id: u64) -> Product {
+    product(id)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(contender), Some(hits)) = (args.next(), args.next()) else {
+        eprintln!("usage: hit-profile <contender> <hits>");
+        std::process::exit(2);
+    };
+    let Ok(hits) = hits.parse::<u64>() else {
+        eprintln!("hits: a whole number");
+        std::process::exit(2);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let tier = Cache::builder()
+            .namespace("profile")
+            .l1_capacity_bytes(256 * 1024 * 1024)
+            .build()
+            .await
+            .expect("cache");
+        CACHE.set(tier.clone()).expect("set once");
+        let policy = TtlPolicy::new(Duration::from_secs(1800)).l1_ttl(Duration::from_secs(1800));
+        let pattern = tier
+            .register(PatternConfig::new("prod:<id>", policy))
+            .expect("pattern");
+        let moka: moka::future::Cache<u64, Arc<Product>> = moka::future::Cache::new(ENTRIES * 2);
+        let sync: moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState> =
+            moka::sync::Cache::builder()
+                .max_capacity(ENTRIES * 2)
+                .build_with_hasher(foldhash::quality::RandomState::default());
+        let texts: Vec<String> = (0..ENTRIES).map(|id| format!("prod:{id}")).collect();
+        for id in 0..ENTRIES {
+            match contender.as_str() {
+                "raw_moka_arc" => moka.insert(id, Arc::new(product(id))).await,
+                "moka_sync_string" => {
+                    sync.insert(texts[id as usize].clone(), Arc::new(product(id)));
+                }
+                "tiercache_attribute" => drop(black_box(tier_get(id).await)),
+                "tiercache_attribute_arc" => drop(black_box(tier_get_arc(id).await)),
+                "tiercache_get_or_load" => {
+                    let key = pattern.key(&[&id]).expect("key");
+                    let v = tier
+                        .get_or_load(&key, || async { Ok::<_, Infallible>(product(id)) })
+                        .await;
+                    drop(black_box(v));
+                }
+                "cached_cached" => drop(black_box(memo_get(id).await)),
+                other => {
+                    eprintln!("unknown contender {other}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        moka.run_pending_tasks().await;
+        sync.run_pending_tasks();
+        let mut ids = Ids::default();
+        for _ in 0..hits {
+            let id = ids.next();
+            match contender.as_str() {
+                "raw_moka_arc" => drop(black_box(moka.get(&id).await)),
+                "moka_sync_string" => drop(black_box(sync.get(texts[id as usize].as_str()))),
+                "tiercache_attribute" => drop(black_box(tier_get(black_box(id)).await)),
+                "tiercache_attribute_arc" => drop(black_box(tier_get_arc(black_box(id)).await)),
+                "tiercache_get_or_load" => {
+                    let key = pattern.key(&[&id]).expect("key");
+                    let v = tier
+                        .get_or_load(&key, || async { Ok::<_, Infallible>(product(id)) })
+                        .await;
+                    drop(black_box(v));
+                }
+                _ => drop(black_box(memo_get(black_box(id)).await)),
+            }
+        }
+        let loads = tier.stats().total.loads;
+        assert!(loads <= ENTRIES, "every timed tiercache read was a hit");
+    });
+}

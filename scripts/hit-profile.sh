@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Instructions per L1 hit of each contender, counted by callgrind (repeatable on a busy machine,
+# unlike wall time): each contender runs with 0 and with $HITS reads over the same warm entries,
+# and the difference divided by $HITS is its cost per hit. Ratios are against raw moka.
+#
+#   scripts/hit-profile.sh                 # every contender, 20,000 hits
+#   HITS=50000 scripts/hit-profile.sh tiercache_attribute_arc raw_moka_arc
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
+hits=${HITS:-20000}
+contenders=("$@")
+((${#contenders[@]})) || contenders=(raw_moka_arc moka_sync_string tiercache_attribute_arc tiercache_get_or_load tiercache_attribute cached_cached)
+cargo build --quiet --release -p tiercache-benches --bin hit-profile
+bin="${CARGO_TARGET_DIR:-target}/release/hit-profile"
+count() {
+    local out
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "$2" >/dev/null 2>&1
+    awk '/^summary:/ {print $2}' "$out"
+    rm -f "$out"
+}
+base=""
+printf '%-26s %14s %8s\n' contender "instr/hit" "vs moka"
+for c in "${contenders[@]}"; do
+    per=$(( ($(count "$c" "$hits") - $(count "$c" 0)) / hits ))
+    [[ -n $base ]] || base=$per
+    printf '%-26s %14d %7.2fx\n' "$c" "$per" "$(awk -v a="$per" -v b="$base" 'BEGIN {print a / b}')"
+done
