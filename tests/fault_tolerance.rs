@@ -361,3 +361,74 @@ async fn redis_evicting_under_maxmemory_means_misses_not_errors() {
     let h = a.health().await;
     assert!(h.l1.weighted_bytes <= 64 * 1024);
 }
+
+/// Pauses every client of `server` (data kept, nobody answered) for `ms` milliseconds.
+async fn pause_redis(server: &RedisServer, ms: u64) {
+    let mut admin = server.connection().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_of_invalidations_is_replayed_and_l2_used_again() {
+    const N: u64 = 8_000;
+    let server = RedisServer::start();
+    // 100 ms per call and per connect: replaying 8,000 deletions one round trip at a time cannot
+    // fit in one attempt, so the replay must keep its progress between attempts.
+    let a = builder(&server, "backlog")
+        .redis_timeout(Duration::from_millis(100))
+        .redis_connect_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let p = register(&a, "prod:<id>", policy(600));
+    let keys: Vec<_> = (0..N).map(|i| p.key(&[&i]).unwrap()).collect();
+    {
+        // Old values in Redis (planted directly: the cache's own writes are not under test here).
+        let mut conn = server.connection().await;
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("SET")
+                .arg(format!("backlog:k:{}", k.as_str()))
+                .arg("old")
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    assert_eq!(dbsize(&server).await, N);
+
+    pause_redis(&server, 3_000).await;
+    for k in &keys {
+        a.invalidate(k).await; // the first time out and open the circuit; the rest are queued
+    }
+    assert_eq!(
+        a.health().await.l2.pending_invalidations,
+        N as usize,
+        "every deletion queued while Redis does not answer"
+    );
+
+    let probe_key = p.key(&[&(N + 1)]).unwrap();
+    let drained = eventually(Duration::from_secs(20), || async {
+        let _ = a.get::<String>(&probe_key).await;
+        a.health().await.l2.pending_invalidations == 0
+    })
+    .await;
+    assert!(drained, "backlog replayed: {:?}", a.health().await);
+    assert_eq!(
+        dbsize(&server).await,
+        0,
+        "every queued deletion reached Redis"
+    );
+    let key = p.key(&[&(N + 2)]).unwrap();
+    a.set(&key, "new".to_string()).await;
+    assert!(
+        raw_get(&server, "backlog", key.as_str()).await.is_some(),
+        "L2 used again"
+    );
+    assert_eq!(a.health().await.l2.circuit, Some(CircuitState::Closed));
+}

@@ -6,7 +6,7 @@
 //! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>` and the
 //! namespace's clear mark `ns:c`; marks hold the time of the last invalidation (µs since the epoch).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +42,33 @@ enum Pending {
 /// More queued invalidations than this collapse into one clear of the namespace.
 const MAX_PENDING: usize = 10_000;
 const SCAN_BATCH: usize = 1_000;
+/// Replay sends queued invalidations in pipelines of at most this many commands (an `Unlink`
+/// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
+/// large backlog makes progress even when one call's timeout cuts the replay short.
+const REPLAY_CHUNK: usize = 500;
+
+/// Keeps the later of two marks: clocks of different instances may disagree a little.
+const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
+     if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     return 1";
+
+/// The replay queue: operations in order, each with a sequence number, so that a replay removes
+/// exactly the operations it sent even if the queue changed meanwhile.
+#[derive(Debug, Default)]
+struct PendingQueue {
+    ops: VecDeque<(u64, Pending)>,
+    next_seq: u64,
+}
+
+impl Pending {
+    /// Commands this operation costs in a replay pipeline.
+    fn weight(&self) -> usize {
+        match self {
+            Pending::Unlink(keys) => keys.len().max(1),
+            Pending::UnlinkMatching(_) | Pending::Mark(..) => 1,
+        }
+    }
+}
 
 /// Settings of the L2 tier.
 #[derive(Debug, Clone)]
@@ -70,7 +97,7 @@ pub(crate) struct RedisStore {
     entry_prefix: String,
     tag_prefix: String,
     clear_key: String,
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<PendingQueue>,
     pending_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
@@ -89,7 +116,7 @@ impl RedisStore {
             tag_prefix: format!("{ns}:t:"),
             clear_key: format!("{ns}:c"),
             settings,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(PendingQueue::default()),
             pending_overflow: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -231,49 +258,105 @@ impl RedisStore {
 
     fn queue(&self, op: Pending) {
         let mut pending = self.pending.lock();
-        if pending.len() >= MAX_PENDING {
+        if pending.ops.len() >= MAX_PENDING {
             self.pending_overflow.store(true, Ordering::Release);
-            pending.clear();
+            pending.ops.clear();
         } else {
-            pending.push(op);
+            let seq = pending.next_seq;
+            pending.next_seq += 1;
+            pending.ops.push_back((seq, op));
         }
         self.has_pending.store(true, Ordering::Release);
     }
 
+    /// The next replay chunk from the front of the queue: either one `UnlinkMatching` (a SCAN
+    /// loop of its own) or up to [`REPLAY_CHUNK`] commands of the other kinds, in order.
+    fn next_chunk(&self) -> Vec<(u64, Pending)> {
+        let pending = self.pending.lock();
+        let mut chunk = Vec::new();
+        let mut weight = 0;
+        for (seq, op) in &pending.ops {
+            let scan = matches!(op, Pending::UnlinkMatching(_));
+            if !chunk.is_empty() && (scan || weight + op.weight() > REPLAY_CHUNK) {
+                break;
+            }
+            chunk.push((*seq, op.clone()));
+            weight += op.weight();
+            if scan {
+                break;
+            }
+        }
+        chunk
+    }
+
     /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
-    /// for it, so no read overtakes an invalidation. Ops leave the queue only once they succeeded.
+    /// for it, so no read overtakes an invalidation. The queue is sent in pipelined chunks and
+    /// each chunk leaves the queue once it succeeded: if the replay is interrupted (error or
+    /// timeout), the next attempt resumes where this one stopped. Replaying an operation twice
+    /// is harmless (deletions and later-wins marks are idempotent).
     async fn flush_pending(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let _one_replay = self.flush_lock.lock().await;
         if !self.has_pending.load(Ordering::Acquire) {
             return Ok(());
         }
-        let (ops, overflow) = (
-            self.pending.lock().clone(),
-            self.pending_overflow.load(Ordering::Acquire),
-        );
-        if overflow {
-            self.mark_with(conn, &self.clear_key, crate::clock::now_us())
-                .await?;
-            self.pending_overflow.store(false, Ordering::Release);
-        }
-        for op in &ops {
-            match op {
-                Pending::Unlink(keys) => {
-                    let _: () = conn.unlink(keys).await?;
+        let mut replayed = 0usize;
+        let mut overflowed = false;
+        loop {
+            if self.pending_overflow.load(Ordering::Acquire) {
+                // Queued operations were dropped: one clear of the namespace covers them.
+                self.mark_with(conn, &self.clear_key, crate::clock::now_us())
+                    .await?;
+                self.pending_overflow.store(false, Ordering::Release);
+                overflowed = true;
+            }
+            let chunk = self.next_chunk();
+            let Some(&(last_seq, _)) = chunk.last() else {
+                break;
+            };
+            if let [(_, Pending::UnlinkMatching(glob))] = chunk.as_slice() {
+                self.unlink_matching_with(conn, glob).await?;
+            } else {
+                let mut pipe = redis::pipe();
+                for (_, op) in &chunk {
+                    match op {
+                        Pending::Unlink(keys) => {
+                            for key in keys {
+                                pipe.cmd("UNLINK").arg(key).ignore();
+                            }
+                        }
+                        Pending::Mark(key, time) => {
+                            pipe.cmd("EVAL")
+                                .arg(MARK_SCRIPT)
+                                .arg(1)
+                                .arg(key)
+                                .arg(*time)
+                                .arg(self.mark_retention_ms())
+                                .ignore();
+                        }
+                        Pending::UnlinkMatching(_) => {
+                            unreachable!("an UnlinkMatching is always a chunk of its own")
+                        }
+                    }
                 }
-                Pending::UnlinkMatching(glob) => self.unlink_matching_with(conn, glob).await?,
-                Pending::Mark(key, time) => self.mark_with(conn, key, *time).await?,
+                pipe.query_async::<()>(conn).await?;
+            }
+            // Keep the progress: what was sent and succeeded leaves the queue now. (An overflow
+            // meanwhile cleared the queue; then there is nothing of this chunk left to remove.)
+            let mut pending = self.pending.lock();
+            while pending.ops.front().is_some_and(|(seq, _)| *seq <= last_seq) {
+                pending.ops.pop_front();
+            }
+            replayed += chunk.len();
+        }
+        {
+            let pending = self.pending.lock();
+            if pending.ops.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
+                self.has_pending.store(false, Ordering::Release);
             }
         }
-        let mut pending = self.pending.lock();
-        let done = ops.len().min(pending.len());
-        pending.drain(..done);
-        if pending.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
-            self.has_pending.store(false, Ordering::Release);
-        }
         tracing::info!(
-            replayed = ops.len(),
-            overflow,
+            replayed,
+            overflow = overflowed,
             "replayed invalidations queued while Redis was unavailable"
         );
         Ok(())
@@ -428,19 +511,17 @@ impl RedisStore {
         key: &str,
         time: u64,
     ) -> redis::RedisResult<()> {
-        let retention = u64::try_from(self.settings.mark_retention.as_millis()).unwrap_or(u64::MAX);
-        // Keep the later of two marks: clocks of different instances may disagree a little.
-        redis::Script::new(
-            "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
-             if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
-             return 1",
-        )
-        .key(key)
-        .arg(time)
-        .arg(retention)
-        .invoke_async::<i64>(conn)
-        .await
-        .map(drop)
+        redis::Script::new(MARK_SCRIPT)
+            .key(key)
+            .arg(time)
+            .arg(self.mark_retention_ms())
+            .invoke_async::<i64>(conn)
+            .await
+            .map(drop)
+    }
+
+    fn mark_retention_ms(&self) -> u64 {
+        u64::try_from(self.settings.mark_retention.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Records a tag invalidation (or, with `None`, a clear of the namespace) at `time`.
@@ -488,6 +569,6 @@ impl RedisStore {
     }
 
     pub(crate) fn pending_invalidations(&self) -> usize {
-        self.pending.lock().len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+        self.pending.lock().ops.len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
     }
 }
