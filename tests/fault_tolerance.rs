@@ -432,3 +432,53 @@ async fn a_large_backlog_of_invalidations_is_replayed_and_l2_used_again() {
     );
     assert_eq!(a.health().await.l2.circuit, Some(CircuitState::Closed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_misses_redis_removes_the_old_value_on_recovery() {
+    let server = RedisServer::start();
+    let a = cache(&server, "overwrite").await;
+    let p = register(&a, "prod:<id>", policy(600));
+    let (one, two) = (p.key(&[&1]).unwrap(), p.key(&[&2]).unwrap());
+    a.set(&one, product(1, "v1")).await;
+    a.set_many(vec![(two.clone(), product(2, "v1"))]).await;
+    assert!(raw_get(&server, "overwrite", "prod:1").await.is_some());
+
+    pause_redis(&server, 3_000).await;
+    // Reads time out and open the circuit, so the writes below are skipped: never sent, they
+    // cannot land late by themselves.
+    for i in 10..12u64 {
+        let _ = a.get::<Product>(&p.key(&[&i]).unwrap()).await;
+    }
+    a.set(&one, product(1, "v2")).await;
+    a.set_many(vec![(two.clone(), product(2, "v2"))]).await;
+    assert_eq!(
+        a.get::<Product>(&one).await.unwrap().name,
+        "v2",
+        "L1 has it"
+    );
+    assert!(a.health().await.l2.pending_invalidations >= 2);
+
+    wait_until_answering(&server).await;
+    let other = p.key(&[&3]).unwrap();
+    let drained = eventually(Duration::from_secs(10), || async {
+        let _ = a.get::<Product>(&other).await;
+        a.health().await.l2.pending_invalidations == 0
+    })
+    .await;
+    assert!(drained, "queue replayed: {:?}", a.health().await);
+    // Another instance must not read the value the outage-time writes replaced.
+    let b = cache(&server, "overwrite").await;
+    let pb = register(&b, "prod:<id>", policy(600));
+    for id in [1u64, 2] {
+        let v = b
+            .get_or_load(&pb.key(&[&id]).unwrap(), || async move {
+                Ok::<_, Infallible>(product(id, "v2"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            v.name, "v2",
+            "key {id}: the old value was removed from Redis"
+        );
+    }
+}

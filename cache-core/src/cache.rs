@@ -711,7 +711,7 @@ impl Cache {
                 value: Some(Arc::new(v)),
             })
             .collect();
-        self.write_back(batch, ticket).await;
+        crate::store::redis::overwriting(self.write_back(batch, ticket)).await;
     }
 
     /// Encodes and writes values to L1 and (one pipeline) L2, dropping those invalidated since

@@ -70,6 +70,20 @@ impl Pending {
     }
 }
 
+tokio::task_local! {
+    /// Set while a write-through of new values runs (see [`overwriting`]).
+    static OVERWRITE: ();
+}
+
+/// Runs `writes`, a write-through of values that replace whatever Redis holds for their keys
+/// (`Cache::set`, `Cache::set_many`). An L2 write inside it that fails, times out or is skipped
+/// because the circuit is open queues the deletion of its keys in the replay queue: otherwise the
+/// old value would stay in Redis and be read again once Redis is back. Write-backs of loaded
+/// values do not need this (they replace nothing newer) and do not fill the queue.
+pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
+    OVERWRITE.scope((), writes).await
+}
+
 /// Settings of the L2 tier.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisSettings {
@@ -402,24 +416,38 @@ impl RedisStore {
         self.read(&[], tags).await.map(|(_, m)| m)
     }
 
-    /// Writes entries (key, bytes, time to live in µs) in one pipeline.
+    /// Writes entries (key, bytes, time to live in µs) in one pipeline. Inside [`overwriting`],
+    /// a write that does not reach Redis queues the deletion of its keys for replay.
     pub(crate) async fn write(
         self: &Arc<Self>,
         entries: &[(&str, &[u8], u64)],
     ) -> Result<(), L2Error> {
+        let full: Vec<String> = entries
+            .iter()
+            .map(|(key, ..)| self.entry_key(key))
+            .collect();
         let mut pipe = redis::pipe();
-        for (key, bytes, ttl_us) in entries {
+        for (key, (_, bytes, ttl_us)) in full.iter().zip(entries) {
             pipe.cmd("SET")
-                .arg(self.entry_key(key))
+                .arg(key)
                 .arg(*bytes)
                 .arg("PX")
                 .arg((*ttl_us / 1000).max(1))
                 .ignore();
         }
-        self.run("write", |mut conn| async move {
-            pipe.query_async::<()>(&mut conn).await
-        })
-        .await
+        let result = self
+            .run("write", |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await;
+        if result.is_err() && OVERWRITE.try_with(|()| ()).is_ok() {
+            tracing::debug!(
+                keys = full.len(),
+                "write-through missed Redis: deletion of the old values queued"
+            );
+            self.queue(Pending::Unlink(full));
+        }
+        result
     }
 
     /// Deletes entries; if Redis cannot be reached the deletion is queued for replay.
