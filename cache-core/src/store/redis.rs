@@ -84,6 +84,35 @@ pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
     OVERWRITE.scope((), writes).await
 }
 
+/// Splits the reply of the combined MGET into the entries and the marks. A reply of another
+/// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
+fn split_read(
+    mut all: Vec<Option<Vec<u8>>>,
+    entries: usize,
+    marks: usize,
+) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Marks)> {
+    if all.len() != entries + marks {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "MGET reply has another number of values than keys asked for",
+            format!("{} values for {} keys", all.len(), entries + marks),
+        )));
+    }
+    let mut marks = all.split_off(entries).into_iter().map(|m| {
+        m.and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    });
+    let clear = marks.next().unwrap_or(0);
+    Ok((
+        all,
+        Marks {
+            clear,
+            tags: marks.collect(),
+        },
+    ))
+}
+
 /// Settings of the L2 tier.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisSettings {
@@ -93,6 +122,29 @@ pub(crate) struct RedisSettings {
     pub(crate) failure_threshold: u32,
     pub(crate) cool_down: Duration,
     pub(crate) mark_retention: Duration,
+}
+
+impl RedisSettings {
+    /// Time allowed to a background probe: connect, PING and replay. The builder rejects
+    /// settings for which these sums overflow; saturating here keeps that a config error only.
+    pub(crate) fn probe_budget(&self) -> Duration {
+        self.connect_timeout
+            .checked_add(self.op_timeout)
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to one pattern invalidation (SCAN + UNLINK in batches).
+    pub(crate) fn scan_budget(&self) -> Duration {
+        self.op_timeout.checked_mul(100).unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to a health diagnosis: connect, PING and INFO.
+    pub(crate) fn diagnose_budget(&self) -> Duration {
+        self.op_timeout
+            .checked_mul(2)
+            .and_then(|t| t.checked_add(self.connect_timeout))
+            .unwrap_or(Duration::MAX)
+    }
 }
 
 /// Marks read with entries: the namespace clear time and each requested tag's time (0 = never).
@@ -252,12 +304,7 @@ impl RedisStore {
                 let _: String = redis::cmd("PING").query_async(&mut conn).await?;
                 this.flush_pending(&mut conn).await
             };
-            match tokio::time::timeout(
-                this.settings.connect_timeout + this.settings.op_timeout,
-                probe,
-            )
-            .await
-            {
+            match tokio::time::timeout(this.settings.probe_budget(), probe).await {
                 Ok(Ok(())) => {
                     tracing::info!("Redis answers again: circuit closed");
                     this.circuit.on_success();
@@ -388,25 +435,12 @@ impl RedisStore {
         marks.extend(tags.iter().map(|t| self.tag_key(t)));
         self.run("read", |mut conn| async move {
             // One MGET: the entries, then the clear mark, then the tags' marks.
-            let entries = full.len();
-            let mut all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            let all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                 .arg(&full)
                 .arg(&marks)
                 .query_async(&mut conn)
                 .await?;
-            let mut marks = all.split_off(entries).into_iter().map(|m| {
-                m.and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
-            });
-            let clear = marks.next().unwrap_or(0);
-            Ok((
-                all,
-                Marks {
-                    clear,
-                    tags: marks.collect(),
-                },
-            ))
+            split_read(all, full.len(), marks.len())
         })
         .await
     }
@@ -483,7 +517,7 @@ impl RedisStore {
         let this = Arc::clone(self);
         let scan = full.clone();
         // A long scan may exceed one op timeout, so it gets a budget of its own.
-        let budget = self.settings.op_timeout * 100;
+        let budget = self.settings.scan_budget();
         let result = match self.circuit.permit() {
             Permit::Call => tokio::time::timeout(budget, async move {
                 let mut conn = this.connection().await?;
@@ -572,7 +606,7 @@ impl RedisStore {
     /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
     /// diagnosis) but not the timeout.
     pub(crate) async fn diagnose(&self) -> Result<(Duration, HashMap<String, String>), L2Error> {
-        let timeout = self.settings.connect_timeout + self.settings.op_timeout * 2;
+        let timeout = self.settings.diagnose_budget();
         let probe = async {
             let mut conn = self.connection().await?;
             let started = Instant::now();
@@ -598,5 +632,44 @@ impl RedisStore {
 
     pub(crate) fn pending_invalidations(&self) -> usize {
         self.pending.lock().ops.len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_mget_reply_is_an_error_not_a_panic() {
+        let reply = vec![Some(b"v".to_vec())];
+        assert!(
+            split_read(reply.clone(), 2, 1).is_err(),
+            "fewer values than entries"
+        );
+        assert!(split_read(reply.clone(), 1, 2).is_err(), "marks missing");
+        assert!(split_read(Vec::new(), 0, 1).is_err());
+        assert!(
+            split_read(vec![None, None, None], 1, 1).is_err(),
+            "too many"
+        );
+        let (entries, marks) =
+            split_read(vec![None, Some(b"12".to_vec()), Some(b"34".to_vec())], 1, 2).unwrap();
+        assert_eq!(entries, vec![None]);
+        assert_eq!((marks.clear, marks.tags), (12, vec![34]));
+    }
+
+    #[test]
+    fn budgets_saturate_instead_of_overflowing() {
+        let settings = RedisSettings {
+            namespace: "ns".into(),
+            op_timeout: Duration::MAX,
+            connect_timeout: Duration::MAX,
+            failure_threshold: 1,
+            cool_down: Duration::from_secs(1),
+            mark_retention: Duration::MAX,
+        };
+        assert_eq!(settings.probe_budget(), Duration::MAX);
+        assert_eq!(settings.scan_budget(), Duration::MAX);
+        assert_eq!(settings.diagnose_budget(), Duration::MAX);
     }
 }
