@@ -111,8 +111,15 @@ async fn builds_degraded_when_redis_is_down_and_connects_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
     let server = RedisServer::start();
-    let cache = cache(&server, "slow").await; // 150 ms timeout, opens after 2 failures, 300 ms cool-down
+    // 150 ms timeout, opens after 2 failures, 300 ms cool-down; no background mark refresh, so
+    // only the calls below can fail and open the circuit.
+    let cache = builder(&server, "slow")
+        .mark_refresh_interval(Duration::from_secs(3600))
+        .build()
+        .await
+        .unwrap();
     let p = register(&cache, "prod:<id>", policy(60));
+    let watcher = server.connection().await;
     let url = server.url();
     let sleeper = tokio::spawn(async move {
         let client = redis::Client::open(url).unwrap();
@@ -128,7 +135,20 @@ async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
             .await
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wait until Redis is asleep: a PING stops being answered.
+    let asleep = eventually(Duration::from_secs(5), || {
+        let mut conn = watcher.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await
+            .is_err()
+        }
+    })
+    .await;
+    assert!(asleep, "DEBUG SLEEP started");
     for i in 0..100u64 {
         let v = cache
             .get_or_load(
@@ -140,12 +160,10 @@ async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
         assert_eq!(*v, i);
     }
     let errors = cache.stats().total.l2_errors;
-    // Each of the first calls may wait for a read and a write timeout; once the circuit is open no
-    // call touches Redis, so 100 calls produce only a handful of errors, not 200.
-    assert!(
-        (2..=6).contains(&errors),
-        "circuit opened after the threshold, got {errors} L2 errors"
-    );
+    // The first call waits for a read and a write timeout, which open the circuit (threshold 2);
+    // after that no call touches Redis (skipped calls are not errors), so 100 calls produce
+    // exactly 2 errors, not 200.
+    assert_eq!(errors, 2, "circuit opened after the threshold");
     let health = cache.health().await;
     assert_ne!(health.l2.circuit, Some(CircuitState::Closed), "{health:?}");
     sleeper.await.unwrap();

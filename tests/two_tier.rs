@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cache_core::key::render_glob;
+use cache_core::key::{Hashed, render_glob};
 use cache_core::{PatternConfig, TtlPolicy};
 use redis::AsyncCommands;
 use support::*;
@@ -351,23 +351,42 @@ async fn corrupt_or_foreign_values_are_misses_deleted_and_reloaded() {
     let plants: [&[u8]; 5] = [b"garbage", b"", b"tc", &other_version, &wrong_type];
     for (i, bytes) in plants.iter().enumerate() {
         let id = i as u64;
+        let key = p.key(&[&id]).unwrap();
         raw_set(&server, "bad", &format!("prod:{id}"), bytes).await;
-        let v = load(&a, &p.key(&[&id]).unwrap(), product(id, "fresh"), &calls).await;
-        assert_eq!(v.name, "fresh", "plant {i}");
+        // A plain read (no loader, so nothing can overwrite it) is a miss and deletes the value.
+        assert!(
+            a.get::<Product>(&key).await.is_none(),
+            "plant {i} is a miss"
+        );
+        assert!(
+            raw_get(&server, "bad", &format!("prod:{id}"))
+                .await
+                .is_none(),
+            "plant {i} deleted from Redis by the read"
+        );
+        raw_set(&server, "bad", &format!("prod:{id}"), bytes).await;
+        let v = load(&a, &key, product(id, "fresh"), &calls).await;
+        assert_eq!(v.name, "fresh", "plant {i} reloaded");
         let now = raw_get(&server, "bad", &format!("prod:{id}"))
             .await
             .unwrap();
         assert_ne!(&now[..], *bytes, "plant {i} replaced by a valid value");
     }
     let s = a.stats().total;
-    assert_eq!((s.decode_errors, s.loads), (5, 5));
+    assert_eq!((s.decode_errors, s.loads), (10, 5));
 }
 
 #[tokio::test]
 async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     let server = RedisServer::start();
-    let a = cache(&server, "many").await;
-    let b = cache(&server, "many").await;
+    // No background mark refresh during the test: only the calls under test send MGETs.
+    let quiet = || {
+        builder(&server, "many")
+            .mark_refresh_interval(Duration::from_secs(3600))
+            .build()
+    };
+    let a = quiet().await.unwrap();
+    let b = quiet().await.unwrap();
     let pa = register(&a, "prod:<id>", policy(60));
     let pb = register(&b, "prod:<id>", policy(60));
     a.set_many(
@@ -438,4 +457,33 @@ async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     assert!(again.iter().all(Option::is_some));
     let s = b.stats().total;
     assert_eq!((s.l2_hits, s.misses, s.l1_hits), (4, 6, 10));
+}
+
+#[tokio::test]
+async fn hash_placeholders_render_the_md5_of_the_messagepack_bytes() {
+    #[derive(serde::Serialize)]
+    struct Query {
+        text: &'static str,
+        page: u32,
+    }
+    let server = RedisServer::start();
+    let a = cache(&server, "hash").await;
+    let p = register(&a, "search:<q:hash>", policy(60));
+    // ("red shoes", 2) in MessagePack, by hand: 0x92 (array of 2), 0xa9 (str of 9 bytes),
+    // "red shoes", 0x02. `printf '\x92\xa9red shoes\x02' | md5sum` gives:
+    const MD5: &str = "f40bbc5c69713d16fa636b93e751f283";
+    let key = p.key(&[&Hashed(&("red shoes", 2u32))]).unwrap();
+    assert_eq!(key.as_str(), format!("search:{MD5}"));
+    // A struct serializes as the array of its fields, so it renders the same key.
+    let q = Query {
+        text: "red shoes",
+        page: 2,
+    };
+    assert_eq!(p.key(&[&Hashed(&q)]).unwrap().as_str(), key.as_str());
+    a.set(&key, 1u8).await;
+    assert!(
+        raw_get(&server, "hash", &format!("search:{MD5}"))
+            .await
+            .is_some()
+    );
 }
