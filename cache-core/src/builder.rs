@@ -14,16 +14,31 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 /// Builds a [`Cache`]. Every setting has a production default.
 ///
 /// ```
-/// # async fn demo() -> Result<(), cache_core::Error> {
-/// use cache_core::Cache;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_core::Error> {
+/// use cache_core::{Cache, Error};
 /// use std::time::Duration;
 /// let cache = Cache::builder()
-///     .namespace("shop")
+///     .namespace("shop:v2")
+///     .redis_url_opt(None) // Some(url) or .redis_url("redis://host:6379/0") adds the L2
+///     .require_redis(false) // unreachable Redis: start degraded, connect later
 ///     .l1_capacity_bytes(64 * 1024 * 1024)
 ///     .default_ttl(Duration::from_secs(300))
+///     .redis_timeout(Duration::from_millis(250))
+///     .redis_connect_timeout(Duration::from_secs(1))
+///     .circuit_breaker(3, Duration::from_secs(5))
+///     .max_entry_lifetime(Duration::from_secs(7 * 24 * 3600))
+///     .mark_refresh_interval(Duration::from_secs(1))
 ///     .build()
-///     .await?; // no Redis URL: L1 only
-/// assert_eq!(cache.namespace(), "shop");
+///     .await?;
+/// assert_eq!(cache.namespace(), "shop:v2");
+/// assert_eq!(cache.default_policy().ttl(), Duration::from_secs(300));
+///
+/// // Invalid settings are an error at build time, not a panic later.
+/// let bad = Cache::builder().namespace("no spaces").build().await;
+/// assert!(matches!(bad, Err(Error::Config(_))));
+/// let bad = Cache::builder().redis_timeout(Duration::MAX).build().await;
+/// assert!(matches!(bad, Err(Error::Config(_))));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
