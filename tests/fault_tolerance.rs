@@ -500,3 +500,42 @@ async fn a_write_that_misses_redis_removes_the_old_value_on_recovery() {
         );
     }
 }
+
+#[tokio::test]
+async fn get_many_or_load_serves_stale_values_when_the_loader_fails() {
+    let server = RedisServer::start();
+    let a = cache(&server, "stale-many").await;
+    let p = register(
+        &a,
+        "prod:<id>",
+        TtlPolicy::new(Duration::from_millis(200))
+            .jitter(0.0)
+            .stale(Duration::from_secs(30)),
+    );
+    let keys: Vec<_> = (1..=3u64).map(|i| p.key(&[&i]).unwrap()).collect();
+    let loaded = a
+        .get_many_or_load(&keys, |missing: Vec<usize>| async move {
+            Ok::<_, String>(
+                missing
+                    .iter()
+                    .map(|&i| Some(product(i as u64 + 1, "v1")))
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(loaded.iter().all(Option::is_some));
+    tokio::time::sleep(Duration::from_millis(300)).await; // fresh no longer, stale still
+    let failing = |_: Vec<usize>| async { Err::<Vec<Option<Product>>, _>("db down".to_string()) };
+    let stale = a.get_many_or_load(&keys, failing).await.unwrap();
+    let names: Vec<_> = stale
+        .iter()
+        .map(|v| v.as_ref().unwrap().name.as_str())
+        .collect();
+    assert_eq!(names, ["v1"; 3], "stale values served");
+    assert_eq!(a.stats().total.stale_served, 3);
+    // A key without a stale value: the loader's error.
+    let mut with_new = keys.clone();
+    with_new.push(p.key(&[&4]).unwrap());
+    assert!(a.get_many_or_load(&with_new, failing).await.is_err());
+}

@@ -487,3 +487,132 @@ async fn hash_placeholders_render_the_md5_of_the_messagepack_bytes() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn load_latency_and_hit_ratios_are_recorded() {
+    let server = RedisServer::start();
+    let a = cache(&server, "lat").await;
+    let b = cache(&server, "lat").await;
+    let pa = register(&a, "prod:<id>", policy(60));
+    let pb = register(&b, "prod:<id>", policy(60));
+    let key = pa.key(&[&1]).unwrap();
+    a.get_or_load(&key, || async {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        Ok::<_, Infallible>(product(1, "slow"))
+    })
+    .await
+    .unwrap();
+    let stats = a.stats();
+    let prod = stats.pattern("prod:<id>").unwrap();
+    assert_eq!(prod.counters.loads, 1);
+    assert!(
+        prod.counters.load_time >= Duration::from_millis(120),
+        "load time includes the loader's sleep: {:?}",
+        prod.counters.load_time
+    );
+    // Cumulative histogram: no load within 0.1 s, the one load in the last bucket (+Inf).
+    let at = |le: f64| {
+        prod.load_latency_buckets
+            .iter()
+            .find(|(bound, _)| *bound == le)
+            .unwrap()
+            .1
+    };
+    assert_eq!(at(0.1), 0, "{:?}", prod.load_latency_buckets);
+    assert_eq!(at(f64::INFINITY), 1);
+
+    // B: one miss, one L2 hit, one L1 hit.
+    let _ = b.get::<Product>(&pb.key(&[&2]).unwrap()).await;
+    let _ = b.get::<Product>(&pb.key(&[&1]).unwrap()).await;
+    let _ = b.get::<Product>(&pb.key(&[&1]).unwrap()).await;
+    let c = b.stats().total;
+    assert_eq!((c.misses, c.l2_hits, c.l1_hits), (1, 1, 1));
+    assert!((c.l1_hit_ratio() - 1.0 / 3.0).abs() < 1e-9, "{c:?}");
+    assert!((c.hit_ratio() - 2.0 / 3.0).abs() < 1e-9, "{c:?}");
+}
+
+#[tokio::test]
+async fn registering_a_template_again_with_another_policy_or_tags_conflicts() {
+    let server = RedisServer::start();
+    let a = cache(&server, "conflict").await;
+    let cfg = PatternConfig::new("prod:<id>", policy(60)).tag("products");
+    a.register(cfg.clone()).unwrap();
+    assert!(
+        a.register(cfg).is_ok(),
+        "the same configuration again is fine"
+    );
+    let other_policy = PatternConfig::new("prod:<id>", policy(30)).tag("products");
+    assert!(matches!(
+        a.register(other_policy),
+        Err(cache_core::Error::PatternConflict { template }) if template == "prod:<id>"
+    ));
+    let other_tags = PatternConfig::new("prod:<id>", policy(60)).tag("catalog");
+    assert!(matches!(
+        a.register(other_tags),
+        Err(cache_core::Error::PatternConflict { .. })
+    ));
+    assert_eq!(a.pattern("prod:<id>").unwrap().policy(), &policy(60));
+}
+
+#[tokio::test]
+async fn jitter_is_on_by_default() {
+    let server = RedisServer::start();
+    let a = cache(&server, "defjit").await;
+    // No .jitter(..): the default (5 %) applies.
+    let p = register(&a, "prod:<id>", TtlPolicy::new(Duration::from_secs(100)));
+    a.set_many((0..100u64).map(|i| (p.key(&[&i]).unwrap(), i)).collect())
+        .await;
+    let mut conn = server.connection().await;
+    let mut ttls = Vec::new();
+    for i in 0..100 {
+        let t: i64 = conn.pttl(format!("defjit:k:prod:{i}")).await.unwrap();
+        ttls.push(t);
+    }
+    assert!(
+        ttls.iter().all(|&t| (94_000..=100_000).contains(&t)),
+        "within 5 % below the TTL: {ttls:?}"
+    );
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(
+        spread > 1_000,
+        "expiries spread over more than 1 s of the 5 s window, got {spread} ms"
+    );
+}
+
+#[tokio::test]
+async fn set_many_writes_every_value_with_its_ttl_in_one_batch() {
+    let server = RedisServer::start();
+    let a = cache(&server, "setmany").await;
+    let b = cache(&server, "setmany").await;
+    let p = register(&a, "prod:<id>", policy(60).jitter(0.0));
+    let pb = register(&b, "prod:<id>", policy(60).jitter(0.0));
+    let mut conn = server.connection().await;
+    let set_calls = |info: String| -> u64 {
+        info.lines()
+            .find(|l| l.starts_with("cmdstat_set:"))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let info = || redis::cmd("INFO").arg("commandstats").clone();
+    let before = set_calls(info().query_async(&mut conn).await.unwrap());
+    a.set_many(
+        (0..50u64)
+            .map(|i| (p.key(&[&i]).unwrap(), product(i, "batch")))
+            .collect(),
+    )
+    .await;
+    let after = set_calls(info().query_async(&mut conn).await.unwrap());
+    assert_eq!(after - before, 50, "one SET (with its TTL) per entry");
+    for i in 0..50u64 {
+        let pttl: i64 = conn.pttl(format!("setmany:k:prod:{i}")).await.unwrap();
+        assert!(pttl > 0 && pttl <= 60_000, "key {i}: PTTL {pttl}");
+    }
+    let keys: Vec<_> = (0..50u64).map(|i| pb.key(&[&i]).unwrap()).collect();
+    let got = b.get_many::<Product>(&keys).await;
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(&product(i as u64, "batch")));
+    }
+    assert_eq!(b.stats().total.l2_hits, 50);
+}
