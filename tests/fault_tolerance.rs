@@ -539,3 +539,26 @@ async fn get_many_or_load_serves_stale_values_when_the_loader_fails() {
     with_new.push(p.key(&[&4]).unwrap());
     assert!(a.get_many_or_load(&with_new, failing).await.is_err());
 }
+
+#[tokio::test]
+async fn health_reports_open_until_a_probe_is_in_flight() {
+    let mut server = RedisServer::start();
+    // No background mark refresh: only the calls below can start a probe.
+    let cache = builder(&server, "halfopen")
+        .mark_refresh_interval(Duration::from_secs(3600))
+        .build()
+        .await
+        .unwrap();
+    let p = register(&cache, "prod:<id>", policy(60));
+    server.stop();
+    for i in 0..2u64 {
+        let _ = cache.get::<u8>(&p.key(&[&i]).unwrap()).await; // two failures open the circuit
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the 300 ms cool-down
+    let h = cache.health().await;
+    assert_eq!(
+        h.l2.circuit,
+        Some(CircuitState::Open),
+        "no call since the cool-down, so no probe: not half-open"
+    );
+}
