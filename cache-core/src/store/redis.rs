@@ -1,7 +1,10 @@
 //! L2: Redis through one multiplexed connection, every call bounded by a timeout and guarded by a
-//! circuit breaker. Invalidations that could not reach Redis are queued and replayed, before any
-//! other L2 call, once Redis answers again, so that a write made while Redis was down does not
-//! leave an old value readable when it comes back.
+//! circuit breaker. Invalidations that could not reach Redis, and deletions of the keys of
+//! write-throughs (`set`, `set_many`) that could not, are queued and replayed, before any other
+//! L2 call, once Redis answers again, so that a write made while Redis was down does not leave
+//! an old value readable when it comes back. The replay is pipelined in chunks and keeps its
+//! progress across attempts; more than [`MAX_PENDING`] queued operations collapse into one clear
+//! of the namespace.
 //!
 //! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>` and the
 //! namespace's clear mark `ns:c`; marks hold the time of the last invalidation (µs since the epoch).
