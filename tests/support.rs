@@ -92,3 +92,18 @@ pub fn product(id: u64, name: &str) -> Product {
         price_cents: 1999,
     }
 }
+
+/// Waits (without a response timeout) until `server` answers a PING: returns once a
+/// `CLIENT PAUSE` is over.
+pub async fn wait_until_answering(server: &RedisServer) {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect");
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("PING");
+}

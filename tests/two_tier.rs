@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cache_core::key::render_glob;
+use cache_core::key::{Hashed, render_glob};
 use cache_core::{PatternConfig, TtlPolicy};
 use redis::AsyncCommands;
 use support::*;
@@ -351,23 +351,42 @@ async fn corrupt_or_foreign_values_are_misses_deleted_and_reloaded() {
     let plants: [&[u8]; 5] = [b"garbage", b"", b"tc", &other_version, &wrong_type];
     for (i, bytes) in plants.iter().enumerate() {
         let id = i as u64;
+        let key = p.key(&[&id]).unwrap();
         raw_set(&server, "bad", &format!("prod:{id}"), bytes).await;
-        let v = load(&a, &p.key(&[&id]).unwrap(), product(id, "fresh"), &calls).await;
-        assert_eq!(v.name, "fresh", "plant {i}");
+        // A plain read (no loader, so nothing can overwrite it) is a miss and deletes the value.
+        assert!(
+            a.get::<Product>(&key).await.is_none(),
+            "plant {i} is a miss"
+        );
+        assert!(
+            raw_get(&server, "bad", &format!("prod:{id}"))
+                .await
+                .is_none(),
+            "plant {i} deleted from Redis by the read"
+        );
+        raw_set(&server, "bad", &format!("prod:{id}"), bytes).await;
+        let v = load(&a, &key, product(id, "fresh"), &calls).await;
+        assert_eq!(v.name, "fresh", "plant {i} reloaded");
         let now = raw_get(&server, "bad", &format!("prod:{id}"))
             .await
             .unwrap();
         assert_ne!(&now[..], *bytes, "plant {i} replaced by a valid value");
     }
     let s = a.stats().total;
-    assert_eq!((s.decode_errors, s.loads), (5, 5));
+    assert_eq!((s.decode_errors, s.loads), (10, 5));
 }
 
 #[tokio::test]
 async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     let server = RedisServer::start();
-    let a = cache(&server, "many").await;
-    let b = cache(&server, "many").await;
+    // No background mark refresh during the test: only the calls under test send MGETs.
+    let quiet = || {
+        builder(&server, "many")
+            .mark_refresh_interval(Duration::from_secs(3600))
+            .build()
+    };
+    let a = quiet().await.unwrap();
+    let b = quiet().await.unwrap();
     let pa = register(&a, "prod:<id>", policy(60));
     let pb = register(&b, "prod:<id>", policy(60));
     a.set_many(
@@ -438,4 +457,162 @@ async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     assert!(again.iter().all(Option::is_some));
     let s = b.stats().total;
     assert_eq!((s.l2_hits, s.misses, s.l1_hits), (4, 6, 10));
+}
+
+#[tokio::test]
+async fn hash_placeholders_render_the_md5_of_the_messagepack_bytes() {
+    #[derive(serde::Serialize)]
+    struct Query {
+        text: &'static str,
+        page: u32,
+    }
+    let server = RedisServer::start();
+    let a = cache(&server, "hash").await;
+    let p = register(&a, "search:<q:hash>", policy(60));
+    // ("red shoes", 2) in MessagePack, by hand: 0x92 (array of 2), 0xa9 (str of 9 bytes),
+    // "red shoes", 0x02. `printf '\x92\xa9red shoes\x02' | md5sum` gives:
+    const MD5: &str = "f40bbc5c69713d16fa636b93e751f283";
+    let key = p.key(&[&Hashed(&("red shoes", 2u32))]).unwrap();
+    assert_eq!(key.as_str(), format!("search:{MD5}"));
+    // A struct serializes as the array of its fields, so it renders the same key.
+    let q = Query {
+        text: "red shoes",
+        page: 2,
+    };
+    assert_eq!(p.key(&[&Hashed(&q)]).unwrap().as_str(), key.as_str());
+    a.set(&key, 1u8).await;
+    assert!(
+        raw_get(&server, "hash", &format!("search:{MD5}"))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn load_latency_and_hit_ratios_are_recorded() {
+    let server = RedisServer::start();
+    let a = cache(&server, "lat").await;
+    let b = cache(&server, "lat").await;
+    let pa = register(&a, "prod:<id>", policy(60));
+    let pb = register(&b, "prod:<id>", policy(60));
+    let key = pa.key(&[&1]).unwrap();
+    a.get_or_load(&key, || async {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        Ok::<_, Infallible>(product(1, "slow"))
+    })
+    .await
+    .unwrap();
+    let stats = a.stats();
+    let prod = stats.pattern("prod:<id>").unwrap();
+    assert_eq!(prod.counters.loads, 1);
+    assert!(
+        prod.counters.load_time >= Duration::from_millis(120),
+        "load time includes the loader's sleep: {:?}",
+        prod.counters.load_time
+    );
+    // Cumulative histogram: no load within 0.1 s, the one load in the last bucket (+Inf).
+    let at = |le: f64| {
+        prod.load_latency_buckets
+            .iter()
+            .find(|(bound, _)| *bound == le)
+            .unwrap()
+            .1
+    };
+    assert_eq!(at(0.1), 0, "{:?}", prod.load_latency_buckets);
+    assert_eq!(at(f64::INFINITY), 1);
+
+    // B: one miss, one L2 hit, one L1 hit.
+    let _ = b.get::<Product>(&pb.key(&[&2]).unwrap()).await;
+    let _ = b.get::<Product>(&pb.key(&[&1]).unwrap()).await;
+    let _ = b.get::<Product>(&pb.key(&[&1]).unwrap()).await;
+    let c = b.stats().total;
+    assert_eq!((c.misses, c.l2_hits, c.l1_hits), (1, 1, 1));
+    assert!((c.l1_hit_ratio() - 1.0 / 3.0).abs() < 1e-9, "{c:?}");
+    assert!((c.hit_ratio() - 2.0 / 3.0).abs() < 1e-9, "{c:?}");
+}
+
+#[tokio::test]
+async fn registering_a_template_again_with_another_policy_or_tags_conflicts() {
+    let server = RedisServer::start();
+    let a = cache(&server, "conflict").await;
+    let cfg = PatternConfig::new("prod:<id>", policy(60)).tag("products");
+    a.register(cfg.clone()).unwrap();
+    assert!(
+        a.register(cfg).is_ok(),
+        "the same configuration again is fine"
+    );
+    let other_policy = PatternConfig::new("prod:<id>", policy(30)).tag("products");
+    assert!(matches!(
+        a.register(other_policy),
+        Err(cache_core::Error::PatternConflict { template }) if template == "prod:<id>"
+    ));
+    let other_tags = PatternConfig::new("prod:<id>", policy(60)).tag("catalog");
+    assert!(matches!(
+        a.register(other_tags),
+        Err(cache_core::Error::PatternConflict { .. })
+    ));
+    assert_eq!(a.pattern("prod:<id>").unwrap().policy(), &policy(60));
+}
+
+#[tokio::test]
+async fn jitter_is_on_by_default() {
+    let server = RedisServer::start();
+    let a = cache(&server, "defjit").await;
+    // No .jitter(..): the default (5 %) applies.
+    let p = register(&a, "prod:<id>", TtlPolicy::new(Duration::from_secs(100)));
+    a.set_many((0..100u64).map(|i| (p.key(&[&i]).unwrap(), i)).collect())
+        .await;
+    let mut conn = server.connection().await;
+    let mut ttls = Vec::new();
+    for i in 0..100 {
+        let t: i64 = conn.pttl(format!("defjit:k:prod:{i}")).await.unwrap();
+        ttls.push(t);
+    }
+    assert!(
+        ttls.iter().all(|&t| (94_000..=100_000).contains(&t)),
+        "within 5 % below the TTL: {ttls:?}"
+    );
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(
+        spread > 1_000,
+        "expiries spread over more than 1 s of the 5 s window, got {spread} ms"
+    );
+}
+
+#[tokio::test]
+async fn set_many_writes_every_value_with_its_ttl_in_one_batch() {
+    let server = RedisServer::start();
+    let a = cache(&server, "setmany").await;
+    let b = cache(&server, "setmany").await;
+    let p = register(&a, "prod:<id>", policy(60).jitter(0.0));
+    let pb = register(&b, "prod:<id>", policy(60).jitter(0.0));
+    let mut conn = server.connection().await;
+    let set_calls = |info: String| -> u64 {
+        info.lines()
+            .find(|l| l.starts_with("cmdstat_set:"))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let info = || redis::cmd("INFO").arg("commandstats").clone();
+    let before = set_calls(info().query_async(&mut conn).await.unwrap());
+    a.set_many(
+        (0..50u64)
+            .map(|i| (p.key(&[&i]).unwrap(), product(i, "batch")))
+            .collect(),
+    )
+    .await;
+    let after = set_calls(info().query_async(&mut conn).await.unwrap());
+    assert_eq!(after - before, 50, "one SET (with its TTL) per entry");
+    for i in 0..50u64 {
+        let pttl: i64 = conn.pttl(format!("setmany:k:prod:{i}")).await.unwrap();
+        assert!(pttl > 0 && pttl <= 60_000, "key {i}: PTTL {pttl}");
+    }
+    let keys: Vec<_> = (0..50u64).map(|i| pb.key(&[&i]).unwrap()).collect();
+    let got = b.get_many::<Product>(&keys).await;
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(&product(i as u64, "batch")));
+    }
+    assert_eq!(b.stats().total.l2_hits, 50);
 }

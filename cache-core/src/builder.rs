@@ -6,19 +6,39 @@ use crate::cache::Cache;
 use crate::error::Error;
 use crate::ttl::TtlPolicy;
 
+/// The largest value any duration setting of the builder accepts: 100 years. Every sum and
+/// product the cache derives from its settings (call budgets, expiry times in microseconds since
+/// the epoch) then fits; larger values are rejected by [`CacheBuilder::build`].
+pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Builds a [`Cache`]. Every setting has a production default.
 ///
 /// ```
-/// # async fn demo() -> Result<(), cache_core::Error> {
-/// use cache_core::Cache;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_core::Error> {
+/// use cache_core::{Cache, Error};
 /// use std::time::Duration;
 /// let cache = Cache::builder()
-///     .namespace("shop")
+///     .namespace("shop:v2")
+///     .redis_url_opt(None) // Some(url) or .redis_url("redis://host:6379/0") adds the L2
+///     .require_redis(false) // unreachable Redis: start degraded, connect later
 ///     .l1_capacity_bytes(64 * 1024 * 1024)
 ///     .default_ttl(Duration::from_secs(300))
+///     .redis_timeout(Duration::from_millis(250))
+///     .redis_connect_timeout(Duration::from_secs(1))
+///     .circuit_breaker(3, Duration::from_secs(5))
+///     .max_entry_lifetime(Duration::from_secs(7 * 24 * 3600))
+///     .mark_refresh_interval(Duration::from_secs(1))
 ///     .build()
-///     .await?; // no Redis URL: L1 only
-/// assert_eq!(cache.namespace(), "shop");
+///     .await?;
+/// assert_eq!(cache.namespace(), "shop:v2");
+/// assert_eq!(cache.default_policy().ttl(), Duration::from_secs(300));
+///
+/// // Invalid settings are an error at build time, not a panic later.
+/// let bad = Cache::builder().namespace("no spaces").build().await;
+/// assert!(matches!(bad, Err(Error::Config(_))));
+/// let bad = Cache::builder().redis_timeout(Duration::MAX).build().await;
+/// assert!(matches!(bad, Err(Error::Config(_))));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -148,6 +168,37 @@ impl CacheBuilder {
                 "timeouts and intervals must be positive".into(),
             ));
         }
+        for (name, value) in [
+            ("redis_timeout", self.op_timeout),
+            ("redis_connect_timeout", self.connect_timeout),
+            ("circuit_breaker cool-down", self.cool_down),
+            ("max_entry_lifetime", self.max_entry_lifetime),
+            ("mark_refresh_interval", self.mark_refresh),
+            ("default_ttl", self.default_ttl),
+        ] {
+            if value > MAX_DURATION_SETTING {
+                return Err(Error::Config(format!(
+                    "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
+                )));
+            }
+        }
+        // The budgets the L2 tier derives from the timeouts, and expiry times in µs since the
+        // epoch, must not overflow (the caps above guarantee it; checked here all the same).
+        let budgets_fit = self
+            .op_timeout
+            .checked_mul(100)
+            .and(self.op_timeout.checked_mul(2))
+            .and_then(|twice| twice.checked_add(self.connect_timeout))
+            .is_some();
+        let expiry_fits = u64::try_from(self.max_entry_lifetime.as_micros())
+            .ok()
+            .and_then(|us| crate::clock::now_us().checked_add(us))
+            .is_some();
+        if !budgets_fit || !expiry_fits {
+            return Err(Error::Config(
+                "timeouts or max_entry_lifetime too large: derived durations overflow".into(),
+            ));
+        }
         TtlPolicy::new(self.default_ttl).validate(self.max_entry_lifetime)
     }
 
@@ -155,5 +206,47 @@ impl CacheBuilder {
     /// otherwise an unreachable Redis only means starting degraded.
     pub async fn build(self) -> Result<Cache, Error> {
         Cache::from_builder(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_error(b: CacheBuilder) -> String {
+        match b.validate() {
+            Err(Error::Config(m)) => m,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert!(CacheBuilder::default().validate().is_ok());
+        let at_cap = CacheBuilder::default()
+            .redis_timeout(MAX_DURATION_SETTING)
+            .redis_connect_timeout(MAX_DURATION_SETTING)
+            .max_entry_lifetime(MAX_DURATION_SETTING)
+            .default_ttl(MAX_DURATION_SETTING);
+        assert!(at_cap.validate().is_ok(), "the cap itself is accepted");
+    }
+
+    #[test]
+    fn settings_that_would_overflow_later_are_rejected() {
+        let huge = Duration::MAX;
+        let b = CacheBuilder::default;
+        assert!(config_error(b().redis_timeout(huge)).contains("redis_timeout"));
+        assert!(config_error(b().redis_connect_timeout(huge)).contains("redis_connect_timeout"));
+        assert!(config_error(b().circuit_breaker(3, huge)).contains("cool-down"));
+        assert!(config_error(b().max_entry_lifetime(huge)).contains("max_entry_lifetime"));
+        assert!(config_error(b().mark_refresh_interval(huge)).contains("mark_refresh_interval"));
+        assert!(config_error(b().default_ttl(huge)).contains("default_ttl"));
+        let just_over = MAX_DURATION_SETTING + Duration::from_secs(1);
+        assert!(config_error(b().redis_timeout(just_over)).contains("redis_timeout"));
+        // ttl + stale of the default policy is checked against max_entry_lifetime.
+        assert!(
+            config_error(b().default_ttl(Duration::from_secs(10 * 24 * 3600)))
+                .contains("max entry lifetime")
+        );
     }
 }

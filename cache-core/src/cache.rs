@@ -188,6 +188,21 @@ impl Cache {
     /// Registers a key pattern with its TTL policy and tags. Registering the same configuration
     /// again returns the same pattern; a different policy or tags for the same template is an
     /// error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// let config = PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60)));
+    /// let products = cache.register(config.clone())?;
+    /// assert_eq!(products.template(), "prod:<id>");
+    /// assert_eq!(cache.register(config)?.template(), "prod:<id>"); // same config: fine
+    /// let other = PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(5)));
+    /// assert!(matches!(cache.register(other), Err(cache_core::Error::PatternConflict { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn register(&self, config: PatternConfig) -> Result<Pattern, Error> {
         self.inner
             .registry
@@ -388,6 +403,21 @@ impl Cache {
     }
 
     /// Reads a fresh value from L1, else from L2. A cached absence reads as `None` too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&1u64])?;
+    /// assert_eq!(cache.get::<String>(&key).await, None);
+    /// cache.set(&key, String::from("Lamp")).await;
+    /// assert_eq!(cache.get::<String>(&key).await.as_deref().map(String::as_str), Some("Lamp"));
+    /// assert_eq!(cache.stats().total.l1_hits, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn get<V>(&self, key: &Key) -> Option<Arc<V>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
@@ -402,6 +432,20 @@ impl Cache {
     }
 
     /// Reads many keys: L1 first, then one L2 round trip for the rest. Results are in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let keys = [products.key(&[&1u64])?, products.key(&[&2u64])?];
+    /// cache.set(&keys[1], 20u32).await;
+    /// let found = cache.get_many::<u32>(&keys).await;
+    /// assert_eq!(found, vec![None, Some(std::sync::Arc::new(20))]);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_many<V>(&self, keys: &[Key]) -> Vec<Option<Arc<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
@@ -480,6 +524,23 @@ impl Cache {
     /// Concurrent calls for one missing key run the loader once (single-flight); its error
     /// reaches every waiter and is never cached. If the loader fails and a stale value is within
     /// the pattern's stale window, the stale value is returned instead (fail-safe).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&7u64])?;
+    /// let load = || async { Ok::<_, String>(String::from("Lamp")) };
+    /// assert_eq!(*cache.get_or_load(&key, load).await.unwrap(), "Lamp");
+    /// // Cached now: a failing loader is not even called.
+    /// let fail = || async { Err::<String, _>(String::from("db down")) };
+    /// assert_eq!(*cache.get_or_load(&key, fail).await.unwrap(), "Lamp");
+    /// assert_eq!(cache.stats().total.loads, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_or_load<V, E, F, Fut>(&self, key: &Key, loader: F) -> Result<Arc<V>, E>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -510,6 +571,30 @@ impl Cache {
 
     /// Like [`get_or_load`](Self::get_or_load) for loaders that may find nothing: `Ok(None)` is
     /// cached only when the pattern's policy has a [negative TTL](TtlPolicy::negative_ttl).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// let policy = TtlPolicy::new(Duration::from_secs(60)).negative_ttl(Duration::from_secs(10));
+    /// let users = cache.register(PatternConfig::new("user:<id>", policy))?;
+    /// let key = users.key(&[&404u64])?;
+    /// let none = cache
+    ///     .get_or_load_optional(&key, || async { Ok::<Option<String>, String>(None) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(none.is_none());
+    /// // The absence is cached (negative TTL): the loader does not run again.
+    /// let again = cache
+    ///     .get_or_load_optional(&key, || async { Ok::<_, String>(Some(String::from("x"))) })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(again.is_none());
+    /// assert_eq!(cache.stats().total.loads, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_or_load_optional<V, E, F, Fut>(
         &self,
         key: &Key,
@@ -735,6 +820,19 @@ impl Cache {
 
     /// Writes a value through to both tiers (for example right after the database write).
     /// A load of the same key still in flight will not overwrite it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&1u64])?;
+    /// cache.set(&key, 1999u64).await;
+    /// assert_eq!(cache.get::<u64>(&key).await.as_deref(), Some(&1999));
+    /// # Ok(()) }
+    /// ```
     pub async fn set<V>(&self, key: &Key, value: V)
     where
         V: Serialize + Send + Sync + 'static,
@@ -743,6 +841,19 @@ impl Cache {
     }
 
     /// Writes many values through to both tiers, with one pipelined L2 round trip.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let entries = (1..=3u64).map(|id| Ok((products.key(&[&id])?, id * 100)));
+    /// cache.set_many(entries.collect::<Result<Vec<_>, cache_core::KeyError>>()?).await;
+    /// assert_eq!(cache.get::<u64>(&products.key(&[&3u64])?).await.as_deref(), Some(&300));
+    /// # Ok(()) }
+    /// ```
     pub async fn set_many<V>(&self, entries: Vec<(Key, V)>)
     where
         V: Serialize + Send + Sync + 'static,
@@ -764,7 +875,7 @@ impl Cache {
                 value: Some(Arc::new(v)),
             })
             .collect();
-        self.write_back(batch, ticket).await;
+        crate::store::redis::overwriting(self.write_back(batch, ticket)).await;
     }
 
     /// Encodes and writes values to L1 and (one pipeline) L2, dropping those invalidated since
@@ -839,6 +950,20 @@ impl Cache {
     // ----- invalidation -----
 
     /// Removes one key from both tiers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&1u64])?;
+    /// cache.set(&key, 1u8).await;
+    /// cache.invalidate(&key).await;
+    /// assert_eq!(cache.get::<u8>(&key).await, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate(&self, key: &Key) {
         self.invalidate_with(Invalidation::Key(key.text.clone()))
             .await;
@@ -846,6 +971,24 @@ impl Cache {
 
     /// Invalidates every entry carrying `tag`, in O(1): the tag's mark is set, and entries
     /// stamped before it are stale wherever they are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// let config = PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60)));
+    /// let products = cache.register(config.tag("products"))?;
+    /// let orders = cache.register(PatternConfig::new("order:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let (p1, o1) = (products.key(&[&1u64])?, orders.key(&[&1u64])?);
+    /// cache.set(&p1, 1u8).await;
+    /// cache.set(&o1, 1u8).await;
+    /// cache.invalidate_tag("products").await;
+    /// assert_eq!(cache.get::<u8>(&p1).await, None);
+    /// assert!(cache.get::<u8>(&o1).await.is_some(), "untagged entries stay");
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate_tag(&self, tag: &str) {
         self.invalidate_with(Invalidation::Tag(tag.to_owned()))
             .await;
@@ -853,12 +996,43 @@ impl Cache {
 
     /// Removes every key matching a Redis glob over rendered keys (`prod:*`), with SCAN + UNLINK
     /// in batches (never `KEYS`). Meant for operators; use tags on hot paths.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// # let users = cache.register(PatternConfig::new("user:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let (p1, u1) = (products.key(&[&1u64])?, users.key(&[&1u64])?);
+    /// cache.set(&p1, 1u8).await;
+    /// cache.set(&u1, 1u8).await;
+    /// cache.invalidate_pattern("prod:*").await;
+    /// assert_eq!(cache.get::<u8>(&p1).await, None);
+    /// assert!(cache.get::<u8>(&u1).await.is_some());
+    /// # Ok(()) }
+    /// ```
     pub async fn invalidate_pattern(&self, glob: &str) {
         self.invalidate_with(Invalidation::Pattern(glob.to_owned()))
             .await;
     }
 
     /// Invalidates the whole namespace in O(1).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let keys = [products.key(&[&1u64])?, products.key(&[&2u64])?];
+    /// cache.set_many(keys.iter().cloned().map(|k| (k, 1u8)).collect()).await;
+    /// cache.clear().await;
+    /// assert_eq!(cache.get_many::<u8>(&keys).await, vec![None, None]);
+    /// # Ok(()) }
+    /// ```
     pub async fn clear(&self) {
         self.invalidate_with(Invalidation::All).await;
     }
@@ -917,6 +1091,24 @@ impl Cache {
     // ----- observation -----
 
     /// A snapshot of the counters, per pattern and in total, and L1 usage.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&1u64])?;
+    /// cache.get_or_load(&key, || async { Ok::<_, String>(5u8) }).await.unwrap(); // miss, load
+    /// cache.get::<u8>(&key).await; // L1 hit
+    /// let stats = cache.stats();
+    /// let prod = &stats.pattern("prod:<id>").unwrap().counters;
+    /// assert_eq!((prod.misses, prod.loads, prod.l1_hits), (1, 1, 1));
+    /// assert_eq!(stats.hit_ratio(), 0.5);
+    /// assert_eq!(stats.l1_entries, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let patterns = self
             .inner

@@ -58,7 +58,22 @@ pub struct L1Health {
     pub capacity_bytes: u64,
 }
 
-/// A health report of both tiers.
+/// A health report of both tiers, from [`Cache::health`](crate::Cache::health).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_core::Error> {
+/// use cache_core::{Cache, L2Status, PatternConfig, TtlPolicy};
+/// # use std::time::Duration;
+/// let cache = Cache::builder().l1_capacity_bytes(1 << 20).build().await?;
+/// let p = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+/// cache.set(&p.key(&[&1u64])?, 1u8).await;
+/// let health = cache.health().await;
+/// assert!(health.is_healthy());
+/// assert_eq!((health.l2.status, health.l2.circuit), (L2Status::Disabled, None));
+/// assert_eq!((health.l1.entries, health.l1.capacity_bytes), (1, 1 << 20));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Health {
@@ -80,10 +95,13 @@ impl Cache {
     /// Bounded by the Redis timeouts; never fails.
     ///
     /// ```
-    /// # async fn demo() -> Result<(), cache_core::Error> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
     /// use cache_core::{Cache, health::L2Status};
-    /// let cache = Cache::builder().build().await?;
-    /// assert_eq!(cache.health().await.l2.status, L2Status::Disabled);
+    /// let cache = Cache::builder().build().await?; // L1 only
+    /// let health = cache.health().await;
+    /// assert_eq!(health.l2.status, L2Status::Disabled);
+    /// assert_eq!(health.l1.entries, 0);
     /// # Ok(()) }
     /// ```
     pub async fn health(&self) -> Health {

@@ -75,6 +75,24 @@ impl PatternStats {
 }
 
 /// Counter values, per pattern or summed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_core::Error> {
+/// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+/// # use std::time::Duration;
+/// let cache = Cache::builder().build().await?;
+/// let p = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+/// let key = p.key(&[&1u64])?;
+/// let _ = cache.get_or_load(&key, || async { Err::<u8, _>("db down") }).await;
+/// cache.get_or_load(&key, || async { Ok::<_, &str>(1u8) }).await.unwrap();
+/// cache.get::<u8>(&key).await;
+/// let c = cache.stats().total;
+/// assert_eq!((c.misses, c.loads, c.load_errors, c.l1_hits), (2, 2, 1, 1));
+/// assert!((c.hit_ratio() - 1.0 / 3.0).abs() < 1e-9);
+/// assert_eq!(c.l1_hit_ratio(), c.hit_ratio()); // no L2 here
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
@@ -148,7 +166,25 @@ pub struct PatternStatsSnapshot {
     pub load_latency_buckets: Vec<(f64, u64)>,
 }
 
-/// A snapshot of the whole cache's statistics.
+/// A snapshot of the whole cache's statistics, from [`Cache::stats`](crate::Cache::stats).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_core::Error> {
+/// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+/// # use std::time::Duration;
+/// let cache = Cache::builder().build().await?;
+/// let p = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+/// cache.set(&p.key(&[&1u64])?, 1u8).await;
+/// cache.get::<u8>(&p.key(&[&1u64])?).await;
+/// let stats = cache.stats();
+/// let prod = stats.pattern("prod:<id>").expect("registered");
+/// assert_eq!(prod.counters.l1_hits, 1);
+/// assert_eq!(stats.total, prod.counters); // one pattern: the total is its counters
+/// assert_eq!(stats.l1_entries, 1);
+/// assert!(stats.l1_weighted_bytes > 0 && stats.l1_weighted_bytes <= stats.l1_capacity_bytes);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -132,7 +132,11 @@ impl TtlPolicy {
         {
             return bad("negative_ttl must be positive".into());
         }
-        if self.ttl.max(self.negative_ttl.unwrap_or_default()) + self.stale > max_lifetime {
+        let longest = self
+            .ttl
+            .max(self.negative_ttl.unwrap_or_default())
+            .checked_add(self.stale);
+        if longest.is_none_or(|l| l > max_lifetime) {
             return bad(format!(
                 "ttl + stale exceeds the cache's max entry lifetime ({max_lifetime:?})"
             ));
@@ -224,6 +228,20 @@ mod tests {
                 .is_err()
         );
         assert!(TtlPolicy::new(Duration::from_secs(1)).validate(max).is_ok());
+        // Sums that overflow are a configuration error, not a panic.
+        assert!(
+            TtlPolicy::new(Duration::MAX)
+                .stale(Duration::MAX)
+                .validate(Duration::MAX)
+                .is_err()
+        );
+        assert!(
+            TtlPolicy::new(Duration::from_secs(1))
+                .negative_ttl(Duration::MAX)
+                .stale(Duration::from_secs(1))
+                .validate(Duration::MAX)
+                .is_err()
+        );
         assert_eq!(TtlPolicy::new(Duration::from_secs(1)).lifetimes(true), None);
     }
 }

@@ -12,9 +12,10 @@ use parking_lot::Mutex;
 pub enum CircuitState {
     /// L2 is used.
     Closed,
-    /// L2 is skipped until the cool-down ends.
+    /// L2 is skipped. Once the cool-down has ended, the next call starts a background probe;
+    /// until then the circuit stays `Open`, however long ago the cool-down ended.
     Open,
-    /// The cool-down ended; a probe is deciding.
+    /// A probe is in flight: its answer closes the circuit or opens it for another cool-down.
     HalfOpen,
 }
 
@@ -110,7 +111,6 @@ impl Circuit {
         match inner.opened_at {
             None => CircuitState::Closed,
             Some(_) if inner.probing => CircuitState::HalfOpen,
-            Some(at) if at.elapsed() >= self.cool_down => CircuitState::HalfOpen,
             Some(_) => CircuitState::Open,
         }
     }
@@ -140,6 +140,22 @@ mod tests {
         c.on_success();
         assert_eq!(c.state(), CircuitState::Closed);
         assert_eq!(c.permit(), Permit::Call);
+    }
+
+    #[test]
+    fn half_open_only_while_a_probe_is_in_flight() {
+        let c = Circuit::new(1, Duration::from_millis(10));
+        assert!(c.on_failure());
+        std::thread::sleep(Duration::from_millis(15));
+        assert_eq!(
+            c.state(),
+            CircuitState::Open,
+            "cool-down over but no probe started yet"
+        );
+        assert_eq!(c.permit(), Permit::Probe);
+        assert_eq!(c.state(), CircuitState::HalfOpen, "probe in flight");
+        c.on_failure();
+        assert_eq!(c.state(), CircuitState::Open);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! L2: Redis through one multiplexed connection, every call bounded by a timeout and guarded by a
-//! circuit breaker. Invalidations that could not reach Redis are queued and replayed, before any
-//! other L2 call, once Redis answers again, so that a write made while Redis was down does not
-//! leave an old value readable when it comes back.
+//! circuit breaker. Invalidations that could not reach Redis, and deletions of the keys of
+//! write-throughs (`set`, `set_many`) that could not, are queued and replayed, before any other
+//! L2 call, once Redis answers again, so that a write made while Redis was down does not leave
+//! an old value readable when it comes back. The replay is pipelined in chunks and keeps its
+//! progress across attempts; more than [`MAX_PENDING`] queued operations collapse into one clear
+//! of the namespace.
 //!
 //! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>` and the
 //! namespace's clear mark `ns:c`; marks hold the time of the last invalidation (µs since the epoch).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +45,76 @@ enum Pending {
 /// More queued invalidations than this collapse into one clear of the namespace.
 const MAX_PENDING: usize = 10_000;
 const SCAN_BATCH: usize = 1_000;
+/// Replay sends queued invalidations in pipelines of at most this many commands (an `Unlink`
+/// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
+/// large backlog makes progress even when one call's timeout cuts the replay short.
+const REPLAY_CHUNK: usize = 500;
+
+/// Keeps the later of two marks: clocks of different instances may disagree a little.
+const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
+     if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     return 1";
+
+/// The replay queue: operations in order, each with a sequence number, so that a replay removes
+/// exactly the operations it sent even if the queue changed meanwhile.
+#[derive(Debug, Default)]
+struct PendingQueue {
+    ops: VecDeque<(u64, Pending)>,
+    next_seq: u64,
+}
+
+impl Pending {
+    /// Commands this operation costs in a replay pipeline.
+    fn weight(&self) -> usize {
+        match self {
+            Pending::Unlink(keys) => keys.len().max(1),
+            Pending::UnlinkMatching(_) | Pending::Mark(..) => 1,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Set while a write-through of new values runs (see [`overwriting`]).
+    static OVERWRITE: ();
+}
+
+/// Runs `writes`, a write-through of values that replace whatever Redis holds for their keys
+/// (`Cache::set`, `Cache::set_many`). An L2 write inside it that fails, times out or is skipped
+/// because the circuit is open queues the deletion of its keys in the replay queue: otherwise the
+/// old value would stay in Redis and be read again once Redis is back. Write-backs of loaded
+/// values do not need this (they replace nothing newer) and do not fill the queue.
+pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
+    OVERWRITE.scope((), writes).await
+}
+
+/// Splits the reply of the combined MGET into the entries and the marks. A reply of another
+/// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
+fn split_read(
+    mut all: Vec<Option<Vec<u8>>>,
+    entries: usize,
+    marks: usize,
+) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Marks)> {
+    if all.len() != entries + marks {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "MGET reply has another number of values than keys asked for",
+            format!("{} values for {} keys", all.len(), entries + marks),
+        )));
+    }
+    let mut marks = all.split_off(entries).into_iter().map(|m| {
+        m.and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    });
+    let clear = marks.next().unwrap_or(0);
+    Ok((
+        all,
+        Marks {
+            clear,
+            tags: marks.collect(),
+        },
+    ))
+}
 
 /// Settings of the L2 tier.
 #[derive(Debug, Clone)]
@@ -52,6 +125,29 @@ pub(crate) struct RedisSettings {
     pub(crate) failure_threshold: u32,
     pub(crate) cool_down: Duration,
     pub(crate) mark_retention: Duration,
+}
+
+impl RedisSettings {
+    /// Time allowed to a background probe: connect, PING and replay. The builder rejects
+    /// settings for which these sums overflow; saturating here keeps that a config error only.
+    pub(crate) fn probe_budget(&self) -> Duration {
+        self.connect_timeout
+            .checked_add(self.op_timeout)
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to one pattern invalidation (SCAN + UNLINK in batches).
+    pub(crate) fn scan_budget(&self) -> Duration {
+        self.op_timeout.checked_mul(100).unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to a health diagnosis: connect, PING and INFO.
+    pub(crate) fn diagnose_budget(&self) -> Duration {
+        self.op_timeout
+            .checked_mul(2)
+            .and_then(|t| t.checked_add(self.connect_timeout))
+            .unwrap_or(Duration::MAX)
+    }
 }
 
 /// Marks read with entries: the namespace clear time and each requested tag's time (0 = never).
@@ -70,7 +166,7 @@ pub(crate) struct RedisStore {
     entry_prefix: String,
     tag_prefix: String,
     clear_key: String,
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<PendingQueue>,
     pending_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
@@ -89,7 +185,7 @@ impl RedisStore {
             tag_prefix: format!("{ns}:t:"),
             clear_key: format!("{ns}:c"),
             settings,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(PendingQueue::default()),
             pending_overflow: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -211,12 +307,7 @@ impl RedisStore {
                 let _: String = redis::cmd("PING").query_async(&mut conn).await?;
                 this.flush_pending(&mut conn).await
             };
-            match tokio::time::timeout(
-                this.settings.connect_timeout + this.settings.op_timeout,
-                probe,
-            )
-            .await
-            {
+            match tokio::time::timeout(this.settings.probe_budget(), probe).await {
                 Ok(Ok(())) => {
                     tracing::info!("Redis answers again: circuit closed");
                     this.circuit.on_success();
@@ -231,49 +322,105 @@ impl RedisStore {
 
     fn queue(&self, op: Pending) {
         let mut pending = self.pending.lock();
-        if pending.len() >= MAX_PENDING {
+        if pending.ops.len() >= MAX_PENDING {
             self.pending_overflow.store(true, Ordering::Release);
-            pending.clear();
+            pending.ops.clear();
         } else {
-            pending.push(op);
+            let seq = pending.next_seq;
+            pending.next_seq += 1;
+            pending.ops.push_back((seq, op));
         }
         self.has_pending.store(true, Ordering::Release);
     }
 
+    /// The next replay chunk from the front of the queue: either one `UnlinkMatching` (a SCAN
+    /// loop of its own) or up to [`REPLAY_CHUNK`] commands of the other kinds, in order.
+    fn next_chunk(&self) -> Vec<(u64, Pending)> {
+        let pending = self.pending.lock();
+        let mut chunk = Vec::new();
+        let mut weight = 0;
+        for (seq, op) in &pending.ops {
+            let scan = matches!(op, Pending::UnlinkMatching(_));
+            if !chunk.is_empty() && (scan || weight + op.weight() > REPLAY_CHUNK) {
+                break;
+            }
+            chunk.push((*seq, op.clone()));
+            weight += op.weight();
+            if scan {
+                break;
+            }
+        }
+        chunk
+    }
+
     /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
-    /// for it, so no read overtakes an invalidation. Ops leave the queue only once they succeeded.
+    /// for it, so no read overtakes an invalidation. The queue is sent in pipelined chunks and
+    /// each chunk leaves the queue once it succeeded: if the replay is interrupted (error or
+    /// timeout), the next attempt resumes where this one stopped. Replaying an operation twice
+    /// is harmless (deletions and later-wins marks are idempotent).
     async fn flush_pending(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let _one_replay = self.flush_lock.lock().await;
         if !self.has_pending.load(Ordering::Acquire) {
             return Ok(());
         }
-        let (ops, overflow) = (
-            self.pending.lock().clone(),
-            self.pending_overflow.load(Ordering::Acquire),
-        );
-        if overflow {
-            self.mark_with(conn, &self.clear_key, crate::clock::now_us())
-                .await?;
-            self.pending_overflow.store(false, Ordering::Release);
-        }
-        for op in &ops {
-            match op {
-                Pending::Unlink(keys) => {
-                    let _: () = conn.unlink(keys).await?;
+        let mut replayed = 0usize;
+        let mut overflowed = false;
+        loop {
+            if self.pending_overflow.load(Ordering::Acquire) {
+                // Queued operations were dropped: one clear of the namespace covers them.
+                self.mark_with(conn, &self.clear_key, crate::clock::now_us())
+                    .await?;
+                self.pending_overflow.store(false, Ordering::Release);
+                overflowed = true;
+            }
+            let chunk = self.next_chunk();
+            let Some(&(last_seq, _)) = chunk.last() else {
+                break;
+            };
+            if let [(_, Pending::UnlinkMatching(glob))] = chunk.as_slice() {
+                self.unlink_matching_with(conn, glob).await?;
+            } else {
+                let mut pipe = redis::pipe();
+                for (_, op) in &chunk {
+                    match op {
+                        Pending::Unlink(keys) => {
+                            for key in keys {
+                                pipe.cmd("UNLINK").arg(key).ignore();
+                            }
+                        }
+                        Pending::Mark(key, time) => {
+                            pipe.cmd("EVAL")
+                                .arg(MARK_SCRIPT)
+                                .arg(1)
+                                .arg(key)
+                                .arg(*time)
+                                .arg(self.mark_retention_ms())
+                                .ignore();
+                        }
+                        Pending::UnlinkMatching(_) => {
+                            unreachable!("an UnlinkMatching is always a chunk of its own")
+                        }
+                    }
                 }
-                Pending::UnlinkMatching(glob) => self.unlink_matching_with(conn, glob).await?,
-                Pending::Mark(key, time) => self.mark_with(conn, key, *time).await?,
+                pipe.query_async::<()>(conn).await?;
+            }
+            // Keep the progress: what was sent and succeeded leaves the queue now. (An overflow
+            // meanwhile cleared the queue; then there is nothing of this chunk left to remove.)
+            let mut pending = self.pending.lock();
+            while pending.ops.front().is_some_and(|(seq, _)| *seq <= last_seq) {
+                pending.ops.pop_front();
+            }
+            replayed += chunk.len();
+        }
+        {
+            let pending = self.pending.lock();
+            if pending.ops.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
+                self.has_pending.store(false, Ordering::Release);
             }
         }
-        let mut pending = self.pending.lock();
-        let done = ops.len().min(pending.len());
-        pending.drain(..done);
-        if pending.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
-            self.has_pending.store(false, Ordering::Release);
-        }
         tracing::info!(
-            replayed = ops.len(),
-            overflow,
+            replayed,
+            overflow = overflowed,
             "replayed invalidations queued while Redis was unavailable"
         );
         Ok(())
@@ -291,25 +438,12 @@ impl RedisStore {
         marks.extend(tags.iter().map(|t| self.tag_key(t)));
         self.run("read", |mut conn| async move {
             // One MGET: the entries, then the clear mark, then the tags' marks.
-            let entries = full.len();
-            let mut all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            let all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                 .arg(&full)
                 .arg(&marks)
                 .query_async(&mut conn)
                 .await?;
-            let mut marks = all.split_off(entries).into_iter().map(|m| {
-                m.and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
-            });
-            let clear = marks.next().unwrap_or(0);
-            Ok((
-                all,
-                Marks {
-                    clear,
-                    tags: marks.collect(),
-                },
-            ))
+            split_read(all, full.len(), marks.len())
         })
         .await
     }
@@ -319,24 +453,38 @@ impl RedisStore {
         self.read(&[], tags).await.map(|(_, m)| m)
     }
 
-    /// Writes entries (key, bytes, time to live in µs) in one pipeline.
+    /// Writes entries (key, bytes, time to live in µs) in one pipeline. Inside [`overwriting`],
+    /// a write that does not reach Redis queues the deletion of its keys for replay.
     pub(crate) async fn write(
         self: &Arc<Self>,
         entries: &[(&str, &[u8], u64)],
     ) -> Result<(), L2Error> {
+        let full: Vec<String> = entries
+            .iter()
+            .map(|(key, ..)| self.entry_key(key))
+            .collect();
         let mut pipe = redis::pipe();
-        for (key, bytes, ttl_us) in entries {
+        for (key, (_, bytes, ttl_us)) in full.iter().zip(entries) {
             pipe.cmd("SET")
-                .arg(self.entry_key(key))
+                .arg(key)
                 .arg(*bytes)
                 .arg("PX")
                 .arg((*ttl_us / 1000).max(1))
                 .ignore();
         }
-        self.run("write", |mut conn| async move {
-            pipe.query_async::<()>(&mut conn).await
-        })
-        .await
+        let result = self
+            .run("write", |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await;
+        if result.is_err() && OVERWRITE.try_with(|()| ()).is_ok() {
+            tracing::debug!(
+                keys = full.len(),
+                "write-through missed Redis: deletion of the old values queued"
+            );
+            self.queue(Pending::Unlink(full));
+        }
+        result
     }
 
     /// Deletes entries; if Redis cannot be reached the deletion is queued for replay.
@@ -372,7 +520,7 @@ impl RedisStore {
         let this = Arc::clone(self);
         let scan = full.clone();
         // A long scan may exceed one op timeout, so it gets a budget of its own.
-        let budget = self.settings.op_timeout * 100;
+        let budget = self.settings.scan_budget();
         let result = match self.circuit.permit() {
             Permit::Call => tokio::time::timeout(budget, async move {
                 let mut conn = this.connection().await?;
@@ -428,19 +576,17 @@ impl RedisStore {
         key: &str,
         time: u64,
     ) -> redis::RedisResult<()> {
-        let retention = u64::try_from(self.settings.mark_retention.as_millis()).unwrap_or(u64::MAX);
-        // Keep the later of two marks: clocks of different instances may disagree a little.
-        redis::Script::new(
-            "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
-             if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
-             return 1",
-        )
-        .key(key)
-        .arg(time)
-        .arg(retention)
-        .invoke_async::<i64>(conn)
-        .await
-        .map(drop)
+        redis::Script::new(MARK_SCRIPT)
+            .key(key)
+            .arg(time)
+            .arg(self.mark_retention_ms())
+            .invoke_async::<i64>(conn)
+            .await
+            .map(drop)
+    }
+
+    fn mark_retention_ms(&self) -> u64 {
+        u64::try_from(self.settings.mark_retention.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Records a tag invalidation (or, with `None`, a clear of the namespace) at `time`.
@@ -463,7 +609,7 @@ impl RedisStore {
     /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
     /// diagnosis) but not the timeout.
     pub(crate) async fn diagnose(&self) -> Result<(Duration, HashMap<String, String>), L2Error> {
-        let timeout = self.settings.connect_timeout + self.settings.op_timeout * 2;
+        let timeout = self.settings.diagnose_budget();
         let probe = async {
             let mut conn = self.connection().await?;
             let started = Instant::now();
@@ -488,6 +634,45 @@ impl RedisStore {
     }
 
     pub(crate) fn pending_invalidations(&self) -> usize {
-        self.pending.lock().len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+        self.pending.lock().ops.len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_mget_reply_is_an_error_not_a_panic() {
+        let reply = vec![Some(b"v".to_vec())];
+        assert!(
+            split_read(reply.clone(), 2, 1).is_err(),
+            "fewer values than entries"
+        );
+        assert!(split_read(reply.clone(), 1, 2).is_err(), "marks missing");
+        assert!(split_read(Vec::new(), 0, 1).is_err());
+        assert!(
+            split_read(vec![None, None, None], 1, 1).is_err(),
+            "too many"
+        );
+        let (entries, marks) =
+            split_read(vec![None, Some(b"12".to_vec()), Some(b"34".to_vec())], 1, 2).unwrap();
+        assert_eq!(entries, vec![None]);
+        assert_eq!((marks.clear, marks.tags), (12, vec![34]));
+    }
+
+    #[test]
+    fn budgets_saturate_instead_of_overflowing() {
+        let settings = RedisSettings {
+            namespace: "ns".into(),
+            op_timeout: Duration::MAX,
+            connect_timeout: Duration::MAX,
+            failure_threshold: 1,
+            cool_down: Duration::from_secs(1),
+            mark_retention: Duration::MAX,
+        };
+        assert_eq!(settings.probe_budget(), Duration::MAX);
+        assert_eq!(settings.scan_budget(), Duration::MAX);
+        assert_eq!(settings.diagnose_budget(), Duration::MAX);
     }
 }
