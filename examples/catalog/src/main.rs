@@ -15,18 +15,34 @@ use catalog::{Config, Server, build_app};
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Options of `serve`, also accepted without a subcommand (`catalog --warmup` is
+    /// `catalog serve --warmup`), so that the default command honours `CATALOG_WARMUP` too.
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// Warm the cache up in the background at start (serve, the default command).
+    /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
+    #[arg(long, env = "CATALOG_WARMUP", value_parser = clap::builder::BoolishValueParser::new())]
+    warmup: bool,
+}
+
+impl Cli {
+    /// The command to run: no subcommand means `serve`, with the top-level serve options.
+    fn into_parts(self) -> (Config, Command) {
+        let command = self.command.unwrap_or(Command::Serve(self.serve));
+        (self.config, command)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP JSON API (the default).
-    Serve {
-        /// Warm the cache up in the background at start.
-        #[arg(long, env = "CATALOG_WARMUP")]
-        warmup: bool,
-    },
+    Serve(ServeArgs),
     /// Fill the cache (useful with Redis: the L2 is shared with running servers).
     Warmup {
         /// Print every entry loaded.
@@ -72,9 +88,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve { warmup: false }) {
-        Command::Serve { warmup } => {
+    let (config, command) = cli.into_parts();
+    match command {
+        Command::Serve(ServeArgs { warmup }) => {
             let server = Server::start(&config, warmup).await?;
             println!("catalog service on {} (Ctrl-C to stop)", server.url());
             server.run_until_ctrl_c().await?;
@@ -146,6 +162,41 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["catalog", "clear"]).is_err());
         assert!(Cli::try_parse_from(["catalog", "clear", "--all", "--products"]).is_err());
+    }
+
+    #[test]
+    fn the_default_command_honours_warmup() {
+        let (_, command) = Cli::try_parse_from(["catalog", "--warmup"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: true })
+        ));
+        let (_, command) = Cli::try_parse_from(["catalog"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: false })
+        ));
+        let (_, command) = Cli::try_parse_from(["catalog", "serve", "--warmup"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: true })
+        ));
+        // The top-level flag reads the same environment variable as `serve --warmup`.
+        let cmd = Cli::command();
+        let top = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "warmup")
+            .expect("a top-level --warmup");
+        assert_eq!(
+            top.get_env().and_then(|e| e.to_str()),
+            Some("CATALOG_WARMUP")
+        );
     }
 
     #[test]
