@@ -445,3 +445,135 @@ async fn category_writes_show_on_the_next_read() {
     assert!(!ids(&s.json("/categories").await).contains(&1000));
     assert_eq!(s.json("/stats").await["categories"]["categories"], count);
 }
+
+/// The body of `PUT /products/{id}` that keeps `detail`'s product but renames it.
+fn renamed(detail: &Value, name: &str) -> Value {
+    let mut body = detail["product"].clone();
+    for field in ["id", "created_at"] {
+        body.as_object_mut().expect("object").remove(field);
+    }
+    body["name"] = json!(name);
+    body
+}
+
+#[tokio::test]
+async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
+    let s = TestService::with_redis().await;
+    let detail = s.json("/products/7").await;
+    let leaf = detail["product"]["category_id"].as_i64().expect("category");
+    let all = s.json("/categories").await;
+    let old_root = ancestors_root(&all, leaf);
+    let (other_leaf_id, new_root) = other_leaf(&s, leaf).await;
+    let new_parent = all
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["id"] == other_leaf_id)
+        .expect("leaf")["parent_id"]
+        .as_i64()
+        .expect("parent");
+    let (status, e) = s
+        .send(
+            Method::PUT,
+            "/products/7",
+            Some(renamed(&detail, "Wombat Gadget")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let in_old = format!("/search?q=wombat&category={old_root}");
+    let in_new = format!("/search?q=wombat&category={new_root}");
+    for _ in 0..2 {
+        assert_eq!(ids(&s.json(&in_old).await), vec![7]);
+        assert_eq!(ids(&s.json(&in_new).await), Vec::<i64>::new());
+    }
+
+    let c = all
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["id"] == leaf)
+        .expect("leaf")
+        .clone();
+    let (status, moved) = s
+        .send(
+            Method::PUT,
+            &format!("/categories/{leaf}"),
+            Some(json!({"name": c["name"], "slug": c["slug"], "parent_id": new_parent})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        ids(&s.json(&in_old).await),
+        Vec::<i64>::new(),
+        "left the old root"
+    );
+    assert_eq!(ids(&s.json(&in_new).await), vec![7], "entered the new root");
+}
+
+#[tokio::test]
+async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
+    let s = TestService::with_redis().await;
+    let root = s.json("/categories/tree").await[0]["id"]
+        .as_i64()
+        .expect("root");
+    let reads = [
+        "/filters?category=1001",
+        "/products?category=1001",
+        "/categories/1001",
+        "/categories/1001/children",
+    ];
+    for _ in 0..2 {
+        for path in reads {
+            assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    let (status, c) = s
+        .send(
+            Method::POST,
+            "/categories/1001",
+            Some(json!({"name": "Okapi Outlet", "parent_id": root})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let filters = s.json("/filters?category=1001").await;
+    assert_eq!(
+        (filters["category"].clone(), filters["total"].clone()),
+        (json!(1001), json!(0))
+    );
+    assert_eq!(s.json("/products?category=1001").await["total"], 0);
+    assert_eq!(s.json("/categories/1001").await["name"], "Okapi Outlet");
+    assert_eq!(s.json("/categories/1001/children").await, json!([]));
+}
+
+#[tokio::test]
+async fn deleting_a_category_drops_its_cached_listings_and_filters() {
+    let s = TestService::with_redis().await;
+    let root = s.json("/categories/tree").await[0]["id"]
+        .as_i64()
+        .expect("root");
+    let (status, c) = s
+        .send(
+            Method::POST,
+            "/categories/1002",
+            Some(json!({"name": "Tapir Trading", "parent_id": root})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let reads = [
+        "/filters?category=1002",
+        "/products?category=1002",
+        "/products?category=1002&sort=newest&per_page=5",
+        "/categories/1002",
+        "/categories/1002/children",
+    ];
+    for _ in 0..2 {
+        for path in reads {
+            let _ = s.json(path).await;
+        }
+    }
+    let (status, e) = s.send(Method::DELETE, "/categories/1002", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{e}");
+    for path in reads {
+        assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}

@@ -14,6 +14,9 @@ struct CategoryChange {
     category: Option<Category>,
     /// Categories whose subtree gained or lost products (with their ancestors).
     moved: Vec<i64>,
+    /// Categories created or deleted: their listings, filters and attributes may be cached as
+    /// "not found" (or, once deleted, as found).
+    created_or_deleted: Option<i64>,
 }
 
 impl Repo {
@@ -156,6 +159,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: Some(category),
                     moved: Vec::new(),
+                    created_or_deleted: Some(id),
                 })
             })
             .await?;
@@ -222,6 +226,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: Some(category),
                     moved,
+                    created_or_deleted: None,
                 })
             })
             .await?;
@@ -258,6 +263,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: None,
                     moved: Vec::new(),
+                    created_or_deleted: Some(id),
                 })
             })
             .await?;
@@ -265,13 +271,20 @@ impl Repo {
         Ok(())
     }
 
-    /// After a committed category write: every category read, statistics, and the listings of
-    /// the categories whose subtree changed.
+    /// After a committed category write: every category read (one category, children, the
+    /// tree: a cached "not found" included), statistics; on a move, the listings and the searches
+    /// (`/search?category=` filters by subtree) of the categories whose subtree changed; on a
+    /// create or delete, what is keyed by the category's id and may hold a "not found" or an
+    /// empty answer: its listings, filters and attributes (`listing:<id>`).
     async fn categories_changed(&self, change: &CategoryChange) {
         self.cache.invalidate_tag("categories").await;
         self.cache.invalidate_tag("stats").await;
         if !change.moved.is_empty() {
             self.invalidate_listings(&change.moved).await;
+            self.cache.invalidate_tag("search").await;
+        }
+        if let Some(id) = change.created_or_deleted {
+            self.cache.invalidate_tag(&format!("listing:{id}")).await;
         }
     }
 }
