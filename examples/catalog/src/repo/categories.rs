@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use cache_core::cached;
 use rusqlite::{OptionalExtension, params};
 
-use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, subtree};
+use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, detached, subtree};
 use crate::db::DbError;
 use crate::domain::{Category, CategoryInput, CategoryNode};
 
@@ -132,7 +132,18 @@ impl Repo {
     }
 
     /// Creates a category (with the given id, or the next one).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn create_category(
+        &self,
+        id: Option<i64>,
+        input: CategoryInput,
+    ) -> Result<Category, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.create_category_now(id, input).await }).await
+    }
+
+    /// Creates a category (with the given id, or the next one).
+    async fn create_category_now(
         &self,
         id: Option<i64>,
         input: CategoryInput,
@@ -170,7 +181,18 @@ impl Repo {
     }
 
     /// Replaces a category's name, slug and parent (moving its subtree).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn update_category(
+        &self,
+        id: i64,
+        input: CategoryInput,
+    ) -> Result<Category, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.update_category_now(id, input).await }).await
+    }
+
+    /// Replaces a category's name, slug and parent (moving its subtree).
+    async fn update_category_now(
         &self,
         id: i64,
         input: CategoryInput,
@@ -237,7 +259,14 @@ impl Repo {
     }
 
     /// Deletes a category that has neither children nor products.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn delete_category(&self, id: i64) -> Result<(), DbError> {
+        let repo = self.clone();
+        detached(async move { repo.delete_category_now(id).await }).await
+    }
+
+    /// Deletes a category that has neither children nor products.
+    async fn delete_category_now(&self, id: i64) -> Result<(), DbError> {
         let change = self
             .db
             .write(move |tx| {

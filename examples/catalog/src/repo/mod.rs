@@ -12,6 +12,8 @@ pub mod products;
 pub mod search;
 pub mod stats;
 
+use std::future::Future;
+
 use cache_core::Cache;
 use rusqlite::types::Type;
 use rusqlite::{Connection, Row};
@@ -42,6 +44,24 @@ impl Repo {
             self.cache.invalidate_tag(&format!("listing:{id}")).await;
         }
     }
+}
+
+/// Runs a write (its transaction and the cache invalidation after the commit) as a task of its
+/// own, and waits for it.
+///
+/// Why a task: the caller's future (an HTTP handler's) is dropped when the client disconnects or
+/// a timeout fires. The transaction runs on a blocking thread and commits all the same, but an
+/// invalidation awaited in the dropped future would never run: the cache would keep serving the
+/// old data until the TTLs ran out. A spawned task is not cancelled by dropping its `JoinHandle`,
+/// so once started, the write and its invalidation run to completion together.
+pub(crate) async fn detached<T, F>(write: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, DbError>> + Send + 'static,
+{
+    tokio::spawn(write)
+        .await
+        .map_err(|e| DbError::Internal(format!("write task failed: {e}")))?
 }
 
 /// The columns of `products` that [`product_row`] reads, for a table aliased `p`.

@@ -6,7 +6,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, product_row, variant_row,
+    PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, detached, product_row,
+    variant_row,
 };
 use crate::db::{DbError, now_secs};
 use crate::domain::{
@@ -247,7 +248,18 @@ impl Repo {
     }
 
     /// Creates a product (with the given id, or the next one) and its variants.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn create_product(
+        &self,
+        id: Option<i64>,
+        input: ProductInput,
+    ) -> Result<ProductDetail, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.create_product_now(id, input).await }).await
+    }
+
+    /// Creates a product (with the given id, or the next one) and its variants.
+    async fn create_product_now(
         &self,
         id: Option<i64>,
         input: ProductInput,
@@ -308,7 +320,18 @@ impl Repo {
     }
 
     /// Replaces a product's fields (its variants stay).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn update_product(
+        &self,
+        id: i64,
+        input: ProductInput,
+    ) -> Result<ProductDetail, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.update_product_now(id, input).await }).await
+    }
+
+    /// Replaces a product's fields (its variants stay).
+    async fn update_product_now(
         &self,
         id: i64,
         input: ProductInput,
@@ -358,7 +381,14 @@ impl Repo {
     }
 
     /// Deletes a product, its variants and their stock movements.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn delete_product(&self, id: i64) -> Result<(), DbError> {
+        let repo = self.clone();
+        detached(async move { repo.delete_product_now(id).await }).await
+    }
+
+    /// Deletes a product, its variants and their stock movements.
+    async fn delete_product_now(&self, id: i64) -> Result<(), DbError> {
         let change = self
             .db
             .write(move |tx| {
@@ -378,7 +408,19 @@ impl Repo {
     }
 
     /// Changes the stock of a variant, refusing to go below zero; records the movement.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn change_stock(
+        &self,
+        id: i64,
+        variant: i64,
+        change: StockChange,
+    ) -> Result<StockMovement, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.change_stock_now(id, variant, change).await }).await
+    }
+
+    /// Changes the stock of a variant, refusing to go below zero; records the movement.
+    async fn change_stock_now(
         &self,
         id: i64,
         variant: i64,
