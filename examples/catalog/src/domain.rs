@@ -119,11 +119,25 @@ pub struct CategoryStats {
     pub max_depth: i64,
 }
 
+/// Price statistics of the products in one root category's subtree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryPrices {
+    pub category_id: i64,
+    pub name: String,
+    pub products: u64,
+    /// 0 when the category has no products (as are `max_price` and `average_price`).
+    pub min_price: f64,
+    pub max_price: f64,
+    pub average_price: f64,
+}
+
 /// `/stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub products: ProductStats,
     pub categories: CategoryStats,
+    /// Price statistics per root category (its whole subtree), by category id.
+    pub price_by_category: Vec<CategoryPrices>,
 }
 
 /// Order of a product listing.

@@ -486,6 +486,16 @@ async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
         assert_eq!(ids(&s.json(&in_old).await), vec![7]);
         assert_eq!(ids(&s.json(&in_new).await), Vec::<i64>::new());
     }
+    let stats = s.json("/stats").await;
+    let leaf_products = s.json(&listing(leaf)).await["total"]
+        .as_u64()
+        .expect("total");
+    let count = |stats: &Value, root: i64| {
+        root_prices(stats, root)["products"]
+            .as_u64()
+            .expect("count")
+    };
+    let (old_count, new_count) = (count(&stats, old_root), count(&stats, new_root));
 
     let c = all
         .as_array()
@@ -508,6 +518,9 @@ async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
         "left the old root"
     );
     assert_eq!(ids(&s.json(&in_new).await), vec![7], "entered the new root");
+    let stats = s.json("/stats").await;
+    assert_eq!(count(&stats, old_root), old_count - leaf_products);
+    assert_eq!(count(&stats, new_root), new_count + leaf_products);
 }
 
 #[tokio::test]
@@ -576,4 +589,100 @@ async fn deleting_a_category_drops_its_cached_listings_and_filters() {
     for path in reads {
         assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+/// The `/stats` entry of root category `root`.
+fn root_prices(stats: &Value, root: i64) -> Value {
+    stats["price_by_category"]
+        .as_array()
+        .expect("price_by_category")
+        .iter()
+        .find(|c| c["category_id"] == root)
+        .unwrap_or_else(|| panic!("no price statistics for root {root}: {stats}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn price_statistics_per_root_category_follow_product_writes() {
+    let s = TestService::with_redis().await;
+    let stats = s.json("/stats").await;
+    let tree = s.json("/categories/tree").await;
+    let roots: Vec<i64> = ids(&tree);
+    let per_root = stats["price_by_category"].as_array().expect("list");
+    assert_eq!(per_root.len(), roots.len(), "one entry per root");
+    let sum: u64 = per_root
+        .iter()
+        .map(|c| c["products"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(sum, stats["products"]["products"].as_u64().expect("count"));
+    // Each entry agrees with the listing of that root.
+    for &root in &roots {
+        let entry = root_prices(&stats, root);
+        let listing = s
+            .json(&format!(
+                "/products?category={root}&sort=price_desc&per_page=1"
+            ))
+            .await;
+        assert_eq!(entry["products"], listing["total"], "root {root}");
+        if entry["products"] != 0 {
+            assert_eq!(entry["max_price"], listing["items"][0]["price"]);
+            let cheapest = s
+                .json(&format!(
+                    "/products?category={root}&sort=price_asc&per_page=1"
+                ))
+                .await;
+            assert_eq!(entry["min_price"], cheapest["items"][0]["price"]);
+        }
+    }
+
+    let detail = s.json("/products/7").await;
+    let cat = detail["product"]["category_id"].as_i64().expect("category");
+    let all = s.json("/categories").await;
+    let root = ancestors_root(&all, cat);
+    let (new_cat, new_root) = other_leaf(&s, cat).await;
+    let before_old = root_prices(&stats, root);
+    let before_new = root_prices(&stats, new_root);
+
+    // A stock change does not touch the price statistics (nor reload them).
+    let loads = s.loads("stats:prices").await;
+    let vid = detail["variants"][0]["id"].as_i64().expect("vid");
+    let (status, e) = s
+        .send(
+            Method::POST,
+            &format!("/products/7/variants/{vid}/stock"),
+            Some(json!({"delta": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let _ = s.json("/stats").await;
+    assert_eq!(s.loads("stats:prices").await, loads, "not reloaded");
+
+    // A new price shows in its root's statistics.
+    let mut body = renamed(&detail, "Pricey Lamp");
+    body["price"] = json!(777_777.0);
+    let (status, e) = s.send(Method::PUT, "/products/7", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let stats = s.json("/stats").await;
+    assert_eq!(root_prices(&stats, root)["max_price"], 777_777.0);
+    assert_eq!(
+        root_prices(&stats, root)["products"],
+        before_old["products"]
+    );
+
+    // Moving it to another root moves it between the roots' statistics.
+    body["category_id"] = json!(new_cat);
+    let (status, e) = s.send(Method::PUT, "/products/7", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let stats = s.json("/stats").await;
+    let (old_now, new_now) = (root_prices(&stats, root), root_prices(&stats, new_root));
+    assert_eq!(
+        old_now["products"].as_u64(),
+        before_old["products"].as_u64().map(|n| n - 1)
+    );
+    assert_eq!(
+        new_now["products"].as_u64(),
+        before_new["products"].as_u64().map(|n| n + 1)
+    );
+    assert_eq!(new_now["max_price"], 777_777.0);
+    assert_ne!(old_now["max_price"], 777_777.0);
 }

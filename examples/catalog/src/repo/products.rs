@@ -467,11 +467,12 @@ impl Repo {
                 Ok((movement, sku))
             })
             .await?;
-        // What shows stock: the product (detail and by SKU), its variants, product statistics.
+        // What shows stock: the product (detail and by SKU), its variants, the product
+        // statistics (tag `stock`; the other statistics do not show stock).
         self.evict_product_detail(id).await;
         self.evict_product_sku(&sku).await;
         self.evict_variants(id).await;
-        self.cache.invalidate_tag("stats").await;
+        self.cache.invalidate_tag("stock").await;
         Ok(movement)
     }
 
