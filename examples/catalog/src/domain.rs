@@ -14,6 +14,13 @@ pub const MAX_QUERY_LEN: usize = 200;
 /// Longest product description accepted (in characters).
 pub const MAX_DESCRIPTION_LEN: usize = 5_000;
 
+/// Largest stock of a variant (and largest stock change). Bounded so that sums over every
+/// variant fit an `i64` (SQLite's integer `SUM` fails on overflow) and `stock + delta` cannot
+/// overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+/// Largest `popularity` and `sales` of a product, for the same reason.
+pub const MAX_COUNTER: i64 = 1_000_000_000_000;
+
 /// A category: a node of the category tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Category {
@@ -324,6 +331,11 @@ impl ProductInput {
         if self.popularity < 0 || self.sales < 0 {
             return Err("popularity and sales must not be negative".to_owned());
         }
+        if self.popularity > MAX_COUNTER || self.sales > MAX_COUNTER {
+            return Err(format!(
+                "popularity and sales must be at most {MAX_COUNTER}"
+            ));
+        }
         if self.attributes.len() > 50 {
             return Err("at most 50 attributes".to_owned());
         }
@@ -359,6 +371,12 @@ impl VariantInput {
         check_text("size", &self.size, 16)?;
         if self.stock < 0 {
             return Err(format!("stock must not be negative, got {}", self.stock));
+        }
+        if self.stock > MAX_STOCK {
+            return Err(format!(
+                "stock must be at most {MAX_STOCK}, got {}",
+                self.stock
+            ));
         }
         Ok(())
     }

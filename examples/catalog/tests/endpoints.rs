@@ -336,3 +336,70 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
     assert_eq!(s.json("/products/7").await, p);
     assert_eq!(s.json("/stats").await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn numbers_are_bounded_so_sums_and_stock_changes_cannot_overflow() {
+    let s = TestService::without_redis().await;
+    let mut body = product_body();
+    body["sku"] = json!("BIG-1");
+    for (field, value, expect) in [
+        ("sales", json!(i64::MAX), "at most"),
+        ("popularity", json!(10_000_000_000_000_i64), "at most"),
+    ] {
+        let mut b = body.clone();
+        b[field] = value;
+        let (status, e) = s.send(Method::POST, "/products", Some(b)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(expect),
+            "{e}"
+        );
+    }
+    let mut b = body.clone();
+    b["variants"] = json!([{"colour": "red", "size": "M", "stock": 2_000_000_000_i64}]);
+    let (status, e) = s.send(Method::POST, "/products", Some(b)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("stock must be at most")
+    );
+
+    // The largest values accepted: statistics still add up.
+    let mut b = body.clone();
+    b["sales"] = json!(catalog::domain::MAX_COUNTER);
+    b["popularity"] = json!(catalog::domain::MAX_COUNTER);
+    b["variants"] = json!([{"colour": "red", "size": "M", "stock": catalog::domain::MAX_STOCK}]);
+    let (status, created) = s.send(Method::POST, "/products", Some(b)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["product"]["id"].as_i64().expect("id");
+    let vid = created["variants"][0]["id"].as_i64().expect("vid");
+    let stats = s.json("/stats").await;
+    assert!(
+        stats["products"]["total_sales"].as_i64().expect("sales") >= catalog::domain::MAX_COUNTER
+    );
+
+    // Stock cannot grow past the bound (nor overflow), and the refusal writes nothing.
+    let path = format!("/products/{id}/variants/{vid}/stock");
+    let (status, e) = s.send(Method::POST, &path, Some(json!({"delta": 1}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("would exceed")
+    );
+    assert_eq!(
+        s.json(&format!("/products/{id}")).await["total_stock"],
+        catalog::domain::MAX_STOCK
+    );
+    let (status, e) = s
+        .send(Method::POST, &path, Some(json!({"delta": -5})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["stock_after"], catalog::domain::MAX_STOCK - 5);
+}

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::db::{DbError, now_secs};
 use crate::domain::{
-    Facet, Filters, ListQuery, Page, Product, ProductDetail, ProductInput, StockChange,
+    Facet, Filters, ListQuery, MAX_STOCK, Page, Product, ProductDetail, ProductInput, StockChange,
     StockMovement, Variant,
 };
 
@@ -440,7 +440,15 @@ impl Repo {
                     .ok_or_else(|| {
                         DbError::NotFound(format!("variant {variant} of product {id} not found"))
                     })?;
-                let after = stock + change.delta;
+                let after = stock
+                    .checked_add(change.delta)
+                    .filter(|&after| after <= MAX_STOCK)
+                    .ok_or_else(|| {
+                        DbError::Conflict(format!(
+                            "stock of variant {variant} is {stock}: adding {} would exceed {MAX_STOCK}",
+                            change.delta
+                        ))
+                    })?;
                 if after < 0 {
                     return Err(DbError::Conflict(format!(
                         "stock of variant {variant} is {stock}: cannot reduce it by {}",
