@@ -207,7 +207,7 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
             .contains("longer than")
     );
 
-    let before = s.json("/stats").await;
+    let before = database_contents(&s).await;
     let mut unknown = product_body();
     unknown["colour"] = json!("red");
     let mut negative = product_body();
@@ -334,7 +334,46 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
         "variant 1 belongs to product 1"
     );
     assert_eq!(s.json("/products/7").await, p);
-    assert_eq!(s.json("/stats").await, before, "nothing was written");
+    // Read from the database itself, not through the cache (a cached answer would hide a write).
+    assert_eq!(database_contents(&s).await, before, "nothing was written");
+}
+
+/// Every row of the catalog's tables, read from the database (bypassing the cache).
+async fn database_contents(s: &TestService) -> Vec<String> {
+    s.server
+        .app
+        .repo
+        .db
+        .read(|c| {
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT id, sku, name, description, brand, price, category_id, attributes,
+                        created_at, popularity, sales FROM products ORDER BY id",
+                "SELECT id, product_id, colour, size, stock, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM variants ORDER BY id",
+                "SELECT id, parent_id, name, slug, depth, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM categories ORDER BY id",
+                "SELECT id, variant_id, delta, reason, created_at, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM stock_movements ORDER BY id",
+            ] {
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt.query_map([], |r| {
+                    let mut row = String::new();
+                    for i in 0..11 {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        row.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(row)
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+                out.push("--".to_owned());
+            }
+            Ok(out)
+        })
+        .await
+        .expect("database")
 }
 
 #[tokio::test]

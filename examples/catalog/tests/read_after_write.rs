@@ -686,3 +686,91 @@ async fn price_statistics_per_root_category_follow_product_writes() {
     assert_eq!(new_now["max_price"], 777_777.0);
     assert_ne!(old_now["max_price"], 777_777.0);
 }
+
+#[tokio::test]
+async fn creating_a_product_without_an_id_then_deleting_it_shows_everywhere() {
+    let s = TestService::with_redis().await;
+    let cat = s.json("/products/1").await["product"]["category_id"]
+        .as_i64()
+        .expect("cat");
+    let root = ancestors_root(&s.json("/categories").await, cat);
+    let reads = [
+        listing(cat),
+        listing(root),
+        listing(0).replace("category=0&", ""),
+        "/search?q=narwhal".to_owned(),
+        "/autocomplete?prefix=narwhal".to_owned(),
+        "/products/top-sellers".to_owned(),
+        "/products/new-arrivals".to_owned(),
+        "/products/popular".to_owned(),
+        "/products/sku/NARWHAL-1".to_owned(),
+        "/stats".to_owned(),
+    ];
+    for _ in 0..2 {
+        for path in &reads {
+            let _ = s.get(path).await;
+        }
+    }
+    let count = s.json("/stats").await["products"]["products"]
+        .as_i64()
+        .expect("count");
+
+    let (status, created) = s
+        .send(
+            Method::POST,
+            "/products",
+            Some(
+                json!({"sku": "NARWHAL-1", "name": "Narwhal Lamp", "brand": "Acme",
+                        "price": 900000.0, "category_id": cat,
+                        "popularity": 999_999_999, "sales": 999_999_999,
+                        "variants": [{"colour": "teal", "size": "L", "stock": 2}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["product"]["id"].as_i64().expect("id");
+    assert!(id > i64::from(support::PRODUCTS), "the next id: {id}");
+    assert_eq!(s.json(&format!("/products/{id}")).await, created);
+    assert_eq!(s.json("/products/sku/NARWHAL-1").await, created);
+    for path in [
+        listing(cat),
+        listing(root),
+        listing(0).replace("category=0&", ""),
+    ] {
+        assert_eq!(ids(&s.json(&path).await)[0], id, "{path}");
+    }
+    assert_eq!(ids(&s.json("/search?q=narwhal").await), vec![id]);
+    assert_eq!(
+        s.json("/autocomplete?prefix=narwhal").await,
+        json!(["Narwhal Lamp"])
+    );
+    assert_eq!(ids(&s.json("/products/top-sellers").await)[0], id);
+    assert_eq!(ids(&s.json("/products/new-arrivals").await)[0], id);
+    assert_eq!(ids(&s.json("/products/popular").await)[0], id);
+    assert_eq!(s.json("/stats").await["products"]["products"], count + 1);
+
+    let (status, e) = s
+        .send(Method::DELETE, &format!("/products/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{e}");
+    assert_eq!(
+        s.get(&format!("/products/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/products/sku/NARWHAL-1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for path in [
+        listing(cat),
+        listing(root),
+        "/products/top-sellers".to_owned(),
+        "/products/new-arrivals".to_owned(),
+        "/products/popular".to_owned(),
+    ] {
+        assert!(!ids(&s.json(&path).await).contains(&id), "{path}");
+    }
+    assert_eq!(s.json("/search?q=narwhal").await["total"], 0);
+    assert_eq!(s.json("/autocomplete?prefix=narwhal").await, json!([]));
+    assert_eq!(s.json("/stats").await["products"]["products"], count);
+}
