@@ -104,6 +104,37 @@ pub struct Filters {
     pub materials: Vec<Facet>,
 }
 
+/// A colour of the catalog's variants: `/colors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColourCount {
+    pub colour: String,
+    /// Products with at least one variant of this colour.
+    pub products: u64,
+    pub variants: u64,
+}
+
+/// Most values listed per attribute by `/categories/{id}/attributes` (the most common first).
+pub const MAX_ATTRIBUTE_VALUES: usize = 20;
+
+/// One attribute of the products of a category's subtree: `/categories/{id}/attributes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeFacet {
+    pub name: String,
+    /// Products that have the attribute.
+    pub products: u64,
+    pub distinct_values: u64,
+    /// The most common values (at most [`MAX_ATTRIBUTE_VALUES`]) with their product counts.
+    pub values: Vec<Facet>,
+}
+
+/// One attribute over the whole catalog: `/stats/attributes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeStats {
+    pub name: String,
+    pub products: u64,
+    pub distinct_values: u64,
+}
+
 /// Counts over the products.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductStats {

@@ -73,6 +73,9 @@ struct ClearArgs {
     /// Every category entry.
     #[arg(long)]
     categories: bool,
+    /// The colours (`/colors`).
+    #[arg(long)]
+    colors: bool,
     /// One product's entries.
     #[arg(long, value_name = "N")]
     product_id: Option<i64>,
@@ -104,12 +107,18 @@ async fn main() -> anyhow::Result<()> {
             println!("{report}");
         }
         Command::Clear(args) => {
-            let scope = match (args.all, args.products, args.categories, args.product_id) {
-                (true, ..) => ClearScope::All,
-                (_, true, ..) => ClearScope::Products,
-                (_, _, true, _) => ClearScope::Categories,
-                (.., Some(id)) => ClearScope::Product(id),
-                _ => anyhow::bail!("say what to clear"),
+            let scope = if args.all {
+                ClearScope::All
+            } else if args.products {
+                ClearScope::Products
+            } else if args.categories {
+                ClearScope::Categories
+            } else if args.colors {
+                ClearScope::Colours
+            } else if let Some(id) = args.product_id {
+                ClearScope::Product(id)
+            } else {
+                anyhow::bail!("say what to clear")
             };
             let app = build_app(&config).await?;
             println!("{}", ops::clear(&app.repo, scope).await?);
@@ -161,6 +170,11 @@ mod tests {
             Some(Command::Clear(ClearArgs { products: true, .. }))
         ));
         assert!(Cli::try_parse_from(["catalog", "clear"]).is_err());
+        let cli = Cli::try_parse_from(["catalog", "clear", "--colors"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Clear(ClearArgs { colors: true, .. }))
+        ));
         assert!(Cli::try_parse_from(["catalog", "clear", "--all", "--products"]).is_err());
     }
 

@@ -50,7 +50,7 @@ type Job<'a> = Pin<Box<dyn Future<Output = Loaded> + Send + 'a>>;
 type Loaded = (&'static str, String, Result<(), DbError>, Duration);
 
 /// Fills the cache with what most requests read: categories (all, tree, each, children of the
-/// roots), rankings, statistics, filters and the first listing page of the largest categories,
+/// roots), colours, rankings, statistics, filters and the first listing page of the largest categories,
 /// and the most popular products. Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once.
 pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<WarmupReport, DbError> {
     let started = Instant::now();
@@ -98,6 +98,7 @@ pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<Warmup
             ));
         }
     }
+    jobs.push(job("colors", "colours".into(), repo.colours()));
     jobs.push(job("rankings", "top sellers".into(), repo.top_sellers()));
     jobs.push(job("rankings", "new arrivals".into(), repo.new_arrivals()));
     jobs.push(job("rankings", "most popular".into(), repo.most_popular()));
@@ -171,6 +172,7 @@ pub enum ClearScope {
     All,
     Products,
     Categories,
+    Colours,
     Product(i64),
 }
 
@@ -188,6 +190,10 @@ pub async fn clear(repo: &Repo, scope: ClearScope) -> Result<String, DbError> {
         ClearScope::Categories => {
             repo.cache.invalidate_tag("categories").await;
             "cleared every category entry (tag `categories`)".to_owned()
+        }
+        ClearScope::Colours => {
+            repo.cache.invalidate_tag("colors").await;
+            "cleared the colours (tag `colors`)".to_owned()
         }
         ClearScope::Product(id) => {
             if repo.evict_product(id).await? {

@@ -15,6 +15,7 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     assert_eq!(report.failed, 0);
     assert!(report.loaded["categories"] > 10, "{report}");
     assert_eq!(report.loaded["rankings"], 3);
+    assert_eq!(report.loaded["colors"], 1);
     assert!(report.loaded["filters"] >= 2);
     assert!(report.loaded["listings"] >= 1);
     assert_eq!(report.loaded["products"], ops::WARMUP_PRODUCTS);
@@ -26,6 +27,7 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
         "stats:products",
         "filters:<cat>",
         "new:arrivals",
+        "colors:all",
     ];
     let mut loads_before = Vec::new();
     for pattern in patterns {
@@ -45,6 +47,7 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
         "/stats",
         "/filters",
         "/products/new-arrivals",
+        "/colors",
     ] {
         let _ = s.json(path).await;
     }
@@ -105,6 +108,12 @@ async fn clear_commands_invalidate_what_they_say() {
     let _ = s.json("/categories/tree").await;
     assert_eq!(s.loads("top:sellers").await, 2.0);
     assert_eq!(s.loads("cat:tree").await, 2.0);
+    let _ = s.json("/colors").await;
+    ops::clear(repo, ClearScope::Colours).await.expect("clear");
+    let _ = s.json("/colors").await;
+    let _ = s.json("/categories/tree").await;
+    assert_eq!(s.loads("colors:all").await, 2.0, "colours reloaded");
+    assert_eq!(s.loads("cat:tree").await, 2.0, "nothing else");
     ops::clear(repo, ClearScope::All).await.expect("clear");
     let _ = s.json("/categories/tree").await;
     assert_eq!(s.loads("cat:tree").await, 3.0);

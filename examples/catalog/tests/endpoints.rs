@@ -442,3 +442,77 @@ async fn numbers_are_bounded_so_sums_and_stock_changes_cannot_overflow() {
     assert_eq!(status, StatusCode::OK, "{e}");
     assert_eq!(e["stock_after"], catalog::domain::MAX_STOCK - 5);
 }
+
+#[tokio::test]
+async fn colours_and_attributes_answer_and_agree_with_the_other_endpoints() {
+    let s = TestService::with_redis().await;
+    let colours = s.json("/colors").await;
+    let colours = colours.as_array().expect("colours");
+    assert!(!colours.is_empty());
+    let filters = s.json("/filters").await;
+    // The whole catalog's colour facet counts products per colour too.
+    for c in colours {
+        let facet = filters["colours"]
+            .as_array()
+            .expect("facet")
+            .iter()
+            .find(|f| f["value"] == c["colour"])
+            .unwrap_or_else(|| panic!("{c} not in the filters"));
+        assert_eq!(facet["count"], c["products"], "{c}");
+        assert!(c["variants"].as_u64() >= c["products"].as_u64());
+    }
+    let products: Vec<u64> = colours
+        .iter()
+        .map(|c| c["products"].as_u64().expect("n"))
+        .collect();
+    assert!(
+        products.windows(2).all(|w| w[0] >= w[1]),
+        "most common first"
+    );
+
+    let root = s.json("/categories/tree").await[0]["id"]
+        .as_i64()
+        .expect("root");
+    let total = s.json(&format!("/products?category={root}")).await["total"].clone();
+    let attrs = s.json(&format!("/categories/{root}/attributes")).await;
+    let material = attrs
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "material")
+        .expect("material")
+        .clone();
+    assert_eq!(material["products"], total, "every product has a material");
+    let values = material["values"].as_array().expect("values");
+    assert!(!values.is_empty() && values.len() <= catalog::domain::MAX_ATTRIBUTE_VALUES);
+    let weight = attrs
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "weight_g")
+        .expect("weight");
+    assert_eq!(
+        weight["values"].as_array().expect("values").len(),
+        catalog::domain::MAX_ATTRIBUTE_VALUES,
+        "values are bounded"
+    );
+    assert!(weight["distinct_values"].as_u64().expect("n") > 20);
+
+    let stats = s.json("/stats/attributes").await;
+    let material = stats
+        .as_array()
+        .expect("stats")
+        .iter()
+        .find(|a| a["name"] == "material")
+        .expect("material");
+    assert_eq!(material["products"], PRODUCTS);
+
+    assert_eq!(
+        s.get("/categories/999999/attributes").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/categories/x/attributes").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -774,3 +774,135 @@ async fn creating_a_product_without_an_id_then_deleting_it_shows_everywhere() {
     assert_eq!(s.json("/autocomplete?prefix=narwhal").await, json!([]));
     assert_eq!(s.json("/stats").await["products"]["products"], count);
 }
+
+/// The attribute `name` of a `/categories/{id}/attributes` or `/stats/attributes` answer.
+fn attribute(list: &Value, name: &str) -> Option<Value> {
+    list.as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+}
+
+#[tokio::test]
+async fn colours_and_attributes_follow_product_writes() {
+    let s = TestService::with_redis().await;
+    let cat = s.json("/products/1").await["product"]["category_id"]
+        .as_i64()
+        .expect("cat");
+    let root = ancestors_root(&s.json("/categories").await, cat);
+    let (other_cat, _) = other_leaf(&s, cat).await;
+    let reads = [
+        "/colors".to_owned(),
+        format!("/categories/{cat}/attributes"),
+        format!("/categories/{root}/attributes"),
+        format!("/categories/{other_cat}/attributes"),
+        "/stats/attributes".to_owned(),
+    ];
+    for _ in 0..2 {
+        for path in &reads {
+            let _ = s.json(path).await;
+        }
+    }
+    let colour = |colours: &Value, name: &str| {
+        colours
+            .as_array()
+            .expect("colours")
+            .iter()
+            .find(|c| c["colour"] == name)
+            .cloned()
+    };
+    assert_eq!(colour(&s.json("/colors").await, "ultraviolet"), None);
+    let loads = s.loads("colors:all").await;
+
+    let (status, created) = s
+        .send(
+            Method::POST,
+            "/products",
+            Some(
+                json!({"sku": "UV-1", "name": "Glow Lamp", "brand": "Acme", "price": 10.0,
+                        "category_id": cat, "attributes": {"glaze": "crackle"},
+                        "variants": [{"colour": "ultraviolet", "size": "M", "stock": 1},
+                                     {"colour": "ultraviolet", "size": "L", "stock": 1}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["product"]["id"].as_i64().expect("id");
+    let uv = colour(&s.json("/colors").await, "ultraviolet").expect("new colour");
+    assert_eq!(
+        (uv["products"].clone(), uv["variants"].clone()),
+        (json!(1), json!(2))
+    );
+    for c in [cat, root] {
+        let glaze = attribute(
+            &s.json(&format!("/categories/{c}/attributes")).await,
+            "glaze",
+        )
+        .unwrap_or_else(|| panic!("glaze in category {c}"));
+        assert_eq!(glaze["values"], json!([{"value": "crackle", "count": 1}]));
+    }
+    let glaze = attribute(&s.json("/stats/attributes").await, "glaze").expect("glaze");
+    assert_eq!(
+        (glaze["products"].clone(), glaze["distinct_values"].clone()),
+        (json!(1), json!(1))
+    );
+
+    // A stock change or a product update does not change the colours: not reloaded.
+    let loads_after_create = s.loads("colors:all").await;
+    assert_eq!(loads_after_create, loads + 1.0);
+    let vid = created["variants"][0]["id"].as_i64().expect("vid");
+    let (status, e) = s
+        .send(
+            Method::POST,
+            &format!("/products/{id}/variants/{vid}/stock"),
+            Some(json!({"delta": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    // Moving the product with new attributes: both categories' attributes follow.
+    let mut body = created["product"].clone();
+    for field in ["id", "created_at"] {
+        body.as_object_mut().expect("object").remove(field);
+    }
+    body["category_id"] = json!(other_cat);
+    body["attributes"] = json!({"glaze": "matte"});
+    let (status, e) = s
+        .send(Method::PUT, &format!("/products/{id}"), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let _ = s.json("/colors").await;
+    assert_eq!(
+        s.loads("colors:all").await,
+        loads_after_create,
+        "not reloaded"
+    );
+    assert_eq!(
+        attribute(
+            &s.json(&format!("/categories/{cat}/attributes")).await,
+            "glaze"
+        ),
+        None,
+        "left the old category"
+    );
+    let glaze = attribute(
+        &s.json(&format!("/categories/{other_cat}/attributes")).await,
+        "glaze",
+    )
+    .expect("entered the new category");
+    assert_eq!(glaze["values"], json!([{"value": "matte", "count": 1}]));
+
+    let (status, e) = s
+        .send(Method::DELETE, &format!("/products/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{e}");
+    assert_eq!(colour(&s.json("/colors").await, "ultraviolet"), None);
+    assert_eq!(
+        attribute(
+            &s.json(&format!("/categories/{other_cat}/attributes")).await,
+            "glaze"
+        ),
+        None
+    );
+    assert_eq!(attribute(&s.json("/stats/attributes").await, "glaze"), None);
+}

@@ -5,8 +5,11 @@
 //! - `categories`: every category read; `products`: every product-derived read (for `clear`);
 //! - `listing:<c>`: listings and filters of category `c`'s subtree (`0`: the whole catalog);
 //! - `search`, `rankings`, `recs`, `stats`: search and autocomplete, top sellers / new arrivals /
-//!   most popular, recommendations, statistics.
+//!   most popular, recommendations, statistics;
+//! - `colors`: the colours of the variants (changed by product creation and deletion);
+//! - `stock`: the one statistic a stock change alters.
 
+pub mod attributes;
 pub mod categories;
 pub mod products;
 pub mod search;

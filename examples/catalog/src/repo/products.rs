@@ -27,6 +27,8 @@ struct ProductChange {
     /// Categories whose listings change (with their ancestors): old and new.
     categories: Vec<i64>,
     detail: Option<ProductDetail>,
+    /// Whether variants were created or deleted (the colours change).
+    variants: bool,
 }
 
 impl Repo {
@@ -310,6 +312,7 @@ impl Repo {
                     skus: vec![input.sku],
                     categories,
                     detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
+                    variants: !input.variants.is_empty(),
                 })
             })
             .await?;
@@ -371,6 +374,7 @@ impl Repo {
                     skus: vec![old_sku, input.sku],
                     categories,
                     detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
+                    variants: false,
                 })
             })
             .await?;
@@ -400,6 +404,7 @@ impl Repo {
                     skus: vec![sku],
                     categories,
                     detail: None,
+                    variants: true,
                 })
             })
             .await?;
@@ -493,6 +498,9 @@ impl Repo {
         }
         for tag in ["search", "rankings", "recs", "stats"] {
             self.cache.invalidate_tag(tag).await;
+        }
+        if change.variants {
+            self.cache.invalidate_tag("colors").await;
         }
         self.invalidate_listings(&change.categories).await;
     }
