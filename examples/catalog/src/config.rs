@@ -68,7 +68,12 @@ pub struct Config {
     pub seed: u64,
 
     /// Hide progress bars (database generation, warmup).
-    #[arg(long, global = true, env = "CATALOG_QUIET")]
+    #[arg(
+        long,
+        global = true,
+        env = "CATALOG_QUIET",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub quiet: bool,
 }
 

@@ -14,6 +14,13 @@ pub const MAX_QUERY_LEN: usize = 200;
 /// Longest product description accepted (in characters).
 pub const MAX_DESCRIPTION_LEN: usize = 5_000;
 
+/// Largest stock of a variant (and largest stock change). Bounded so that sums over every
+/// variant fit an `i64` (SQLite's integer `SUM` fails on overflow) and `stock + delta` cannot
+/// overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+/// Largest `popularity` and `sales` of a product, for the same reason.
+pub const MAX_COUNTER: i64 = 1_000_000_000_000;
+
 /// A category: a node of the category tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Category {
@@ -97,6 +104,37 @@ pub struct Filters {
     pub materials: Vec<Facet>,
 }
 
+/// A colour of the catalog's variants: `/colors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColourCount {
+    pub colour: String,
+    /// Products with at least one variant of this colour.
+    pub products: u64,
+    pub variants: u64,
+}
+
+/// Most values listed per attribute by `/categories/{id}/attributes` (the most common first).
+pub const MAX_ATTRIBUTE_VALUES: usize = 20;
+
+/// One attribute of the products of a category's subtree: `/categories/{id}/attributes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeFacet {
+    pub name: String,
+    /// Products that have the attribute.
+    pub products: u64,
+    pub distinct_values: u64,
+    /// The most common values (at most [`MAX_ATTRIBUTE_VALUES`]) with their product counts.
+    pub values: Vec<Facet>,
+}
+
+/// One attribute over the whole catalog: `/stats/attributes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeStats {
+    pub name: String,
+    pub products: u64,
+    pub distinct_values: u64,
+}
+
 /// Counts over the products.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductStats {
@@ -119,11 +157,25 @@ pub struct CategoryStats {
     pub max_depth: i64,
 }
 
+/// Price statistics of the products in one root category's subtree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryPrices {
+    pub category_id: i64,
+    pub name: String,
+    pub products: u64,
+    /// 0 when the category has no products (as are `max_price` and `average_price`).
+    pub min_price: f64,
+    pub max_price: f64,
+    pub average_price: f64,
+}
+
 /// `/stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub products: ProductStats,
     pub categories: CategoryStats,
+    /// Price statistics per root category (its whole subtree), by category id.
+    pub price_by_category: Vec<CategoryPrices>,
 }
 
 /// Order of a product listing.
@@ -310,6 +362,11 @@ impl ProductInput {
         if self.popularity < 0 || self.sales < 0 {
             return Err("popularity and sales must not be negative".to_owned());
         }
+        if self.popularity > MAX_COUNTER || self.sales > MAX_COUNTER {
+            return Err(format!(
+                "popularity and sales must be at most {MAX_COUNTER}"
+            ));
+        }
         if self.attributes.len() > 50 {
             return Err("at most 50 attributes".to_owned());
         }
@@ -345,6 +402,12 @@ impl VariantInput {
         check_text("size", &self.size, 16)?;
         if self.stock < 0 {
             return Err(format!("stock must not be negative, got {}", self.stock));
+        }
+        if self.stock > MAX_STOCK {
+            return Err(format!(
+                "stock must be at most {MAX_STOCK}, got {}",
+                self.stock
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! [`Server::start`] opens (or generates) the database, builds the cache and serves on the
 //! configured address; tests start it on `127.0.0.1:0` and read [`Server::addr`].
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -44,6 +45,29 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     if opened.generated {
         tracing::info!(path = %config.database.display(), "generated a new catalog");
     }
+    let cache = build_cache(config).await?;
+    Ok(App {
+        repo: Repo::new(db, cache),
+        http: Arc::new(HttpMetrics::default()),
+    })
+}
+
+/// Like [`build_app`], but over an existing database only: an error if it is missing or empty
+/// (the operations commands `warmup`, `stats`, `clear --product-id` never generate a catalog).
+pub async fn open_app(config: &Config) -> anyhow::Result<App> {
+    let cfg = config.clone();
+    let db = tokio::task::spawn_blocking(move || Db::open_existing(&cfg))
+        .await
+        .context("database task failed")??;
+    let cache = build_cache(config).await?;
+    Ok(App {
+        repo: Repo::new(db, cache),
+        http: Arc::new(HttpMetrics::default()),
+    })
+}
+
+/// The cache alone (no database): what `catalog clear` acts on.
+pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     let cache = Cache::builder()
         .namespace(config.namespace.clone())
         .redis_url_opt(config.redis_url.clone())
@@ -54,10 +78,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     if !cache.has_l2() {
         tracing::info!("no REDIS_URL: serving from L1 and the database");
     }
-    Ok(App {
-        repo: Repo::new(db, cache),
-        http: Arc::new(HttpMetrics::default()),
-    })
+    Ok(cache)
 }
 
 /// A running server.

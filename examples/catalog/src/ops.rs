@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use cache_core::Cache;
+
 use crate::db::DbError;
 use crate::domain::ListQuery;
 use crate::repo::Repo;
@@ -50,7 +52,7 @@ type Job<'a> = Pin<Box<dyn Future<Output = Loaded> + Send + 'a>>;
 type Loaded = (&'static str, String, Result<(), DbError>, Duration);
 
 /// Fills the cache with what most requests read: categories (all, tree, each, children of the
-/// roots), rankings, statistics, filters and the first listing page of the largest categories,
+/// roots), colours, rankings, statistics, filters and the first listing page of the largest categories,
 /// and the most popular products. Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once.
 pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<WarmupReport, DbError> {
     let started = Instant::now();
@@ -98,6 +100,7 @@ pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<Warmup
             ));
         }
     }
+    jobs.push(job("colors", "colours".into(), repo.colours()));
     jobs.push(job("rankings", "top sellers".into(), repo.top_sellers()));
     jobs.push(job("rankings", "new arrivals".into(), repo.new_arrivals()));
     jobs.push(job("rankings", "most popular".into(), repo.most_popular()));
@@ -171,32 +174,67 @@ pub enum ClearScope {
     All,
     Products,
     Categories,
+    Colours,
     Product(i64),
 }
 
 /// Clears part of the cache; returns a sentence saying what.
 pub async fn clear(repo: &Repo, scope: ClearScope) -> Result<String, DbError> {
-    Ok(match scope {
+    match scope {
+        ClearScope::Product(id) => Ok(if repo.evict_product(id).await? {
+            format!("cleared product {id} (detail, by SKU, variants, recommendations)")
+        } else {
+            format!("product {id} does not exist; cleared its id-keyed entries")
+        }),
+        _ => Ok(clear_cache(&repo.cache, scope).await),
+    }
+}
+
+/// Clears part of the cache without a database: every scope but [`ClearScope::Product`] (whose
+/// SKU entry needs the database), which this refuses.
+pub async fn clear_cache(cache: &Cache, scope: ClearScope) -> String {
+    match scope {
         ClearScope::All => {
-            repo.cache.clear().await;
-            format!("cleared the whole namespace `{}`", repo.cache.namespace())
+            cache.clear().await;
+            format!("cleared the whole namespace `{}`", cache.namespace())
         }
         ClearScope::Products => {
-            repo.cache.invalidate_tag("products").await;
+            cache.invalidate_tag("products").await;
             "cleared every product entry (tag `products`)".to_owned()
         }
         ClearScope::Categories => {
-            repo.cache.invalidate_tag("categories").await;
+            cache.invalidate_tag("categories").await;
             "cleared every category entry (tag `categories`)".to_owned()
         }
-        ClearScope::Product(id) => {
-            if repo.evict_product(id).await? {
-                format!("cleared product {id} (detail, by SKU, variants, recommendations)")
-            } else {
-                format!("product {id} does not exist; cleared its id-keyed entries")
-            }
+        ClearScope::Colours => {
+            cache.invalidate_tag("colors").await;
+            "cleared the colours (tag `colors`)".to_owned()
         }
-    })
+        ClearScope::Product(id) => {
+            format!("nothing cleared: clearing product {id} needs the database (its SKU)")
+        }
+    }
+}
+
+/// Why `catalog clear` cannot act, if it cannot: no Redis configured (each server's L1 lives in
+/// its own process, out of this command's reach) or Redis unreachable.
+pub async fn clear_unavailable(cache: &Cache) -> Option<String> {
+    if !cache.has_l2() {
+        return Some(
+            "nothing cleared: no REDIS_URL is configured, so there is no shared cache to clear. \
+             Each server's L1 lives in its own process: restart a server to empty it, or set \
+             REDIS_URL (--redis-url) to the Redis the servers share."
+                .to_owned(),
+        );
+    }
+    let health = cache.health().await;
+    if health.l2.status == cache_core::L2Status::Down {
+        return Some(format!(
+            "nothing cleared: Redis is unreachable ({})",
+            health.l2.error.unwrap_or_else(|| "no answer".to_owned())
+        ));
+    }
+    None
 }
 
 /// One row of the statistics table: L1 hits, L2 hits, misses, loads, load time (ms).

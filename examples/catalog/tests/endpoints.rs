@@ -207,7 +207,7 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
             .contains("longer than")
     );
 
-    let before = s.json("/stats").await;
+    let before = database_contents(&s).await;
     let mut unknown = product_body();
     unknown["colour"] = json!("red");
     let mut negative = product_body();
@@ -334,5 +334,185 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
         "variant 1 belongs to product 1"
     );
     assert_eq!(s.json("/products/7").await, p);
-    assert_eq!(s.json("/stats").await, before, "nothing was written");
+    // Read from the database itself, not through the cache (a cached answer would hide a write).
+    assert_eq!(database_contents(&s).await, before, "nothing was written");
+}
+
+/// Every row of the catalog's tables, read from the database (bypassing the cache).
+async fn database_contents(s: &TestService) -> Vec<String> {
+    s.server
+        .app
+        .repo
+        .db
+        .read(|c| {
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT id, sku, name, description, brand, price, category_id, attributes,
+                        created_at, popularity, sales FROM products ORDER BY id",
+                "SELECT id, product_id, colour, size, stock, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM variants ORDER BY id",
+                "SELECT id, parent_id, name, slug, depth, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM categories ORDER BY id",
+                "SELECT id, variant_id, delta, reason, created_at, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM stock_movements ORDER BY id",
+            ] {
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt.query_map([], |r| {
+                    let mut row = String::new();
+                    for i in 0..11 {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        row.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(row)
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+                out.push("--".to_owned());
+            }
+            Ok(out)
+        })
+        .await
+        .expect("database")
+}
+
+#[tokio::test]
+async fn numbers_are_bounded_so_sums_and_stock_changes_cannot_overflow() {
+    let s = TestService::without_redis().await;
+    let mut body = product_body();
+    body["sku"] = json!("BIG-1");
+    for (field, value, expect) in [
+        ("sales", json!(i64::MAX), "at most"),
+        ("popularity", json!(10_000_000_000_000_i64), "at most"),
+    ] {
+        let mut b = body.clone();
+        b[field] = value;
+        let (status, e) = s.send(Method::POST, "/products", Some(b)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(expect),
+            "{e}"
+        );
+    }
+    let mut b = body.clone();
+    b["variants"] = json!([{"colour": "red", "size": "M", "stock": 2_000_000_000_i64}]);
+    let (status, e) = s.send(Method::POST, "/products", Some(b)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("stock must be at most")
+    );
+
+    // The largest values accepted: statistics still add up.
+    let mut b = body.clone();
+    b["sales"] = json!(catalog::domain::MAX_COUNTER);
+    b["popularity"] = json!(catalog::domain::MAX_COUNTER);
+    b["variants"] = json!([{"colour": "red", "size": "M", "stock": catalog::domain::MAX_STOCK}]);
+    let (status, created) = s.send(Method::POST, "/products", Some(b)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["product"]["id"].as_i64().expect("id");
+    let vid = created["variants"][0]["id"].as_i64().expect("vid");
+    let stats = s.json("/stats").await;
+    assert!(
+        stats["products"]["total_sales"].as_i64().expect("sales") >= catalog::domain::MAX_COUNTER
+    );
+
+    // Stock cannot grow past the bound (nor overflow), and the refusal writes nothing.
+    let path = format!("/products/{id}/variants/{vid}/stock");
+    let (status, e) = s.send(Method::POST, &path, Some(json!({"delta": 1}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("would exceed")
+    );
+    assert_eq!(
+        s.json(&format!("/products/{id}")).await["total_stock"],
+        catalog::domain::MAX_STOCK
+    );
+    let (status, e) = s
+        .send(Method::POST, &path, Some(json!({"delta": -5})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["stock_after"], catalog::domain::MAX_STOCK - 5);
+}
+
+#[tokio::test]
+async fn colours_and_attributes_answer_and_agree_with_the_other_endpoints() {
+    let s = TestService::with_redis().await;
+    let colours = s.json("/colors").await;
+    let colours = colours.as_array().expect("colours");
+    assert!(!colours.is_empty());
+    let filters = s.json("/filters").await;
+    // The whole catalog's colour facet counts products per colour too.
+    for c in colours {
+        let facet = filters["colours"]
+            .as_array()
+            .expect("facet")
+            .iter()
+            .find(|f| f["value"] == c["colour"])
+            .unwrap_or_else(|| panic!("{c} not in the filters"));
+        assert_eq!(facet["count"], c["products"], "{c}");
+        assert!(c["variants"].as_u64() >= c["products"].as_u64());
+    }
+    let products: Vec<u64> = colours
+        .iter()
+        .map(|c| c["products"].as_u64().expect("n"))
+        .collect();
+    assert!(
+        products.windows(2).all(|w| w[0] >= w[1]),
+        "most common first"
+    );
+
+    let root = s.json("/categories/tree").await[0]["id"]
+        .as_i64()
+        .expect("root");
+    let total = s.json(&format!("/products?category={root}")).await["total"].clone();
+    let attrs = s.json(&format!("/categories/{root}/attributes")).await;
+    let material = attrs
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "material")
+        .expect("material")
+        .clone();
+    assert_eq!(material["products"], total, "every product has a material");
+    let values = material["values"].as_array().expect("values");
+    assert!(!values.is_empty() && values.len() <= catalog::domain::MAX_ATTRIBUTE_VALUES);
+    let weight = attrs
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "weight_g")
+        .expect("weight");
+    assert_eq!(
+        weight["values"].as_array().expect("values").len(),
+        catalog::domain::MAX_ATTRIBUTE_VALUES,
+        "values are bounded"
+    );
+    assert!(weight["distinct_values"].as_u64().expect("n") > 20);
+
+    let stats = s.json("/stats/attributes").await;
+    let material = stats
+        .as_array()
+        .expect("stats")
+        .iter()
+        .find(|a| a["name"] == "material")
+        .expect("material");
+    assert_eq!(material["products"], PRODUCTS);
+
+    assert_eq!(
+        s.get("/categories/999999/attributes").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/categories/x/attributes").await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -81,9 +81,34 @@ pub struct Opened {
 impl Db {
     /// Opens (creating, migrating and filling on first start) the database of `config`.
     pub fn open(config: &Config) -> anyhow::Result<(Db, Opened)> {
-        let mut writer = connect(&config.database)?;
+        Db::open_with(config, true)
+    }
+
+    /// Opens the existing database of `config` (migrating it), never creating or filling one:
+    /// an error if the file is missing or holds no catalog. For the operations commands.
+    pub fn open_existing(config: &Config) -> anyhow::Result<Db> {
+        anyhow::ensure!(
+            config.database.exists(),
+            "database {} does not exist (the server creates and fills it on its first start: \
+             `catalog serve`; or pass --database / CATALOG_DB)",
+            config.database.display()
+        );
+        Ok(Db::open_with(config, false)?.0)
+    }
+
+    fn open_with(config: &Config, generate: bool) -> anyhow::Result<(Db, Opened)> {
+        let mut writer = if generate {
+            connect(&config.database)?
+        } else {
+            connect_existing(&config.database)?
+        };
         schema::migrate(&mut writer)?;
         let empty: i64 = writer.query_row("SELECT COUNT(*) FROM categories", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            generate || empty > 0,
+            "database {} holds no catalog",
+            config.database.display()
+        );
         let generated = empty == 0;
         if generated {
             seed::generate(
@@ -179,7 +204,17 @@ impl Db {
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    configure(Connection::open(path)?)
+}
+
+/// Like [`connect`], but fails instead of creating a missing file.
+fn connect_existing(path: &Path) -> rusqlite::Result<Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::default() & !OpenFlags::SQLITE_OPEN_CREATE;
+    configure(Connection::open_with_flags(path, flags)?)
+}
+
+fn configure(conn: Connection) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;

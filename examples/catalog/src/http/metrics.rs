@@ -200,6 +200,17 @@ pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
     );
     let _ = writeln!(out, "catalog_cache_hit_ratio {}", stats.hit_ratio());
     family(
+        "catalog_cache_l2_errors_unattributed_total",
+        "counter",
+        "Failed Redis calls outside any key pattern (invalidations, tag reads, probes).",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_l2_errors_unattributed_total {}",
+        stats.l2_errors_unattributed
+    );
+    family(
         "catalog_cache_l1_entries",
         "gauge",
         "Entries in L1.",

@@ -30,6 +30,8 @@ pub fn routes() -> Router<AppState> {
                 .delete(delete_category),
         )
         .route("/categories/{id}/children", get(children))
+        .route("/categories/{id}/attributes", get(category_attributes))
+        .route("/colors", get(colours))
         .route("/products", get(list_products).post(create_product))
         .route("/products/top-sellers", get(top_sellers))
         .route("/products/new-arrivals", get(new_arrivals))
@@ -49,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/search", get(search))
         .route("/autocomplete", get(autocomplete))
         .route("/stats", get(stats))
+        .route("/stats/attributes", get(attribute_stats))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -80,6 +83,20 @@ async fn children(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl I
         s.repo.children(id).await?,
         &format!("category {id}"),
     )?))
+}
+
+async fn category_attributes(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(found(
+        s.repo.category_attributes(id).await?,
+        &format!("category {id}"),
+    )?))
+}
+
+async fn colours(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.colours().await?))
 }
 
 async fn create_category(
@@ -261,6 +278,10 @@ async fn autocomplete(
 
 async fn stats(State(s): State<AppState>) -> Result<impl IntoResponse> {
     Ok(Json(s.repo.stats().await?))
+}
+
+async fn attribute_stats(State(s): State<AppState>) -> Result<impl IntoResponse> {
+    Ok(Json(s.repo.attribute_stats().await?))
 }
 
 // ----- operations -----

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use cache_core::cached;
 use rusqlite::{OptionalExtension, params};
 
-use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, subtree};
+use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, detached, subtree};
 use crate::db::DbError;
 use crate::domain::{Category, CategoryInput, CategoryNode};
 
@@ -14,6 +14,9 @@ struct CategoryChange {
     category: Option<Category>,
     /// Categories whose subtree gained or lost products (with their ancestors).
     moved: Vec<i64>,
+    /// Categories created or deleted: their listings, filters and attributes may be cached as
+    /// "not found" (or, once deleted, as found).
+    created_or_deleted: Option<i64>,
 }
 
 impl Repo {
@@ -129,7 +132,18 @@ impl Repo {
     }
 
     /// Creates a category (with the given id, or the next one).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn create_category(
+        &self,
+        id: Option<i64>,
+        input: CategoryInput,
+    ) -> Result<Category, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.create_category_now(id, input).await }).await
+    }
+
+    /// Creates a category (with the given id, or the next one).
+    async fn create_category_now(
         &self,
         id: Option<i64>,
         input: CategoryInput,
@@ -156,6 +170,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: Some(category),
                     moved: Vec::new(),
+                    created_or_deleted: Some(id),
                 })
             })
             .await?;
@@ -166,7 +181,18 @@ impl Repo {
     }
 
     /// Replaces a category's name, slug and parent (moving its subtree).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn update_category(
+        &self,
+        id: i64,
+        input: CategoryInput,
+    ) -> Result<Category, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.update_category_now(id, input).await }).await
+    }
+
+    /// Replaces a category's name, slug and parent (moving its subtree).
+    async fn update_category_now(
         &self,
         id: i64,
         input: CategoryInput,
@@ -222,6 +248,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: Some(category),
                     moved,
+                    created_or_deleted: None,
                 })
             })
             .await?;
@@ -232,7 +259,14 @@ impl Repo {
     }
 
     /// Deletes a category that has neither children nor products.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn delete_category(&self, id: i64) -> Result<(), DbError> {
+        let repo = self.clone();
+        detached(async move { repo.delete_category_now(id).await }).await
+    }
+
+    /// Deletes a category that has neither children nor products.
+    async fn delete_category_now(&self, id: i64) -> Result<(), DbError> {
         let change = self
             .db
             .write(move |tx| {
@@ -258,6 +292,7 @@ impl Repo {
                 Ok(CategoryChange {
                     category: None,
                     moved: Vec::new(),
+                    created_or_deleted: Some(id),
                 })
             })
             .await?;
@@ -265,13 +300,20 @@ impl Repo {
         Ok(())
     }
 
-    /// After a committed category write: every category read, statistics, and the listings of
-    /// the categories whose subtree changed.
+    /// After a committed category write: every category read (one category, children, the
+    /// tree: a cached "not found" included), statistics; on a move, the listings and the searches
+    /// (`/search?category=` filters by subtree) of the categories whose subtree changed; on a
+    /// create or delete, what is keyed by the category's id and may hold a "not found" or an
+    /// empty answer: its listings, filters and attributes (`listing:<id>`).
     async fn categories_changed(&self, change: &CategoryChange) {
         self.cache.invalidate_tag("categories").await;
         self.cache.invalidate_tag("stats").await;
         if !change.moved.is_empty() {
             self.invalidate_listings(&change.moved).await;
+            self.cache.invalidate_tag("search").await;
+        }
+        if let Some(id) = change.created_or_deleted {
+            self.cache.invalidate_tag(&format!("listing:{id}")).await;
         }
     }
 }

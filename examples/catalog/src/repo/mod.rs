@@ -5,12 +5,17 @@
 //! - `categories`: every category read; `products`: every product-derived read (for `clear`);
 //! - `listing:<c>`: listings and filters of category `c`'s subtree (`0`: the whole catalog);
 //! - `search`, `rankings`, `recs`, `stats`: search and autocomplete, top sellers / new arrivals /
-//!   most popular, recommendations, statistics.
+//!   most popular, recommendations, statistics;
+//! - `colors`: the colours of the variants (changed by product creation and deletion);
+//! - `stock`: the one statistic a stock change alters.
 
+pub mod attributes;
 pub mod categories;
 pub mod products;
 pub mod search;
 pub mod stats;
+
+use std::future::Future;
 
 use cache_core::Cache;
 use rusqlite::types::Type;
@@ -42,6 +47,24 @@ impl Repo {
             self.cache.invalidate_tag(&format!("listing:{id}")).await;
         }
     }
+}
+
+/// Runs a write (its transaction and the cache invalidation after the commit) as a task of its
+/// own, and waits for it.
+///
+/// Why a task: the caller's future (an HTTP handler's) is dropped when the client disconnects or
+/// a timeout fires. The transaction runs on a blocking thread and commits all the same, but an
+/// invalidation awaited in the dropped future would never run: the cache would keep serving the
+/// old data until the TTLs ran out. A spawned task is not cancelled by dropping its `JoinHandle`,
+/// so once started, the write and its invalidation run to completion together.
+pub(crate) async fn detached<T, F>(write: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, DbError>> + Send + 'static,
+{
+    tokio::spawn(write)
+        .await
+        .map_err(|e| DbError::Internal(format!("write task failed: {e}")))?
 }
 
 /// The columns of `products` that [`product_row`] reads, for a table aliased `p`.

@@ -6,11 +6,12 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, product_row, variant_row,
+    PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, detached, product_row,
+    variant_row,
 };
 use crate::db::{DbError, now_secs};
 use crate::domain::{
-    Facet, Filters, ListQuery, Page, Product, ProductDetail, ProductInput, StockChange,
+    Facet, Filters, ListQuery, MAX_STOCK, Page, Product, ProductDetail, ProductInput, StockChange,
     StockMovement, Variant,
 };
 
@@ -26,6 +27,8 @@ struct ProductChange {
     /// Categories whose listings change (with their ancestors): old and new.
     categories: Vec<i64>,
     detail: Option<ProductDetail>,
+    /// Whether variants were created or deleted (the colours change).
+    variants: bool,
 }
 
 impl Repo {
@@ -247,7 +250,18 @@ impl Repo {
     }
 
     /// Creates a product (with the given id, or the next one) and its variants.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn create_product(
+        &self,
+        id: Option<i64>,
+        input: ProductInput,
+    ) -> Result<ProductDetail, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.create_product_now(id, input).await }).await
+    }
+
+    /// Creates a product (with the given id, or the next one) and its variants.
+    async fn create_product_now(
         &self,
         id: Option<i64>,
         input: ProductInput,
@@ -298,6 +312,7 @@ impl Repo {
                     skus: vec![input.sku],
                     categories,
                     detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
+                    variants: !input.variants.is_empty(),
                 })
             })
             .await?;
@@ -308,7 +323,18 @@ impl Repo {
     }
 
     /// Replaces a product's fields (its variants stay).
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn update_product(
+        &self,
+        id: i64,
+        input: ProductInput,
+    ) -> Result<ProductDetail, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.update_product_now(id, input).await }).await
+    }
+
+    /// Replaces a product's fields (its variants stay).
+    async fn update_product_now(
         &self,
         id: i64,
         input: ProductInput,
@@ -348,6 +374,7 @@ impl Repo {
                     skus: vec![old_sku, input.sku],
                     categories,
                     detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
+                    variants: false,
                 })
             })
             .await?;
@@ -358,7 +385,14 @@ impl Repo {
     }
 
     /// Deletes a product, its variants and their stock movements.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn delete_product(&self, id: i64) -> Result<(), DbError> {
+        let repo = self.clone();
+        detached(async move { repo.delete_product_now(id).await }).await
+    }
+
+    /// Deletes a product, its variants and their stock movements.
+    async fn delete_product_now(&self, id: i64) -> Result<(), DbError> {
         let change = self
             .db
             .write(move |tx| {
@@ -370,6 +404,7 @@ impl Repo {
                     skus: vec![sku],
                     categories,
                     detail: None,
+                    variants: true,
                 })
             })
             .await?;
@@ -378,7 +413,19 @@ impl Repo {
     }
 
     /// Changes the stock of a variant, refusing to go below zero; records the movement.
+    /// Runs to completion even if the caller's future is dropped (see `detached`).
     pub async fn change_stock(
+        &self,
+        id: i64,
+        variant: i64,
+        change: StockChange,
+    ) -> Result<StockMovement, DbError> {
+        let repo = self.clone();
+        detached(async move { repo.change_stock_now(id, variant, change).await }).await
+    }
+
+    /// Changes the stock of a variant, refusing to go below zero; records the movement.
+    async fn change_stock_now(
         &self,
         id: i64,
         variant: i64,
@@ -398,7 +445,15 @@ impl Repo {
                     .ok_or_else(|| {
                         DbError::NotFound(format!("variant {variant} of product {id} not found"))
                     })?;
-                let after = stock + change.delta;
+                let after = stock
+                    .checked_add(change.delta)
+                    .filter(|&after| after <= MAX_STOCK)
+                    .ok_or_else(|| {
+                        DbError::Conflict(format!(
+                            "stock of variant {variant} is {stock}: adding {} would exceed {MAX_STOCK}",
+                            change.delta
+                        ))
+                    })?;
                 if after < 0 {
                     return Err(DbError::Conflict(format!(
                         "stock of variant {variant} is {stock}: cannot reduce it by {}",
@@ -425,11 +480,12 @@ impl Repo {
                 Ok((movement, sku))
             })
             .await?;
-        // What shows stock: the product (detail and by SKU), its variants, product statistics.
+        // What shows stock: the product (detail and by SKU), its variants, the product
+        // statistics (tag `stock`; the other statistics do not show stock).
         self.evict_product_detail(id).await;
         self.evict_product_sku(&sku).await;
         self.evict_variants(id).await;
-        self.cache.invalidate_tag("stats").await;
+        self.cache.invalidate_tag("stock").await;
         Ok(movement)
     }
 
@@ -442,6 +498,9 @@ impl Repo {
         }
         for tag in ["search", "rankings", "recs", "stats"] {
             self.cache.invalidate_tag(tag).await;
+        }
+        if change.variants {
+            self.cache.invalidate_tag("colors").await;
         }
         self.invalidate_listings(&change.categories).await;
     }

@@ -4,21 +4,26 @@ use cache_core::cached;
 
 use super::Repo;
 use crate::db::DbError;
-use crate::domain::{CategoryStats, ProductStats, Stats};
+use crate::domain::{CategoryPrices, CategoryStats, ProductStats, Stats};
 
 impl Repo {
     /// Product and category statistics.
     pub async fn stats(&self) -> Result<Stats, DbError> {
-        let (products, categories) =
-            futures::try_join!(self.product_stats(), self.category_stats())?;
+        let (products, categories, price_by_category) = futures::try_join!(
+            self.product_stats(),
+            self.category_stats(),
+            self.price_stats()
+        )?;
         Ok(Stats {
             products,
             categories,
+            price_by_category,
         })
     }
 
-    /// Counts over products, variants and stock.
-    #[cached(key = "stats:products", ttl = 300, tags = ["products", "stats"])]
+    /// Counts over products, variants and stock. (`stock`: the one statistic a stock change
+    /// alters.)
+    #[cached(key = "stats:products", ttl = 300, tags = ["products", "stats", "stock"])]
     pub async fn product_stats(&self) -> Result<ProductStats, DbError> {
         self.db
             .read(|c| {
@@ -45,6 +50,41 @@ impl Repo {
                     max_price,
                     total_sales,
                 })
+            })
+            .await
+    }
+
+    /// Price statistics per root category, over its whole subtree (a bounded list: one entry per
+    /// root). Changes with product writes (price, category) and category moves: tag `stats`.
+    #[cached(key = "stats:prices", ttl = 300, tags = ["products", "categories", "stats"])]
+    pub async fn price_stats(&self) -> Result<Vec<CategoryPrices>, DbError> {
+        self.db
+            .read(|c| {
+                let mut stmt = c.prepare_cached(
+                    "WITH RECURSIVE root_of(id, root) AS (
+                        SELECT id, id FROM categories WHERE parent_id IS NULL
+                        UNION ALL SELECT c.id, r.root FROM categories c JOIN root_of r ON c.parent_id = r.id)
+                     SELECT r.id, r.name, COUNT(p.id), COALESCE(MIN(p.price), 0),
+                            COALESCE(MAX(p.price), 0), COALESCE(AVG(p.price), 0)
+                     FROM categories r
+                     JOIN root_of ro ON ro.root = r.id
+                     LEFT JOIN products p ON p.category_id = ro.id
+                     WHERE r.parent_id IS NULL
+                     GROUP BY r.id ORDER BY r.id",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(CategoryPrices {
+                            category_id: r.get(0)?,
+                            name: r.get(1)?,
+                            products: r.get(2)?,
+                            min_price: r.get(3)?,
+                            max_price: r.get(4)?,
+                            average_price: r.get(5)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
             })
             .await
     }

@@ -28,6 +28,15 @@ impl TestService {
         TestService::start(Some(redis), Some(url)).await
     }
 
+    /// `REDIS_URL` pointing at a redis-server that is stopped (its port free): the service must
+    /// start all the same. `redis` is that server, for a `restart()`.
+    pub async fn with_redis_down() -> TestService {
+        let mut redis = RedisServer::start();
+        let url = redis.url();
+        redis.stop();
+        TestService::start(Some(redis), Some(url)).await
+    }
+
     /// L1 only.
     pub async fn without_redis() -> TestService {
         TestService::start(None, None).await
@@ -98,6 +107,16 @@ impl TestService {
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .map_or(0.0, |v| v.trim().parse().expect("number"))
+    }
+
+    /// The sum of every sample of a counter family (all patterns).
+    pub async fn metric_total(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.trim().parse::<f64>().expect("number"))
+            .sum()
     }
 
     /// Loads of one key pattern so far.

@@ -1,0 +1,240 @@
+//! The `catalog` command line: the service and its operations commands. No subcommand means
+//! `serve`. `main.rs` parses it and calls [`run`]; tests call [`run`] in-process.
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::loadtest::{self, LoadtestArgs};
+use crate::ops::{self, ClearScope};
+use crate::{Config, Server, build_cache, open_app};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "catalog",
+    version,
+    about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    /// Options of `serve`, also accepted without a subcommand (`catalog --warmup` is
+    /// `catalog serve --warmup`), so that the default command honours `CATALOG_WARMUP` too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Warm the cache up in the background at start (serve, the default command).
+    /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
+    #[arg(long, env = "CATALOG_WARMUP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub warmup: bool,
+}
+
+impl Cli {
+    /// The command to run: no subcommand means `serve`, with the top-level serve options.
+    pub fn into_parts(self) -> (Config, Command) {
+        let command = self.command.unwrap_or(Command::Serve(self.serve));
+        (self.config, command)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP JSON API (the default).
+    Serve(ServeArgs),
+    /// Fill the cache (useful with Redis: the L2 is shared with running servers).
+    Warmup {
+        /// Print every entry loaded.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Invalidate part of the cache.
+    Clear(ClearArgs),
+    /// Print cache statistics and the health report (of a running server with `--server`).
+    Stats {
+        /// Address of a running server (`127.0.0.1:3000`): print its statistics.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Load-test the service in every cache mode (its own redis-server and generated catalog).
+    Loadtest(LoadtestArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ClearArgs {
+    /// Everything in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Every product entry (details, listings, search, rankings, filters, statistics).
+    #[arg(long)]
+    pub products: bool,
+    /// Every category entry.
+    #[arg(long)]
+    pub categories: bool,
+    /// The colours (`/colors`).
+    #[arg(long)]
+    pub colors: bool,
+    /// One product's entries.
+    #[arg(long, value_name = "N")]
+    pub product_id: Option<i64>,
+}
+
+/// Runs a parsed command line, writing what it reports to `out` (progress and logs go to
+/// stderr).
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let (config, command) = cli.into_parts();
+    match command {
+        Command::Serve(ServeArgs { warmup }) => {
+            let server = Server::start(&config, warmup).await?;
+            writeln!(out, "catalog service on {} (Ctrl-C to stop)", server.url())?;
+            out.flush()?;
+            server.run_until_ctrl_c().await?;
+        }
+        Command::Warmup { verbose } => {
+            let app = open_app(&config).await?;
+            if !app.repo.cache.has_l2() {
+                writeln!(
+                    out,
+                    "note: no REDIS_URL, so this warms only this process's L1 (a dry run)"
+                )?;
+            }
+            let report = ops::warmup(&app.repo, verbose, !config.quiet).await?;
+            writeln!(out, "{report}")?;
+        }
+        Command::Clear(args) => {
+            let scope = if args.all {
+                ClearScope::All
+            } else if args.products {
+                ClearScope::Products
+            } else if args.categories {
+                ClearScope::Categories
+            } else if args.colors {
+                ClearScope::Colours
+            } else if let Some(id) = args.product_id {
+                ClearScope::Product(id)
+            } else {
+                anyhow::bail!("say what to clear")
+            };
+            // `clear` acts on the cache, shared through Redis: it needs no database, except for
+            // one product (its SKU), and then only an existing one.
+            let cache = build_cache(&config).await?;
+            if let Some(why) = ops::clear_unavailable(&cache).await {
+                anyhow::bail!(why);
+            }
+            let message = match scope {
+                ClearScope::Product(_) => {
+                    let app = open_app(&config).await?;
+                    ops::clear(&app.repo, scope).await?
+                }
+                _ => ops::clear_cache(&cache, scope).await,
+            };
+            writeln!(out, "{message}")?;
+        }
+        Command::Stats { server: Some(addr) } => {
+            write!(out, "{}", ops::server_stats_text(&addr).await?)?;
+        }
+        Command::Stats { server: None } => {
+            let app = open_app(&config).await?;
+            write!(out, "{}", ops::stats_text(&app.repo).await)?;
+        }
+        Command::Loadtest(args) => {
+            let report = loadtest::run(&config, &args).await?;
+            let markdown = report.markdown();
+            write!(out, "{markdown}")?;
+            if let Some(path) = &args.out {
+                let text = if path.extension().is_some_and(|e| e == "json") {
+                    serde_json::to_string_pretty(&report)?
+                } else {
+                    markdown
+                };
+                std::fs::write(path, text)?;
+                eprintln!("loadtest: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_clear_needs_a_scope() {
+        let cli = Cli::try_parse_from(["catalog", "--gen-products", "10"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.products, 10);
+        let cli = Cli::try_parse_from(["catalog", "clear", "--products"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Clear(ClearArgs { products: true, .. }))
+        ));
+        assert!(Cli::try_parse_from(["catalog", "clear"]).is_err());
+        let cli = Cli::try_parse_from(["catalog", "clear", "--colors"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Clear(ClearArgs { colors: true, .. }))
+        ));
+        assert!(Cli::try_parse_from(["catalog", "clear", "--all", "--products"]).is_err());
+    }
+
+    #[test]
+    fn the_default_command_honours_warmup() {
+        let (_, command) = Cli::try_parse_from(["catalog", "--warmup"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: true })
+        ));
+        let (_, command) = Cli::try_parse_from(["catalog"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: false })
+        ));
+        let (_, command) = Cli::try_parse_from(["catalog", "serve", "--warmup"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { warmup: true })
+        ));
+        // The top-level flag reads the same environment variable as `serve --warmup`.
+        let cmd = Cli::command();
+        let top = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "warmup")
+            .expect("a top-level --warmup");
+        assert_eq!(
+            top.get_env().and_then(|e| e.to_str()),
+            Some("CATALOG_WARMUP")
+        );
+    }
+
+    #[test]
+    fn loadtest_bounds_its_concurrency() {
+        let cli = Cli::try_parse_from(["catalog", "loadtest", "--duration", "2s"]).expect("parses");
+        let Some(Command::Loadtest(args)) = cli.command else {
+            panic!("not loadtest")
+        };
+        assert_eq!(args.duration, std::time::Duration::from_secs(2));
+        assert_eq!(args.concurrency, 64);
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1000"]).is_ok());
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "0"]).is_err());
+    }
+}

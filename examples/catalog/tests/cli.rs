@@ -1,0 +1,112 @@
+//! The operations commands as a user runs them (`catalog clear|warmup|stats`), run in-process
+//! through `catalog::cli::run` (the binary's `main` is only that call).
+
+use std::path::Path;
+
+use catalog::cli::{self, Cli};
+use clap::Parser;
+
+/// Runs `catalog --database <dir>/catalog.sqlite3 <args>` with `redis_url` as `REDIS_URL`: its
+/// result and what it printed.
+async fn catalog(
+    dir: &Path,
+    redis_url: Option<String>,
+    args: &[&str],
+) -> (anyhow::Result<()>, String) {
+    let db = dir.join("catalog.sqlite3");
+    let mut argv = vec![
+        "catalog",
+        "--quiet",
+        "--gen-products",
+        "300",
+        "--gen-categories",
+        "12",
+        "--database",
+        db.to_str().expect("path"),
+    ];
+    argv.extend(args);
+    let mut cli = Cli::try_parse_from(argv).expect("parses");
+    cli.config.redis_url = redis_url;
+    let mut out = Vec::new();
+    let result = cli::run(cli, &mut out).await;
+    (result, String::from_utf8(out).expect("utf-8"))
+}
+
+const SCOPES: [&str; 4] = ["--all", "--products", "--categories", "--colors"];
+
+/// `clear` acts on the cache and never creates (or generates) a database; without Redis it
+/// says there is nothing shared to clear and fails.
+#[tokio::test]
+async fn clear_needs_no_database_and_says_when_there_is_no_shared_cache() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("catalog.sqlite3");
+    for scope in SCOPES {
+        let (result, out) = catalog(dir.path(), None, &["clear", scope]).await;
+        let err = format!("{:#}", result.expect_err("clear without Redis must fail"));
+        assert!(err.contains("no shared cache to clear"), "{err} / {out}");
+    }
+    assert!(!db.exists(), "clear created a database");
+
+    let mut redis = tiercache_tests::RedisServer::start();
+    for scope in SCOPES {
+        let (result, out) = catalog(dir.path(), Some(redis.url()), &["clear", scope]).await;
+        result.expect("clear with Redis");
+        assert!(out.contains("cleared"), "{out}");
+    }
+    assert!(!db.exists(), "clear created a database");
+    // One product's entries need its SKU: an existing database, never a generated one.
+    let (result, _) = catalog(
+        dir.path(),
+        Some(redis.url()),
+        &["clear", "--product-id", "7"],
+    )
+    .await;
+    let err = format!("{:#}", result.expect_err("no database"));
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!db.exists(), "clear created a database");
+
+    // Redis configured but down: said so, not a silent no-op.
+    redis.stop();
+    let (result, _) = catalog(dir.path(), Some(redis.url()), &["clear", "--all"]).await;
+    let err = format!("{:#}", result.expect_err("Redis is down"));
+    assert!(err.contains("Redis is unreachable"), "{err}");
+}
+
+/// `warmup` and `stats` read an existing catalog; a missing database is an error, not a
+/// freshly generated catalog.
+#[tokio::test]
+async fn warmup_and_stats_refuse_a_missing_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("catalog.sqlite3");
+    for command in ["warmup", "stats"] {
+        let (result, out) = catalog(dir.path(), None, &[command]).await;
+        let err = format!("{:#}", result.expect_err("missing database"));
+        assert!(
+            err.contains("does not exist") && err.contains("catalog.sqlite3"),
+            "{command}: {err} / {out}"
+        );
+        assert!(!db.exists(), "{command} created a database");
+    }
+}
+
+/// With an existing database, `warmup` fills the shared Redis and reports what it loaded, and
+/// `stats` prints the statistics and health.
+#[tokio::test]
+async fn warmup_and_stats_work_on_an_existing_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = catalog::Config::for_database(dir.path().join("catalog.sqlite3"));
+    config.products = 300;
+    config.categories = 12;
+    drop(
+        catalog::build_app(&config)
+            .await
+            .expect("catalog generated"),
+    );
+    let redis = tiercache_tests::RedisServer::start();
+    let (result, out) = catalog(dir.path(), Some(redis.url()), &["warmup"]).await;
+    result.expect("warmup");
+    assert!(out.contains("warmed") && out.contains("colors: 1"), "{out}");
+    let (result, out) = catalog(dir.path(), Some(redis.url()), &["stats"]).await;
+    result.expect("stats");
+    assert!(out.contains("\"status\": \"ok\""), "{out}");
+}
