@@ -30,7 +30,8 @@ pub struct Config {
     #[arg(long, global = true, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// Cache namespace: the prefix of every Redis key.
+    /// Cache namespace: the prefix of every Redis key (the schema version is appended:
+    /// `catalog` becomes `catalog:v1`).
     #[arg(
         long,
         global = true,

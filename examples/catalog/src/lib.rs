@@ -66,10 +66,23 @@ pub async fn open_app(config: &Config) -> anyhow::Result<App> {
     })
 }
 
+/// The version of the cached values' format. Part of the cache namespace
+/// ([`cache_namespace`]), so that a deploy that changes what is cached (a field added to a
+/// cached type, a different meaning) never reads the bytes an older deploy wrote to the shared
+/// Redis: it starts on an empty namespace, and the old one expires by its TTLs.
+/// **Bump it whenever a cached type's serialized form changes.**
+pub const CACHE_SCHEMA_VERSION: u32 = 1;
+
+/// The cache namespace of a deployment: its prefix (`--namespace`, the plan's `KEY_PREFIX`) and
+/// [`CACHE_SCHEMA_VERSION`], e.g. `catalog:v1`.
+pub fn cache_namespace(prefix: &str) -> String {
+    format!("{prefix}:v{CACHE_SCHEMA_VERSION}")
+}
+
 /// The cache alone (no database): what `catalog clear` acts on.
 pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     let cache = Cache::builder()
-        .namespace(config.namespace.clone())
+        .namespace(cache_namespace(&config.namespace))
         .redis_url_opt(config.redis_url.clone())
         .l1_capacity_bytes(config.l1_capacity_bytes())
         .build()

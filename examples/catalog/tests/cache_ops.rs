@@ -375,3 +375,32 @@ async fn starting_with_redis_down_the_service_runs_and_says_degraded() {
     }
     assert!(up, "uses Redis once it answers");
 }
+
+#[tokio::test]
+async fn the_namespace_carries_the_cache_schema_version() {
+    let s = TestService::with_redis().await;
+    let expected = format!("catalog-test:v{}", catalog::CACHE_SCHEMA_VERSION);
+    assert_eq!(s.json("/health").await["cache"]["namespace"], expected);
+    let _ = s.json("/products/7").await;
+    let _ = s.json("/categories/tree").await;
+    let mut conn = s
+        .redis
+        .as_ref()
+        .expect("redis")
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(
+            key.contains(&format!("{expected}:")),
+            "{key} is outside the versioned namespace {expected}"
+        );
+    }
+}

@@ -534,6 +534,7 @@ async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
         "/products?category=1001",
         "/categories/1001",
         "/categories/1001/children",
+        "/categories/1001/attributes",
     ];
     for _ in 0..2 {
         for path in reads {
@@ -556,6 +557,7 @@ async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
     assert_eq!(s.json("/products?category=1001").await["total"], 0);
     assert_eq!(s.json("/categories/1001").await["name"], "Okapi Outlet");
     assert_eq!(s.json("/categories/1001/children").await, json!([]));
+    assert_eq!(s.json("/categories/1001/attributes").await, json!([]));
 }
 
 #[tokio::test]
@@ -578,6 +580,7 @@ async fn deleting_a_category_drops_its_cached_listings_and_filters() {
         "/products?category=1002&sort=newest&per_page=5",
         "/categories/1002",
         "/categories/1002/children",
+        "/categories/1002/attributes",
     ];
     for _ in 0..2 {
         for path in reads {
