@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
 hits=${HITS:-20000}
 contenders=("$@")
-((${#contenders[@]})) || contenders=(raw_moka_arc moka_sync_string tiercache_attribute_arc tiercache_get_or_load tiercache_attribute cached_cached)
+((${#contenders[@]})) || contenders=(raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc tiercache_get_or_load tiercache_attribute cached_cached)
 cargo build --quiet --release -p tiercache-benches --bin hit-profile
 bin="${CARGO_TARGET_DIR:-target}/release/hit-profile"
 count() {

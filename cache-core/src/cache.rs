@@ -166,6 +166,7 @@ impl Cache {
             }
             spawn_mark_refresh(Arc::downgrade(&inner), b.mark_refresh);
         }
+        spawn_l1_sweep(Arc::downgrade(&inner), L1_SWEEP_INTERVAL);
         Ok(Cache { inner })
     }
 
@@ -264,6 +265,7 @@ impl Cache {
         } else if now < entry.stamp.stale_until {
             Found::Stale(value)
         } else {
+            self.inner.l1.remove(key);
             Found::Missing
         }
     }
@@ -396,7 +398,6 @@ impl Cache {
                 found.tags,
                 key.pattern.clone(),
                 found.encoded_len,
-                now,
             );
             self.inner.l1.insert_unless_newer(key.text.clone(), entry);
         }
@@ -931,7 +932,6 @@ impl Cache {
                 key.tags.clone(),
                 key.pattern.clone(),
                 bytes.len(),
-                now,
             );
             self.inner.l1.insert(key.text.clone(), entry);
             l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
@@ -1129,6 +1129,28 @@ impl Cache {
     pub fn loads_in_flight(&self) -> usize {
         self.inner.flights.in_flight()
     }
+}
+
+/// How often expired L1 entries that no read has met are removed.
+const L1_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Removes expired entries from L1 periodically (a read removes those it meets), so that they do
+/// not hold the byte budget until size eviction reaches them. Stops when the cache is dropped.
+fn spawn_l1_sweep(inner: Weak<Inner>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            // A walk over every entry: off the async workers.
+            let swept = tokio::task::spawn_blocking(move || inner.l1.remove_expired(now_us()));
+            if swept.await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Re-reads marks from Redis periodically, so that L1 hits notice tag invalidations and clears

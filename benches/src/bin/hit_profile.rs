@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! hit-profile <contender> <hits>
-//! contenders: raw_moka_arc moka_sync_string tiercache_attribute_arc tiercache_attribute
-//!             tiercache_get_or_load cached_cached
+//! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
+//!             tiercache_attribute tiercache_get_or_load cached_cached
 //! ```
 
 use std::convert::Infallible;
@@ -35,6 +35,20 @@ async fn tier_get(id: u64) -> Product {
 #[cache_core::cached(key = "prod_arc:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
 async fn tier_get_arc(id: u64) -> Arc<Product> {
     Arc::new(product(id))
+}
+
+/// Per-entry expiry as tiercache's L1 sets it.
+struct Lifetime;
+
+impl moka::Expiry<String, Arc<Product>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        _value: &Arc<Product>,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(1800))
+    }
 }
 
 #[cached::macros::cached]
@@ -73,12 +87,21 @@ fn main() {
             moka::sync::Cache::builder()
                 .max_capacity(ENTRIES * 2)
                 .build_with_hasher(foldhash::quality::RandomState::default());
+        let l1_like: moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState> =
+            moka::sync::Cache::builder()
+                .max_capacity(256 * 1024 * 1024)
+                .weigher(|_: &String, _: &Arc<Product>| 1200)
+                .expire_after(Lifetime)
+                .build_with_hasher(foldhash::quality::RandomState::default());
         let texts: Vec<String> = (0..ENTRIES).map(|id| format!("prod:{id}")).collect();
         for id in 0..ENTRIES {
             match contender.as_str() {
                 "raw_moka_arc" => moka.insert(id, Arc::new(product(id))).await,
                 "moka_sync_string" => {
                     sync.insert(texts[id as usize].clone(), Arc::new(product(id)));
+                }
+                "moka_sync_l1_config" => {
+                    l1_like.insert(texts[id as usize].clone(), Arc::new(product(id)));
                 }
                 "tiercache_attribute" => drop(black_box(tier_get(id).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(id).await)),
@@ -98,12 +121,16 @@ fn main() {
         }
         moka.run_pending_tasks().await;
         sync.run_pending_tasks();
+        l1_like.run_pending_tasks();
         let mut ids = Ids::default();
         for _ in 0..hits {
             let id = ids.next();
             match contender.as_str() {
                 "raw_moka_arc" => drop(black_box(moka.get(&id).await)),
                 "moka_sync_string" => drop(black_box(sync.get(texts[id as usize].as_str()))),
+                "moka_sync_l1_config" => {
+                    drop(black_box(l1_like.get(texts[id as usize].as_str())));
+                }
                 "tiercache_attribute" => drop(black_box(tier_get(black_box(id)).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(black_box(id)).await)),
                 "tiercache_get_or_load" => {

@@ -102,16 +102,21 @@ struct Escaping<'a>(&'a mut String);
 
 impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            if template::is_plain_value_byte(b) {
-                self.0.push(b as char);
-            } else {
+        // Runs of plain bytes (ASCII) are copied whole; the common value (an id) is one run.
+        let mut rest = s;
+        while let Some(at) = rest.bytes().position(|b| !template::is_plain_value_byte(b)) {
+            self.0.push_str(&rest[..at]);
+            // Escape the whole character that starts at `at` (every byte of a non-ASCII one).
+            let width = rest[at..].chars().next().map_or(1, char::len_utf8);
+            for &b in &rest.as_bytes()[at..at + width] {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 self.0.push('%');
                 self.0.push(HEX[usize::from(b >> 4)] as char);
                 self.0.push(HEX[usize::from(b & 15)] as char);
             }
+            rest = &rest[at + width..];
         }
+        self.0.push_str(rest);
         Ok(())
     }
 }

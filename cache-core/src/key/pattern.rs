@@ -64,7 +64,8 @@ impl BoundTemplate {
                     let &index = slot
                         .next()
                         .unwrap_or_else(|| unreachable!("one slot per placeholder"));
-                    let arg = args.get(index).ok_or(KeyError::Arity {
+                    // `ok_or_else`: the error owns a copy of the template, built only on failure.
+                    let arg = args.get(index).ok_or_else(|| KeyError::Arity {
                         template: self.template.source().to_owned(),
                         expected: self.slots.iter().max().map_or(0, |m| m + 1),
                         got: args.len(),
