@@ -57,37 +57,37 @@ const fn cmp(
 const COMPARISONS: &[Comparison] = &[
     cmp(
         "l1_hit",
-        "`#[cached]` hit (owned clone) vs raw moka `get` (Arc)",
-        "l1_hit/tiercache_attribute",
+        "`#[cached]` fn returning `Arc<Product>` vs raw moka `get` (both Arc: like for like)",
+        "l1_hit/tiercache_attribute_arc",
         "l1_hit/raw_moka_get_arc",
         Some(1.5),
     ),
     cmp(
         "l1_hit",
-        "`#[cached]` hit vs `cached` crate `#[cached]` (async, in-memory)",
-        "l1_hit/tiercache_attribute",
+        "`#[cached]` fn returning `Arc<Product>` vs `cached` crate `#[cached]` (async, in-memory; it returns an owned clone)",
+        "l1_hit/tiercache_attribute_arc",
         "l1_hit/cached_cached",
         Some(1.0),
     ),
     cmp(
         "l1_hit",
-        "`#[cached]` hit vs `cached` crate `#[concurrent_cached]` (in-memory)",
-        "l1_hit/tiercache_attribute",
+        "`#[cached]` fn returning `Arc<Product>` vs `cached` crate `#[concurrent_cached]` (in-memory, owned clone)",
+        "l1_hit/tiercache_attribute_arc",
         "l1_hit/cached_concurrent_cached",
         Some(1.0),
     ),
     cmp(
         "l1_hit",
-        "`#[cached]` fn returning `Arc<Product>` vs raw moka `get` (both Arc: like for like)",
-        "l1_hit/tiercache_attribute_arc",
-        "l1_hit/raw_moka_get_arc",
+        "`#[cached]` fn returning an owned `Product` vs `cached` crate `#[cached]` (both clone the value)",
+        "l1_hit/tiercache_attribute",
+        "l1_hit/cached_cached",
         None,
     ),
     cmp(
         "l1_hit",
-        "`#[cached]` fn returning `Arc<Product>` vs `cached` crate `#[cached]` (owned)",
-        "l1_hit/tiercache_attribute_arc",
-        "l1_hit/cached_cached",
+        "`#[cached]` fn returning an owned `Product` vs raw moka `get` (Arc)",
+        "l1_hit/tiercache_attribute",
+        "l1_hit/raw_moka_get_arc",
         None,
     ),
     cmp(
@@ -116,6 +116,20 @@ const COMPARISONS: &[Comparison] = &[
         "`get::<Product>` hit, key built beforehand, vs raw moka `get`",
         "l1_hit/tiercache_get_arc_prebuilt_key",
         "l1_hit/raw_moka_get_arc",
+        None,
+    ),
+    cmp(
+        "l1_hit",
+        "decomposition: moka's sync cache keyed by the rendered `String` (as tiercache's L1) vs raw moka (future, `u64` keys)",
+        "l1_hit/moka_sync_string_key",
+        "l1_hit/raw_moka_get_arc",
+        None,
+    ),
+    cmp(
+        "l1_hit",
+        "decomposition: the same with L1's weigher and per-entry expiry vs without (tiercache no longer sets the expiry)",
+        "l1_hit/moka_sync_string_key_l1_config",
+        "l1_hit/moka_sync_string_key",
         None,
     ),
     cmp(
@@ -297,14 +311,17 @@ const PAIRED_TARGETS: &[(&str, &str, f64)] = &[
 
 /// What the ratios mean (no figures here: every figure comes from the run).
 const NOTES: &[&str] = &[
-    "The `#[cached]` function returns an owned `Product`, so each of its hits clones the value out \
-     of the cache's `Arc` (five `String`s and a four-entry `BTreeMap`: about a dozen allocations); \
-     raw moka's `get` returns the `Arc`. The \"both owned\" row compares like with like, and \
-     `get_or_load` / `get` show tiercache's lookup without the clone.",
+    "The targets compare like with like: a `#[cached]` function returning `Arc<Product>` against \
+     raw moka's `get` of an `Arc`. A function returning an owned `Product` clones the value out of \
+     the cache on every hit (five `String`s and a four-entry `BTreeMap`: about a dozen \
+     allocations), as the `cached` crate's functions do; its rows are shown for information. \
+     `scripts/hit-profile.sh` counts the instructions of one hit of each contender with callgrind \
+     (repeatable on a busy machine) and shows where they go.",
     "The `cached` crate's in-memory stores are keyed by the `u64` argument; tiercache renders a \
      namespaced `String` key on each call, hashes it in moka, checks the entry against the \
      invalidation marks and downcasts the value.",
-    "`get` goes through `get_many` (a batch of one); `get_or_load` has a single-key path.",
+    "`get`, `get_or_load` and the macros look L1 up first by the rendered key text, without \
+     allocating; the owned `Key`, the batch path and the (boxed) load path come only on a miss.",
     "Redis benches are bound by loopback round trips and by thread scheduling; on a small shared \
      machine their ratios move by several percent between runs (see the load average above).",
     "L2 benches use a 1 ms L1 TTL and cycle through the 10,000 keys, so every timed tiercache read \
