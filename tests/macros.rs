@@ -935,3 +935,63 @@ async fn trait_methods_and_generic_functions_use_both_tiers() {
     assert_eq!(label(&b.cache, &calls, "6").await.unwrap(), "label 6");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// Functions whose value type is `Arc<Product>`: the cache keeps the function's `Arc` itself, so a
+/// hit is the same allocation (no copy of the product, no `Arc` inside an `Arc`), and the entries
+/// are shared with the sites of the same pattern that return an owned `Product`.
+impl ProductRepo {
+    #[cached(key = "prod:<id>", ttl = 1800, none_ttl = 60)]
+    async fn get_shared(&self, id: u64) -> Result<Option<Arc<Product>>, DbError> {
+        Ok(self.db.query()?.get(&id).cloned().map(Arc::new))
+    }
+
+    #[cache_put(key = "prod:<product.id>", ttl = 1800)]
+    async fn save_shared(&self, product: Product) -> Arc<Product> {
+        self.db
+            .rows
+            .lock()
+            .unwrap()
+            .insert(product.id, product.clone());
+        Arc::new(product)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arc_values_are_cached_as_they_are_and_shared_with_owned_sites() {
+    let server = RedisServer::start();
+    let (a, b) = replicas(&server, "m-arc").await;
+
+    let first = a.get_shared(1).await.unwrap().unwrap();
+    let again = a.get_shared(1).await.unwrap().unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "an L1 hit is the cached Arc itself"
+    );
+    assert_eq!(*first, product(1, "red shoe", 7));
+    assert_eq!(a.db.queries(), 1);
+
+    // The owned site of the same pattern reads the same entry: an L1 hit, no query.
+    assert_eq!(a.get_product(1).await, Ok(Some(product(1, "red shoe", 7))));
+    assert_eq!(a.db.queries(), 1);
+    assert_eq!(counters(&a.cache, "prod:<id>").l1_hits, 2);
+
+    // Another instance reads it from Redis (the same bytes as an owned `Product`).
+    let from_l2 = b.get_shared(1).await.unwrap().unwrap();
+    assert_eq!(*from_l2, product(1, "red shoe", 7));
+    assert_eq!(a.db.queries(), 1);
+    assert_eq!(counters(&b.cache, "prod:<id>").l2_hits, 1);
+
+    // `#[cache_put]` caches the returned Arc: the next read is that allocation.
+    let saved = a.save_shared(product(1, "green shoe", 7)).await;
+    let read = a.get_shared(1).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&saved, &read));
+    assert_eq!(
+        a.get_product(1).await,
+        Ok(Some(product(1, "green shoe", 7)))
+    );
+    assert_eq!(a.db.queries(), 1);
+    // A cached absence reaches an Arc site as `None`.
+    assert_eq!(a.get_shared(99).await, Ok(None));
+    assert_eq!(a.get_shared(99).await, Ok(None));
+    assert_eq!(a.db.queries(), 2);
+}

@@ -389,6 +389,45 @@ where
     Ok(value.map(Arc::unwrap_or_clone))
 }
 
+/// `#[cached]` on a function whose value type is `Arc<T>`: the cache shares the function's `Arc`
+/// (stored as the `T` it points to, like every other cached `T`), so a hit is one reference
+/// count, neither a copy of `T` nor an `Arc` inside an `Arc`.
+pub async fn cached_arc<T, E, F>(
+    cache: &Cache,
+    key: PreparedKey,
+    unless: impl FnOnce(&Option<Arc<T>>) -> bool + Send,
+    load: F,
+) -> Result<Option<Arc<T>>, E>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Option<Arc<T>>, E>> + Send,
+{
+    let absent = crate::cache::Absent::Accept;
+    let Some(lookup) = key.lookup else {
+        return load.await;
+    };
+    if let Some(pattern) = lookup.pattern()
+        && let Some(hit) = cache.l1_fresh::<T>(&lookup.text, pattern, absent)
+    {
+        return Ok(hit);
+    }
+    let Some(key) = lookup.into_key() else {
+        return load.await;
+    };
+    Box::pin(cache.load(&key, absent, unless, || load)).await
+}
+
+/// `#[cache_put]` on a function whose value type is `Arc<T>`: caches the `Arc` as it is.
+pub async fn put_arc<T>(cache: &Cache, key: PreparedKey, value: &Arc<T>)
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    if let Some(key) = key.lookup.and_then(Lookup::into_key) {
+        cache.set_many_shared(vec![(key, Arc::clone(value))]).await;
+    }
+}
+
 /// `#[cache_put]`: writes the successful value through to both tiers.
 pub async fn put<V>(cache: &Cache, key: PreparedKey, value: &V)
 where

@@ -613,8 +613,9 @@ impl Cache {
         Box::pin(self.load(key, Absent::Accept, |_: &Option<V>| false, loader)).await
     }
 
-    /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value.
-    pub(crate) async fn load<V, E, F, Fut, S>(
+    /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value. The
+    /// loader yields a `V` or an `Arc<V>` (`L`): either way the cache shares it without a copy.
+    pub(crate) async fn load<V, L, E, F, Fut, S>(
         &self,
         key: &Key,
         absent: Absent,
@@ -623,10 +624,11 @@ impl Cache {
     ) -> Result<Option<Arc<V>>, E>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        L: Into<Arc<V>>,
         E: Clone + Send + Sync + 'static,
-        S: FnOnce(&Option<V>) -> bool,
+        S: FnOnce(&Option<L>) -> bool,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<V>, E>>,
+        Fut: Future<Output = Result<Option<L>, E>>,
     {
         let stats = &key.pattern.0.stats;
         let mut stale = None;
@@ -660,7 +662,7 @@ impl Cache {
         outcome
     }
 
-    async fn lead<V, E, F, Fut, S>(
+    async fn lead<V, L, E, F, Fut, S>(
         &self,
         key: &Key,
         absent: Absent,
@@ -670,9 +672,10 @@ impl Cache {
     ) -> Result<Option<Arc<V>>, E>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
-        S: FnOnce(&Option<V>) -> bool,
+        L: Into<Arc<V>>,
+        S: FnOnce(&Option<L>) -> bool,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<V>, E>>,
+        Fut: Future<Output = Result<Option<L>, E>>,
     {
         let stats = &key.pattern.0.stats;
         let ticket = self.inner.log.ticket();
@@ -707,7 +710,7 @@ impl Cache {
         match result {
             Ok(value) => {
                 let cache_it = !skip(&value);
-                let value = value.map(Arc::new);
+                let value: Option<Arc<V>> = value.map(Into::into);
                 if cache_it {
                     self.write_back(
                         vec![WriteBack {
@@ -859,6 +862,15 @@ impl Cache {
     where
         V: Serialize + Send + Sync + 'static,
     {
+        let shared = entries.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        self.set_many_shared(shared).await;
+    }
+
+    /// [`set_many`](Self::set_many) of values already shared (cached as they are, not copied).
+    pub(crate) async fn set_many_shared<V>(&self, entries: Vec<(Key, Arc<V>)>)
+    where
+        V: Serialize + Send + Sync + 'static,
+    {
         {
             let _exclusive = self.inner.log.exclusive().await;
             for (key, _) in &entries {
@@ -867,13 +879,13 @@ impl Cache {
             }
         }
         let ticket = self.inner.log.ticket();
-        let (keys, values): (Vec<Key>, Vec<V>) = entries.into_iter().unzip();
+        let (keys, values): (Vec<Key>, Vec<Arc<V>>) = entries.into_iter().unzip();
         let batch = keys
             .iter()
             .zip(values)
             .map(|(key, v)| WriteBack {
                 key,
-                value: Some(Arc::new(v)),
+                value: Some(v),
             })
             .collect();
         crate::store::redis::overwriting(self.write_back(batch, ticket)).await;

@@ -356,16 +356,20 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
     let some = quote!(::core::option::Option::Some);
     let none = quote!(::core::option::Option::None);
     let infallible = quote!(::core::convert::Infallible);
+    let cached = match func.output.shape.value() {
+        Some(t) if is_arc(t) => "cached_arc",
+        _ => "cached",
+    };
 
     match &func.output.shape {
         Shape::ResultOption(..) => {
             let unless = unless_of_option(site);
-            at.call_await("cached", quote!(#cache, #key, #unless, #future))
+            at.call_await(cached, quote!(#cache, #key, #unless, #future))
         }
         Shape::Option(_) => {
             let unless = unless_of_option(site);
             let call = at.call_await(
-                "cached",
+                cached,
                 quote!(#cache, #key, #unless, async { #ok::<_, #infallible>(#future.await) }),
             );
             quote! {
@@ -428,7 +432,7 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
                 )
             };
             let call = at.call_await(
-                "cached",
+                cached,
                 quote! {
                     #cache, #key, #unless, async {
                         let #out = ::core::pin::Pin::as_mut(&mut #body).await;
@@ -453,6 +457,20 @@ fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
         // Rejected by validation.
         Shape::Unit => quote!(#future.await),
     }
+}
+
+/// Whether the value type is spelled `Arc<..>` (`Arc`, `std::sync::Arc`, ...). Such values go
+/// through `cached_arc`/`put_arc`, which cache the function's `Arc` itself: a hit then costs one
+/// reference count, not an `Arc` inside an `Arc`. (A type of another crate named `Arc` gets a
+/// type error at the return type.)
+fn is_arc(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    path.qself.is_none() && path.path.segments.last().is_some_and(|s| {
+        s.ident == "Arc"
+            && matches!(&s.arguments, syn::PathArguments::AngleBracketed(a) if a.args.len() == 1)
+    })
 }
 
 /// `unless` of an `Option<T>`/`Result<Option<T>, E>` function: given as is to `cached`, which
@@ -515,7 +533,8 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
         }
         Shape::Value(_) | Shape::Unit => quote!(#some(&#out)),
     };
-    let put = TypeSpan::of(t).call_await("put", quote!(#cache, #key, #value));
+    let put_fn = if is_arc(t) { "put_arc" } else { "put" };
+    let put = TypeSpan::of(t).call_await(put_fn, quote!(#cache, #key, #value));
     let write = match &site.unless {
         Some(unless) => {
             let check = unless_check(unless, t);
