@@ -437,11 +437,24 @@ async fn a_large_backlog_of_invalidations_is_replayed_and_l2_used_again() {
     })
     .await;
     assert!(drained, "backlog replayed: {:?}", a.health().await);
+    let count = |glob: &'static str| {
+        let server = &server;
+        async move {
+            let mut conn = server.connection().await;
+            let found: Vec<String> = redis::cmd("KEYS")
+                .arg(glob)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            found.len() as u64
+        }
+    };
     assert_eq!(
-        dbsize(&server).await,
+        count("backlog:k:*").await,
         0,
         "every queued deletion reached Redis"
     );
+    assert_eq!(count("backlog:d:*").await, N, "each with its tombstone");
     let key = p.key(&[&(N + 2)]).unwrap();
     a.set(&key, "new".to_string()).await;
     assert!(

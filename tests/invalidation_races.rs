@@ -180,3 +180,40 @@ async fn get_or_load_following_an_optional_load_that_found_nothing_runs_its_load
     assert!(optional.await.unwrap().is_none());
     assert_eq!(follower.await.unwrap().name, "found");
 }
+
+/// Instance `b` loads a key; instance `a` invalidates it (after its database write) while the
+/// load runs; the load then finishes with the value it read before the write. That old value
+/// must not reach Redis, where every instance would read it until its TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_on_another_instance_cannot_write_back_over_an_invalidation() {
+    let server = RedisServer::start();
+    let a = cache(&server, "tomb").await;
+    let b = cache(&server, "tomb").await;
+    for c in [&a, &b] {
+        register(c, "prod:<id>", policy(60));
+    }
+    let key = |c: &Cache| c.pattern("prod:<id>").unwrap().key(&[&1]).unwrap();
+
+    let (release, old) = blocked_load(&b, &key(&b));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.invalidate(&key(&a)).await;
+    release.send(()).unwrap();
+    assert_eq!(old.await.unwrap().name, "old", "b's caller gets its answer");
+
+    assert!(
+        raw_get(&server, "tomb", "prod:1").await.is_none(),
+        "the value loaded before the invalidation was not written to Redis"
+    );
+    let fresh = cache(&server, "tomb").await;
+    register(&fresh, "prod:<id>", policy(60));
+    let v = fresh
+        .get_or_load(&key(&fresh), || async {
+            Ok::<_, Infallible>(product(1, "new"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.name, "new");
+
+    // A load that starts after the invalidation is written as usual.
+    assert!(raw_get(&server, "tomb", "prod:1").await.is_some());
+}

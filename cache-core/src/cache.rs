@@ -950,7 +950,7 @@ impl Cache {
         }
         if let Some(l2) = &self.inner.l2
             && !l2_batch.is_empty()
-            && let Err(e) = l2.write(&l2_batch).await
+            && let Err(e) = l2.write(&l2_batch, ticket.at_us).await
             && !matches!(e, L2Error::Skipped)
         {
             for (item, ..) in &encoded {
@@ -1057,7 +1057,7 @@ impl Cache {
         tracing::debug!(?what, "invalidated");
         if let Some(l2) = &self.inner.l2 {
             match &what {
-                Invalidation::Key(k) => l2.unlink(&[k]).await,
+                Invalidation::Key(k) => l2.unlink(&[k], now).await,
                 Invalidation::Tag(t) => l2.mark(Some(t), now).await,
                 Invalidation::Pattern(g) => l2.unlink_matching(g).await,
                 Invalidation::All => l2.mark(None, now).await,

@@ -6,8 +6,15 @@
 //! progress across attempts; more than [`MAX_PENDING`] queued operations collapse into one clear
 //! of the namespace.
 //!
-//! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>` and the
-//! namespace's clear mark `ns:c`; marks hold the time of the last invalidation (µs since the epoch).
+//! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>`, the
+//! namespace's clear mark `ns:c`, and key tombstones `ns:d:<key>`; marks and tombstones hold the
+//! time of the last invalidation (µs since the epoch).
+//!
+//! A tombstone closes a race between instances: instance B starts loading a key, instance A
+//! invalidates it (its database write committed), then B's load finishes with the old value. B's
+//! write-back is a script that writes the entry only if the key has no tombstone as recent as the
+//! time B's load started, so the old value never reaches Redis after A's invalidation. Tombstones
+//! live [`TOMBSTONE_TTL`]: a load that runs longer than that is not covered.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -49,6 +56,15 @@ const SCAN_BATCH: usize = 1_000;
 /// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
 /// large backlog makes progress even when one call's timeout cuts the replay short.
 const REPLAY_CHUNK: usize = 500;
+
+/// How long a key invalidation's tombstone lives: the longest load it protects against.
+pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
+
+/// Writes an entry (KEYS[1]) unless its tombstone (KEYS[2]) is at least as recent as the time the
+/// value's load started (ARGV[3]); ARGV[1] the bytes, ARGV[2] the time to live in ms.
+const WRITE_SCRIPT: &str = "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
+     if t >= tonumber(ARGV[3]) then return 0 end \
+     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
 /// Keeps the later of two marks: clocks of different instances may disagree a little.
 const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
@@ -198,6 +214,30 @@ impl RedisStore {
         s.push_str(&self.entry_prefix);
         s.push_str(key);
         s
+    }
+
+    /// The tombstone key of a full entry key (`ns:k:<key>` → `ns:d:<key>`).
+    fn tombstone_of(&self, entry_key: &str) -> String {
+        let key = entry_key
+            .strip_prefix(&self.entry_prefix)
+            .unwrap_or(entry_key);
+        let ns = &self.settings.namespace;
+        format!("{ns}:d:{key}")
+    }
+
+    /// Adds to `pipe`, for each entry key, its tombstone at `time` then the entry's deletion: a
+    /// write-back that reaches Redis after these sees the tombstone, one before is deleted.
+    fn delete_with_tombstones(&self, pipe: &mut redis::Pipeline, keys: &[String], time: u64) {
+        let ttl_ms = u64::try_from(TOMBSTONE_TTL.as_millis()).unwrap_or(u64::MAX);
+        for key in keys {
+            pipe.cmd("SET")
+                .arg(self.tombstone_of(key))
+                .arg(time)
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+            pipe.cmd("UNLINK").arg(key).ignore();
+        }
     }
 
     fn tag_key(&self, tag: &str) -> String {
@@ -384,9 +424,9 @@ impl RedisStore {
                 for (_, op) in &chunk {
                     match op {
                         Pending::Unlink(keys) => {
-                            for key in keys {
-                                pipe.cmd("UNLINK").arg(key).ignore();
-                            }
+                            // Stamped with the replay's time: later than the invalidation, so at
+                            // worst a load that began in between is not written back.
+                            self.delete_with_tombstones(&mut pipe, keys, crate::clock::now_us());
                         }
                         Pending::Mark(key, time) => {
                             pipe.cmd("EVAL")
@@ -453,11 +493,14 @@ impl RedisStore {
         self.read(&[], tags).await.map(|(_, m)| m)
     }
 
-    /// Writes entries (key, bytes, time to live in µs) in one pipeline. Inside [`overwriting`],
-    /// a write that does not reach Redis queues the deletion of its keys for replay.
+    /// Writes entries (key, bytes, time to live in µs) of values whose load started at
+    /// `written_at`, in one pipeline; an entry whose key was invalidated since then (its
+    /// tombstone, possibly from another instance) is not written. Inside [`overwriting`], a write
+    /// that does not reach Redis queues the deletion of its keys for replay.
     pub(crate) async fn write(
         self: &Arc<Self>,
         entries: &[(&str, &[u8], u64)],
+        written_at: u64,
     ) -> Result<(), L2Error> {
         let full: Vec<String> = entries
             .iter()
@@ -465,11 +508,14 @@ impl RedisStore {
             .collect();
         let mut pipe = redis::pipe();
         for (key, (_, bytes, ttl_us)) in full.iter().zip(entries) {
-            pipe.cmd("SET")
+            pipe.cmd("EVAL")
+                .arg(WRITE_SCRIPT)
+                .arg(2)
                 .arg(key)
+                .arg(self.tombstone_of(key))
                 .arg(*bytes)
-                .arg("PX")
                 .arg((*ttl_us / 1000).max(1))
+                .arg(written_at)
                 .ignore();
         }
         let result = self
@@ -487,13 +533,15 @@ impl RedisStore {
         result
     }
 
-    /// Deletes entries; if Redis cannot be reached the deletion is queued for replay.
-    pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str]) {
+    /// Deletes entries, leaving tombstones stamped `time` (the invalidation's); if Redis cannot be
+    /// reached the deletion is queued for replay.
+    pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str], time: u64) {
         let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
-        let sent = full.clone();
+        let mut pipe = redis::pipe();
+        self.delete_with_tombstones(&mut pipe, &full, time);
         if self
             .run("unlink", |mut conn| async move {
-                conn.unlink::<_, ()>(&sent).await
+                pipe.query_async::<()>(&mut conn).await
             })
             .await
             .is_err()
