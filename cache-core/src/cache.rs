@@ -399,7 +399,7 @@ impl Cache {
                 key.pattern.clone(),
                 found.encoded_len,
             );
-            self.inner.l1.insert_unless_newer(key.text.clone(), entry);
+            self.inner.l1.insert_unless_newer(&key.text, entry);
         }
     }
 
@@ -945,7 +945,7 @@ impl Cache {
                 key.pattern.clone(),
                 bytes.len(),
             );
-            self.inner.l1.insert(key.text.clone(), entry);
+            self.inner.l1.insert(&key.text, entry);
             l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
         }
         if let Some(l2) = &self.inner.l2
