@@ -13,6 +13,7 @@ pub use crate::Cache;
 pub use crate::key::{Hashed, KeyArg};
 pub use ::serde;
 
+use crate::cache::Probe;
 use crate::invalidation::Invalidation;
 use crate::key::pattern::BoundTemplate;
 use crate::key::template::{Template, TemplateKind};
@@ -377,15 +378,18 @@ where
     let Some(lookup) = key.lookup else {
         return load.await;
     };
-    if let Some(pattern) = lookup.pattern()
-        && let Some(hit) = cache.l1_fresh::<V>(&lookup.text, pattern, absent)
+    let stale = match lookup
+        .pattern()
+        .map(|p| cache.l1_probe::<V>(&lookup.text, p, absent))
     {
-        return Ok(hit.map(Arc::unwrap_or_clone));
-    }
+        Some(Probe::Hit(hit)) => return Ok(hit.map(Arc::unwrap_or_clone)),
+        Some(Probe::Miss { stale }) => stale,
+        None => None,
+    };
     let Some(key) = lookup.into_key() else {
         return load.await;
     };
-    let value = Box::pin(cache.load(&key, absent, unless, || load)).await?;
+    let value = Box::pin(cache.load(&key, absent, stale, unless, || load)).await?;
     Ok(value.map(Arc::unwrap_or_clone))
 }
 
@@ -407,15 +411,18 @@ where
     let Some(lookup) = key.lookup else {
         return load.await;
     };
-    if let Some(pattern) = lookup.pattern()
-        && let Some(hit) = cache.l1_fresh::<T>(&lookup.text, pattern, absent)
+    let stale = match lookup
+        .pattern()
+        .map(|p| cache.l1_probe::<T>(&lookup.text, p, absent))
     {
-        return Ok(hit);
-    }
+        Some(Probe::Hit(hit)) => return Ok(hit),
+        Some(Probe::Miss { stale }) => stale,
+        None => None,
+    };
     let Some(key) = lookup.into_key() else {
         return load.await;
     };
-    Box::pin(cache.load(&key, absent, unless, || load)).await
+    Box::pin(cache.load(&key, absent, stale, unless, || load)).await
 }
 
 /// `#[cache_put]` on a function whose value type is `Arc<T>`: caches the `Arc` as it is.

@@ -83,6 +83,14 @@ enum Found<T> {
     Missing,
 }
 
+/// What the L1 fast path found.
+pub(crate) enum Probe<V> {
+    /// A fresh value (or cached absence), counted as an L1 hit.
+    Hit(Option<Arc<V>>),
+    /// None fresh; perhaps a stale one, usable if the load fails (fail-safe).
+    Miss { stale: Option<Option<Arc<V>>> },
+}
+
 /// Whether a single-key load may answer with a cached absence (`Ok(None)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Absent {
@@ -222,21 +230,23 @@ impl Cache {
 
     // ----- reads -----
 
-    /// The fast path of every single-key read: a fresh L1 hit, counted, or `None` (then the caller
-    /// takes the full path, boxed, so that its large future is not part of every hit's).
+    /// The fast path of every single-key read: a fresh L1 hit, counted, or what a miss found in L1
+    /// (a stale value for fail-safe), which the caller hands to the full path, boxed so that its
+    /// large future is not part of every hit's.
     #[inline]
-    pub(crate) fn l1_fresh<V: Send + Sync + 'static>(
+    pub(crate) fn l1_probe<V: Send + Sync + 'static>(
         &self,
         key: &str,
         pattern: &Pattern,
         absent: Absent,
-    ) -> Option<Option<Arc<V>>> {
+    ) -> Probe<V> {
         match self.l1_lookup::<V>(key, now_us()) {
             Found::Fresh(v) if absent.accepts(&v) => {
                 bump(&pattern.0.stats.l1_hits);
-                Some(v)
+                Probe::Hit(v)
             }
-            _ => None,
+            Found::Stale(v) if absent.accepts(&v) => Probe::Miss { stale: Some(v) },
+            _ => Probe::Miss { stale: None },
         }
     }
 
@@ -423,13 +433,24 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        if let Some(v) = self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Accept) {
+        let now = now_us();
+        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now) {
+            bump(&key.pattern.0.stats.l1_hits);
             return v;
         }
-        self.get_many(std::slice::from_ref(key))
-            .await
-            .pop()
-            .flatten()
+        let ticket = self.inner.log.ticket();
+        match self.l2_lookup::<V>(&[key], now).await.pop() {
+            Some(Found::Fresh(entry)) => {
+                bump(&key.pattern.0.stats.l2_hits);
+                let value = entry.value.clone();
+                self.fill_l1(vec![(key, entry)], ticket);
+                value
+            }
+            _ => {
+                bump(&key.pattern.0.stats.misses);
+                None
+            }
+        }
     }
 
     /// Reads many keys: L1 first, then one L2 round trip for the rest. Results are in key order.
@@ -549,12 +570,13 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let loaded = match self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Skip) {
-            Some(hit) => hit,
-            None => {
+        let loaded = match self.l1_probe::<V>(&key.text, &key.pattern, Absent::Skip) {
+            Probe::Hit(hit) => hit,
+            Probe::Miss { stale } => {
                 Box::pin(self.load(
                     key,
                     Absent::Skip,
+                    stale,
                     |_: &Option<V>| false,
                     || async move { loader().await.map(Some) },
                 ))
@@ -607,18 +629,23 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        if let Some(hit) = self.l1_fresh::<V>(&key.text, &key.pattern, Absent::Accept) {
-            return Ok(hit);
+        match self.l1_probe::<V>(&key.text, &key.pattern, Absent::Accept) {
+            Probe::Hit(hit) => Ok(hit),
+            Probe::Miss { stale } => {
+                let never = |_: &Option<V>| false;
+                Box::pin(self.load(key, Absent::Accept, stale, never, loader)).await
+            }
         }
-        Box::pin(self.load(key, Absent::Accept, |_: &Option<V>| false, loader)).await
     }
 
-    /// The cache-aside path of every single-key load; `skip` vetoes caching a loaded value. The
-    /// loader yields a `V` or an `Arc<V>` (`L`): either way the cache shares it without a copy.
+    /// The cache-aside path of every single-key load, after an L1 miss ([`l1_probe`](Self::l1_probe))
+    /// that found `stale`; `skip` vetoes caching a loaded value. The loader yields a `V` or an
+    /// `Arc<V>` (`L`): either way the cache shares it without a copy.
     pub(crate) async fn load<V, L, E, F, Fut, S>(
         &self,
         key: &Key,
         absent: Absent,
+        stale: Option<Option<Arc<V>>>,
         skip: S,
         loader: F,
     ) -> Result<Option<Arc<V>>, E>
@@ -631,15 +658,6 @@ impl Cache {
         Fut: Future<Output = Result<Option<L>, E>>,
     {
         let stats = &key.pattern.0.stats;
-        let mut stale = None;
-        match self.l1_lookup::<V>(&key.text, now_us()) {
-            Found::Fresh(v) if absent.accepts(&v) => {
-                bump(&stats.l1_hits);
-                return Ok(v);
-            }
-            Found::Stale(v) if absent.accepts(&v) => stale = Some(v),
-            _ => {}
-        }
         let leader = loop {
             match self.inner.flights.join::<V, E>(&key.text) {
                 Role::Leader(leader) => break Some(leader),
@@ -889,6 +907,14 @@ impl Cache {
             })
             .collect();
         crate::store::redis::overwriting(self.write_back(batch, ticket)).await;
+        // A read that fetched the old value from Redis before this write landed there may have
+        // copied it into L1 just as this write's own entry went in (see
+        // `MemoryStore::insert_unless_newer`): drop any entry of these keys older than this write.
+        // Under the exclusive gate, no copy into L1 can run meanwhile.
+        let _exclusive = self.inner.log.exclusive().await;
+        for key in &keys {
+            self.inner.l1.remove_if_older(&key.text, ticket.at_us);
+        }
     }
 
     /// Encodes and writes values to L1 and (one pipeline) L2, dropping those invalidated since

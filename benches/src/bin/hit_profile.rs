@@ -1,4 +1,5 @@
-//! Instruction counts of one L1 hit, for profiling the hot path on a noisy machine.
+//! Instruction counts of one L1 hit (and of the client side of one L2 hit), for profiling the hot
+//! path on a noisy machine.
 //!
 //! Runs `HITS` reads of one contender over the same 10,000 warm entries as `benches/l1_hit.rs`,
 //! on a current-thread runtime. Under `valgrind --tool=callgrind` the instruction count is
@@ -9,6 +10,8 @@
 //! hit-profile <contender> <hits>
 //! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
 //!             tiercache_attribute tiercache_get_or_load cached_cached
+//!             l2_raw_get_decode l2_tiercache_get (these start a redis-server; only this
+//!             process's instructions are counted, not Redis's)
 //! ```
 
 use std::convert::Infallible;
@@ -56,6 +59,60 @@ async fn memo_get(id: u64) -> Product {
     product(id)
 }
 
+/// The client side of L2 hits: tiercache's `get` (L1 expired after 1 ms) against redis-rs `GET` +
+/// `rmp_serde` decode of the same product, over `ENTRIES` keys.
+async fn l2(contender: &str, hits: u64) {
+    use redis::AsyncCommands;
+    let server = tiercache_benches::RedisServer::start();
+    let tier = Cache::builder()
+        .namespace("profile-l2")
+        .redis_url(server.url())
+        .require_redis(true)
+        .mark_refresh_interval(Duration::from_secs(3600))
+        .build()
+        .await
+        .expect("cache");
+    let pattern = tier
+        .register(PatternConfig::new(
+            "prod:<id>",
+            tiercache_benches::l2_only_policy(),
+        ))
+        .expect("pattern");
+    let keys: Vec<_> = (0..ENTRIES)
+        .map(|id| pattern.key(&[&id]).expect("key"))
+        .collect();
+    let mut conn = server.connection().await;
+    for (id, key) in keys.iter().enumerate() {
+        let id = id as u64;
+        if contender == "l2_raw_get_decode" {
+            let bytes = rmp_serde::to_vec(&product(id)).expect("encode");
+            let _: () = conn
+                .set(format!("raw:prod:{id}"), bytes)
+                .await
+                .expect("SET");
+        } else {
+            tier.set(key, product(id)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut ids = Ids::default();
+    for _ in 0..hits {
+        let id = ids.next();
+        if contender == "l2_raw_get_decode" {
+            let bytes: Vec<u8> = conn.get(format!("raw:prod:{id}")).await.expect("GET");
+            drop(black_box(
+                rmp_serde::from_slice::<Product>(&bytes).expect("decode"),
+            ));
+        } else {
+            drop(black_box(
+                tier.get::<Product>(&keys[id as usize])
+                    .await
+                    .expect("L2 hit"),
+            ));
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(contender), Some(hits)) = (args.next(), args.next()) else {
@@ -70,6 +127,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if contender.starts_with("l2_") {
+        rt.block_on(l2(&contender, hits));
+        return;
+    }
     rt.block_on(async {
         let tier = Cache::builder()
             .namespace("profile")
