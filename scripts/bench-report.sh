@@ -54,6 +54,18 @@ for bench in "${benches[@]}"; do
     commands+=(--command "$cmd")
 done
 
+# Instruction counts (callgrind): the figures a noisy machine cannot move.
+if command -v valgrind >/dev/null 2>&1; then
+    extra_dir="$target_dir/criterion/tiercache-extra"
+    printf '==> %s\n' "scripts/hit-profile.sh (L1 hits, then the client side of L2 hits)"
+    HIT_PROFILE_JSON="$extra_dir/hit_profile_l1.json" scripts/hit-profile.sh
+    HITS=3000 HIT_PROFILE_JSON="$extra_dir/hit_profile_l2.json" scripts/hit-profile.sh \
+        l2_raw_get_decode l2_tiercache_get
+    commands+=(--command "scripts/hit-profile.sh" --command "HITS=3000 scripts/hit-profile.sh l2_raw_get_decode l2_tiercache_get")
+else
+    printf '==> %s\n' "valgrind not found: no instruction counts (apt-get install valgrind)"
+fi
+
 printf '==> %s\n' "regenerating BENCHMARKS.md"
 cargo run --quiet --release -p tiercache-benches --bin bench-report -- \
     --target-dir "$target_dir" --out BENCHMARKS.md --since "$since" --mode "$mode" "${commands[@]}"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per L1 hit of each contender, counted by callgrind (repeatable on a busy machine,
+# Instructions per hit of each contender, counted by callgrind (repeatable on a busy machine,
 # unlike wall time): each contender runs with 0 and with $HITS reads over the same warm entries,
-# and the difference divided by $HITS is its cost per hit. Ratios are against raw moka.
+# and the difference divided by $HITS is its cost per hit. Ratios are against the first contender.
 #
-#   scripts/hit-profile.sh                 # every contender, 20,000 hits
-#   HITS=50000 scripts/hit-profile.sh tiercache_attribute_arc raw_moka_arc
+#   scripts/hit-profile.sh                  # L1 contenders, 20,000 hits each
+#   HITS=3000 scripts/hit-profile.sh l2_raw_get_decode l2_tiercache_get   # client side of L2 hits
+#   HIT_PROFILE_JSON=out.json scripts/hit-profile.sh ...                  # also write the figures
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install valgrind" >&2; exit 1; }
@@ -21,9 +22,15 @@ count() {
     rm -f "$out"
 }
 base=""
-printf '%-26s %14s %8s\n' contender "instr/hit" "vs moka"
+rows=()
+printf '%-26s %14s %8s\n' contender "instr/hit" "ratio"
 for c in "${contenders[@]}"; do
-    per=$(( ($(count "$c" "$hits") - $(count "$c" 0)) / hits ))
+    per=$((($(count "$c" "$hits") - $(count "$c" 0)) / hits))
     [[ -n $base ]] || base=$per
     printf '%-26s %14d %7.2fx\n' "$c" "$per" "$(awk -v a="$per" -v b="$base" 'BEGIN {print a / b}')"
+    rows+=("{\"contender\":\"$c\",\"instructions\":$per}")
 done
+if [[ -n "${HIT_PROFILE_JSON:-}" ]]; then
+    mkdir -p "$(dirname "$HIT_PROFILE_JSON")"
+    (IFS=,; printf '{"hits":%d,"rows":[%s]}\n' "$hits" "${rows[*]}") >"$HIT_PROFILE_JSON"
+fi

@@ -482,6 +482,7 @@ fn main() {
         if fresh { read_json(&path) } else { None }
     };
     let l2_commands = extra("l2_commands");
+    let hit_profiles = [extra("hit_profile_l1"), extra("hit_profile_l2")];
     let single_flight = extra("single_flight");
 
     let mut md = String::new();
@@ -707,6 +708,45 @@ fn main() {
             let _ = writeln!(w, "| {op} | {per} |");
         }
         let _ = writeln!(w);
+    }
+
+    if hit_profiles.iter().any(Option::is_some) {
+        let _ = writeln!(w, "### Instructions per hit (callgrind)\n");
+        let _ = writeln!(
+            w,
+            "Wall time on a shared 2-core machine moves by tens of percent between runs; the \
+             instructions a hit executes do not. `scripts/hit-profile.sh` runs each contender \
+             under callgrind with 0 and with N reads over the same warm entries and divides the \
+             difference by N. For L2 hits only this process is counted (the client side: \
+             tiercache's work around the round trip), not Redis. Ratios are against the first \
+             row of each table.\n"
+        );
+        for profile in hit_profiles.iter().flatten() {
+            let rows: Vec<(&str, f64)> = profile["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["contender"].as_str().unwrap_or("?"),
+                        r["instructions"].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect();
+            let Some(&(_, base)) = rows.first() else {
+                continue;
+            };
+            let hits = profile["hits"].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                w,
+                "| Contender ({hits} reads) | Instructions per hit | Ratio |"
+            );
+            let _ = writeln!(w, "|---|---|---|");
+            for (name, n) in &rows {
+                let _ = writeln!(w, "| `{name}` | {n:.0} | {:.2}x |", n / base);
+            }
+            let _ = writeln!(w);
+        }
     }
 
     let _ = writeln!(w, "## All results\n");
