@@ -8,65 +8,14 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use cache_core::{Cache, PatternConfig, TtlPolicy};
+use cache_core::{Cache, PatternConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
+use tiercache_benches::l1::{
+    memo_concurrent_get, memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc,
+};
 use tiercache_benches::{ENTRIES, Ids, Product, config, product, runtime};
-
-/// The cache the free `#[cached]` function uses.
-static CACHE: OnceLock<Cache> = OnceLock::new();
-
-fn cache() -> &'static Cache {
-    CACHE
-        .get()
-        .expect("cache initialised before the first call")
-}
-
-/// tiercache's attribute (L1 TTL = L2 TTL so no entry expires during the run).
-#[cache_core::cached(key = "prod:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
-async fn tier_get(id: u64) -> Product {
-    product(id)
-}
-
-/// The same attribute on a function returning `Arc<Product>`: a hit clones the `Arc`, not the value.
-#[cache_core::cached(key = "prod_arc:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
-async fn tier_get_arc(id: u64) -> Arc<Product> {
-    Arc::new(product(id))
-}
-
-/// Per-entry expiry as tiercache's L1 sets it (for the decomposition rows).
-struct Lifetime;
-
-impl moka::Expiry<String, Arc<Product>> for Lifetime {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        _value: &Arc<Product>,
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(1800))
-    }
-}
-
-type SyncMoka = moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState>;
-
-/// The `cached` crate: `#[cached]` on an async fn (an `UnboundCache` behind an async mutex).
-#[cached::macros::cached]
-async fn memo_get(id: u64) -> Product {
-    product(id)
-}
-
-/// The `cached` crate: `#[concurrent_cached]` (a sharded in-memory store).
-#[cached::macros::concurrent_cached]
-async fn memo_concurrent_get(id: u64) -> Product {
-    product(id)
-}
-
-fn policy() -> TtlPolicy {
-    TtlPolicy::new(Duration::from_secs(1800)).l1_ttl(Duration::from_secs(1800))
-}
 
 fn l1_hit(c: &mut Criterion) {
     let rt = runtime();
@@ -78,7 +27,7 @@ fn l1_hit(c: &mut Criterion) {
             .await
             .expect("cache")
     });
-    CACHE.set(tier.clone()).expect("set once");
+    set_cache(tier.clone());
     let pattern = tier
         .register(PatternConfig::new("prod:<id>", policy()))
         .expect("pattern");
@@ -89,14 +38,7 @@ fn l1_hit(c: &mut Criterion) {
     // Decomposition: moka's synchronous cache keyed by the rendered string, as tiercache's L1 is,
     // bare and then with L1's weigher and per-entry expiry.
     let texts: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
-    let sync_bare: SyncMoka = moka::sync::Cache::builder()
-        .max_capacity(ENTRIES * 2)
-        .build_with_hasher(foldhash::quality::RandomState::default());
-    let sync_l1_like: SyncMoka = moka::sync::Cache::builder()
-        .max_capacity(256 * 1024 * 1024)
-        .weigher(|_: &String, _: &Arc<Product>| 1200)
-        .expire_after(Lifetime)
-        .build_with_hasher(foldhash::quality::RandomState::default());
+    let (sync_bare, sync_l1_like) = (sync_moka(false), sync_moka(true));
     for (id, text) in texts.iter().enumerate() {
         let value = Arc::new(product(id as u64));
         sync_bare.insert(text.clone(), value.clone());

@@ -212,3 +212,91 @@ pub fn write_paired<'n>(
     write_extra(&format!("paired_{bench}"), &figures);
     medians
 }
+
+/// The L1 contenders shared by `benches/l1_hit.rs` and the `hit-profile` tool, so that both
+/// measure the very same functions and caches.
+pub mod l1 {
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use cache_core::{Cache, TtlPolicy};
+
+    use crate::{ENTRIES, Product, product};
+
+    /// The cache the free `#[cached]` functions use; [`set_cache`] before the first call.
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+
+    /// Installs the cache of [`tier_get`] and [`tier_get_arc`] (once per process).
+    pub fn set_cache(cache: Cache) {
+        CACHE.set(cache).expect("the cache is installed once");
+    }
+
+    fn cache() -> &'static Cache {
+        CACHE
+            .get()
+            .expect("cache initialised before the first call")
+    }
+
+    /// The policy of `prod:<id>`: L1 TTL = L2 TTL, so no entry expires during a run.
+    pub fn policy() -> TtlPolicy {
+        TtlPolicy::new(Duration::from_secs(1800)).l1_ttl(Duration::from_secs(1800))
+    }
+
+    /// tiercache's attribute on a function returning an owned `Product`.
+    #[cache_core::cached(key = "prod:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
+    pub async fn tier_get(id: u64) -> Product {
+        product(id)
+    }
+
+    /// The same attribute on a function returning `Arc<Product>`: a hit is one reference count.
+    #[cache_core::cached(key = "prod_arc:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
+    pub async fn tier_get_arc(id: u64) -> Arc<Product> {
+        Arc::new(product(id))
+    }
+
+    /// The `cached` crate: `#[cached]` on an async fn (an `UnboundCache` behind an async mutex).
+    #[cached::macros::cached]
+    pub async fn memo_get(id: u64) -> Product {
+        product(id)
+    }
+
+    /// The `cached` crate: `#[concurrent_cached]` (a sharded in-memory store).
+    #[cached::macros::concurrent_cached]
+    pub async fn memo_concurrent_get(id: u64) -> Product {
+        product(id)
+    }
+
+    /// moka's synchronous cache keyed by strings, as tiercache's L1 is.
+    pub type SyncMoka = moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState>;
+
+    /// A 30-minute per-entry expiry: what tiercache's L1 configured in moka before it left expiry
+    /// to its own stamps (the decomposition shows the cost).
+    struct Lifetime;
+
+    impl moka::Expiry<String, Arc<Product>> for Lifetime {
+        fn expire_after_create(
+            &self,
+            _key: &String,
+            _value: &Arc<Product>,
+            _now: std::time::Instant,
+        ) -> Option<Duration> {
+            Some(Duration::from_secs(1800))
+        }
+    }
+
+    /// moka's synchronous cache: bare, or with a weigher and per-entry expiry (`l1_config`).
+    pub fn sync_moka(l1_config: bool) -> SyncMoka {
+        let builder = moka::sync::Cache::builder();
+        if l1_config {
+            builder
+                .max_capacity(256 * 1024 * 1024)
+                .weigher(|_: &String, _: &Arc<Product>| 1200)
+                .expire_after(Lifetime)
+                .build_with_hasher(foldhash::quality::RandomState::default())
+        } else {
+            builder
+                .max_capacity(ENTRIES * 2)
+                .build_with_hasher(foldhash::quality::RandomState::default())
+        }
+    }
+}

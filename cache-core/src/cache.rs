@@ -1172,9 +1172,13 @@ impl Cache {
 /// How often expired L1 entries that no read has met are removed.
 const L1_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Removes expired entries from L1 periodically (a read removes those it meets), so that they do
-/// not hold the byte budget until size eviction reaches them. Stops when the cache is dropped.
-fn spawn_l1_sweep(inner: Weak<Inner>, every: Duration) {
+/// Runs `task` every `every` (the first time one interval after the start) while the cache
+/// lives; stops when the cache is dropped or `task` answers `false`.
+fn spawn_periodic<F, Fut>(inner: Weak<Inner>, every: Duration, task: F)
+where
+    F: Fn(Arc<Inner>) -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1182,35 +1186,40 @@ fn spawn_l1_sweep(inner: Weak<Inner>, every: Duration) {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { return };
-            // A walk over every entry: off the async workers.
-            let swept = tokio::task::spawn_blocking(move || inner.l1.remove_expired(now_us()));
-            if swept.await.is_err() {
+            if !task(inner).await {
                 return;
             }
         }
     });
 }
 
+/// Removes expired entries from L1 periodically (a read removes those it meets), so that they do
+/// not hold the byte budget until size eviction reaches them.
+fn spawn_l1_sweep(inner: Weak<Inner>, every: Duration) {
+    spawn_periodic(inner, every, |inner| async move {
+        // A walk over every entry: off the async workers.
+        tokio::task::spawn_blocking(move || inner.l1.remove_expired(now_us()))
+            .await
+            .is_ok()
+    });
+}
+
 /// Re-reads marks from Redis periodically, so that L1 hits notice tag invalidations and clears
-/// made by other instances within one interval. Stops when the cache is dropped.
+/// made by other instances within one interval.
 fn spawn_mark_refresh(inner: Weak<Inner>, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(inner) = inner.upgrade() else { return };
-            let Some(l2) = inner.l2.clone() else { return };
-            let tags = inner.clock.known_tags();
-            let names: Vec<&str> = tags.iter().map(|t| &**t).collect();
-            if let Ok(marks) = l2.read_marks(&names).await {
-                inner.clock.observe_clear(marks.clear);
-                for (tag, &at) in names.iter().zip(&marks.tags) {
-                    inner.clock.observe_tag(tag, at);
-                }
+    spawn_periodic(inner, every, |inner| async move {
+        let Some(l2) = inner.l2.clone() else {
+            return false;
+        };
+        let tags = inner.clock.known_tags();
+        let names: Vec<&str> = tags.iter().map(|t| &**t).collect();
+        if let Ok(marks) = l2.read_marks(&names).await {
+            inner.clock.observe_clear(marks.clear);
+            for (tag, &at) in names.iter().zip(&marks.tags) {
+                inner.clock.observe_tag(tag, at);
             }
         }
+        true
     });
 }
 

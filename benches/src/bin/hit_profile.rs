@@ -16,48 +16,12 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::{Cache, PatternConfig, TtlPolicy};
+use cache_core::{Cache, PatternConfig};
+use tiercache_benches::l1::{memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc};
 use tiercache_benches::{ENTRIES, Ids, Product, product};
-
-static CACHE: OnceLock<Cache> = OnceLock::new();
-
-fn cache() -> &'static Cache {
-    CACHE
-        .get()
-        .expect("cache initialised before the first call")
-}
-
-#[cache_core::cached(key = "prod:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
-async fn tier_get(id: u64) -> Product {
-    product(id)
-}
-
-#[cache_core::cached(key = "prod_arc:<id>", ttl = 1800, l1_ttl = 1800, cache = cache())]
-async fn tier_get_arc(id: u64) -> Arc<Product> {
-    Arc::new(product(id))
-}
-
-/// Per-entry expiry as tiercache's L1 sets it.
-struct Lifetime;
-
-impl moka::Expiry<String, Arc<Product>> for Lifetime {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        _value: &Arc<Product>,
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(1800))
-    }
-}
-
-#[cached::macros::cached]
-async fn memo_get(id: u64) -> Product {
-    product(id)
-}
 
 /// The client side of L2 hits: tiercache's `get` (L1 expired after 1 ms) against redis-rs `GET` +
 /// `rmp_serde` decode of the same product, over `ENTRIES` keys.
@@ -138,22 +102,12 @@ fn main() {
             .build()
             .await
             .expect("cache");
-        CACHE.set(tier.clone()).expect("set once");
-        let policy = TtlPolicy::new(Duration::from_secs(1800)).l1_ttl(Duration::from_secs(1800));
+        set_cache(tier.clone());
         let pattern = tier
-            .register(PatternConfig::new("prod:<id>", policy))
+            .register(PatternConfig::new("prod:<id>", policy()))
             .expect("pattern");
         let moka: moka::future::Cache<u64, Arc<Product>> = moka::future::Cache::new(ENTRIES * 2);
-        let sync: moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState> =
-            moka::sync::Cache::builder()
-                .max_capacity(ENTRIES * 2)
-                .build_with_hasher(foldhash::quality::RandomState::default());
-        let l1_like: moka::sync::Cache<String, Arc<Product>, foldhash::quality::RandomState> =
-            moka::sync::Cache::builder()
-                .max_capacity(256 * 1024 * 1024)
-                .weigher(|_: &String, _: &Arc<Product>| 1200)
-                .expire_after(Lifetime)
-                .build_with_hasher(foldhash::quality::RandomState::default());
+        let (sync, l1_like) = (sync_moka(false), sync_moka(true));
         let texts: Vec<String> = (0..ENTRIES).map(|id| format!("prod:{id}")).collect();
         for id in 0..ENTRIES {
             match contender.as_str() {
