@@ -156,13 +156,7 @@ async fn with_redis_stopped_every_request_still_succeeds() {
         }
         let p = s.json("/products/7").await;
         let vid = p["variants"][0]["id"].as_i64().expect("vid");
-        let (status, e) = s
-            .send(
-                Method::POST,
-                &format!("/products/7/variants/{vid}/stock"),
-                Some(json!({"delta": 1})),
-            )
-            .await;
+        let (status, e) = s.change_stock(7, vid, 1).await;
         assert_eq!(status, StatusCode::OK, "{e}");
         assert_eq!(
             s.json("/products/7").await["variants"][0]["stock"],
@@ -350,13 +344,7 @@ async fn starting_with_redis_down_the_service_runs_and_says_degraded() {
     }
     let p = s.json("/products/7").await;
     let vid = p["variants"][0]["id"].as_i64().expect("vid");
-    let (status, e) = s
-        .send(
-            Method::POST,
-            &format!("/products/7/variants/{vid}/stock"),
-            Some(json!({"delta": 1})),
-        )
-        .await;
+    let (status, e) = s.change_stock(7, vid, 1).await;
     assert_eq!(status, StatusCode::OK, "{e}");
     assert_eq!(
         s.json("/products/7").await["total_stock"],

@@ -262,13 +262,7 @@ async fn a_stock_change_invalidates_what_shows_stock_and_nothing_more() {
         .await;
     assert_eq!(status, StatusCode::OK, "{movement}");
     assert_eq!(movement["stock_after"], stock + 5);
-    let (status, movement) = s
-        .send(
-            Method::POST,
-            &format!("/products/7/variants/{vid}/stock"),
-            Some(json!({"delta": -2})),
-        )
-        .await;
+    let (status, movement) = s.change_stock(7, vid, -2).await;
     assert_eq!(status, StatusCode::OK, "{movement}");
     assert_eq!(movement["stock_after"], stock + 3);
 
@@ -394,13 +388,7 @@ async fn category_writes_show_on_the_next_read() {
     let other_mid = s.json(&format!("/categories/{other_root}/children")).await[0]["id"]
         .as_i64()
         .expect("mid");
-    let (status, moved) = s
-        .send(
-            Method::PUT,
-            &format!("/categories/{leaf_id}"),
-            Some(json!({"name": leaf["name"], "slug": leaf["slug"], "parent_id": other_mid})),
-        )
-        .await;
+    let (status, moved) = s.move_category(leaf_id, &leaf, other_mid).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(
         s.json(&format!("/products?category={root}")).await["total"],
@@ -504,13 +492,7 @@ async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
         .find(|c| c["id"] == leaf)
         .expect("leaf")
         .clone();
-    let (status, moved) = s
-        .send(
-            Method::PUT,
-            &format!("/categories/{leaf}"),
-            Some(json!({"name": c["name"], "slug": c["slug"], "parent_id": new_parent})),
-        )
-        .await;
+    let (status, moved) = s.move_category(leaf, &c, new_parent).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(
         ids(&s.json(&in_old).await),
@@ -649,13 +631,7 @@ async fn price_statistics_per_root_category_follow_product_writes() {
     // A stock change does not touch the price statistics (nor reload them).
     let loads = s.loads("stats:prices").await;
     let vid = detail["variants"][0]["id"].as_i64().expect("vid");
-    let (status, e) = s
-        .send(
-            Method::POST,
-            &format!("/products/7/variants/{vid}/stock"),
-            Some(json!({"delta": 1})),
-        )
-        .await;
+    let (status, e) = s.change_stock(7, vid, 1).await;
     assert_eq!(status, StatusCode::OK, "{e}");
     let _ = s.json("/stats").await;
     assert_eq!(s.loads("stats:prices").await, loads, "not reloaded");
@@ -855,13 +831,7 @@ async fn colours_and_attributes_follow_product_writes() {
     let loads_after_create = s.loads("colors:all").await;
     assert_eq!(loads_after_create, loads + 1.0);
     let vid = created["variants"][0]["id"].as_i64().expect("vid");
-    let (status, e) = s
-        .send(
-            Method::POST,
-            &format!("/products/{id}/variants/{vid}/stock"),
-            Some(json!({"delta": 3})),
-        )
-        .await;
+    let (status, e) = s.change_stock(id, vid, 3).await;
     assert_eq!(status, StatusCode::OK, "{e}");
     // Moving the product with new attributes: both categories' attributes follow.
     let mut body = created["product"].clone();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use catalog::{Config, Server};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 use tiercache_tests::RedisServer;
@@ -77,7 +77,7 @@ impl TestService {
 
     pub async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
@@ -94,6 +94,38 @@ impl TestService {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
         };
         (status, value)
+    }
+
+    /// `POST /products/{product}/variants/{variant}/stock` with `{"delta": delta}`.
+    pub async fn change_stock(
+        &self,
+        product: i64,
+        variant: i64,
+        delta: i64,
+    ) -> (StatusCode, Value) {
+        let path = format!("/products/{product}/variants/{variant}/stock");
+        self.send(
+            Method::POST,
+            &path,
+            Some(serde_json::json!({ "delta": delta })),
+        )
+        .await
+    }
+
+    /// `PUT /categories/{id}` of `category` (as read) with a new parent.
+    pub async fn move_category(
+        &self,
+        id: i64,
+        category: &Value,
+        parent: i64,
+    ) -> (StatusCode, Value) {
+        let body = serde_json::json!({
+            "name": category["name"],
+            "slug": category["slug"],
+            "parent_id": parent,
+        });
+        self.send(Method::PUT, &format!("/categories/{id}"), Some(body))
+            .await
     }
 
     pub async fn metrics(&self) -> String {
