@@ -13,7 +13,7 @@ pub use crate::Cache;
 pub use crate::key::{Hashed, KeyArg};
 pub use ::serde;
 
-use crate::cache::Probe;
+use crate::cache::{Absent, Probe};
 use crate::invalidation::Invalidation;
 use crate::key::pattern::BoundTemplate;
 use crate::key::template::{Template, TemplateKind};
@@ -374,22 +374,14 @@ where
     E: Clone + Send + Sync + 'static,
     F: Future<Output = Result<Option<V>, E>> + Send,
 {
-    let absent = crate::cache::Absent::Accept;
-    let Some(lookup) = key.lookup else {
+    let (key, stale) = match probe::<V>(cache, key) {
+        Ok(hit) => return Ok(hit.map(Arc::unwrap_or_clone)),
+        Err(miss) => miss,
+    };
+    let Some(key) = key else {
         return load.await;
     };
-    let stale = match lookup
-        .pattern()
-        .map(|p| cache.l1_probe::<V>(&lookup.text, p, absent))
-    {
-        Some(Probe::Hit(hit)) => return Ok(hit.map(Arc::unwrap_or_clone)),
-        Some(Probe::Miss { stale }) => stale,
-        None => None,
-    };
-    let Some(key) = lookup.into_key() else {
-        return load.await;
-    };
-    let value = Box::pin(cache.load(&key, absent, stale, unless, || load)).await?;
+    let value = Box::pin(cache.load(&key, Absent::Accept, stale, unless, || load)).await?;
     Ok(value.map(Arc::unwrap_or_clone))
 }
 
@@ -407,22 +399,38 @@ where
     E: Clone + Send + Sync + 'static,
     F: Future<Output = Result<Option<Arc<T>>, E>> + Send,
 {
-    let absent = crate::cache::Absent::Accept;
-    let Some(lookup) = key.lookup else {
+    let (key, stale) = match probe::<T>(cache, key) {
+        Ok(hit) => return Ok(hit),
+        Err(miss) => miss,
+    };
+    let Some(key) = key else {
         return load.await;
     };
-    let stale = match lookup
-        .pattern()
-        .map(|p| cache.l1_probe::<T>(&lookup.text, p, absent))
-    {
-        Some(Probe::Hit(hit)) => return Ok(hit),
-        Some(Probe::Miss { stale }) => stale,
+    Box::pin(cache.load(&key, Absent::Accept, stale, unless, || load)).await
+}
+
+/// A miss of [`probe`]: the key to load (`None`: the site bypasses the cache) and the stale value
+/// L1 holds, if any.
+type Miss<V> = (Option<Key>, Option<Option<Arc<V>>>);
+
+/// The hit path of both `cached` forms, synchronous (so it adds no state to their futures): the
+/// L1 probe by the rendered text; the owned `Key` is built only on a miss.
+#[inline]
+fn probe<V: Send + Sync + 'static>(
+    cache: &Cache,
+    key: PreparedKey,
+) -> Result<Option<Arc<V>>, Miss<V>> {
+    let Some(lookup) = key.lookup else {
+        return Err((None, None));
+    };
+    let stale = match lookup.pattern() {
+        Some(pattern) => match cache.l1_probe::<V>(&lookup.text, pattern, Absent::Accept) {
+            Probe::Hit(hit) => return Ok(hit),
+            Probe::Miss { stale } => stale,
+        },
         None => None,
     };
-    let Some(key) = lookup.into_key() else {
-        return load.await;
-    };
-    Box::pin(cache.load(&key, absent, stale, unless, || load)).await
+    Err((lookup.into_key(), stale))
 }
 
 /// `#[cache_put]` on a function whose value type is `Arc<T>`: caches the `Arc` as it is.
