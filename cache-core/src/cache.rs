@@ -439,17 +439,39 @@ impl Cache {
             return v;
         }
         let ticket = self.inner.log.ticket();
-        match self.l2_lookup::<V>(&[key], now).await.pop() {
-            Some(Found::Fresh(entry)) => {
-                bump(&key.pattern.0.stats.l2_hits);
-                let value = entry.value.clone();
-                self.fill_l1(vec![(key, entry)], ticket);
-                value
-            }
+        match self
+            .l2_read_one::<V>(key, now, ticket, Absent::Accept)
+            .await
+        {
+            Found::Fresh(value) => value,
             _ => {
                 bump(&key.pattern.0.stats.misses);
                 None
             }
+        }
+    }
+
+    /// One key from L2 (one round trip, marks included). A fresh value that `absent` accepts is
+    /// copied into L1 (unless invalidated since `ticket`) and counted as an L2 hit.
+    async fn l2_read_one<V>(
+        &self,
+        key: &Key,
+        now: u64,
+        ticket: Ticket,
+        absent: Absent,
+    ) -> Found<Option<Arc<V>>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.l2_lookup::<V>(&[key], now).await.pop() {
+            Some(Found::Fresh(entry)) if absent.accepts(&entry.value) => {
+                bump(&key.pattern.0.stats.l2_hits);
+                let value = entry.value.clone();
+                self.fill_l1(vec![(key, entry)], ticket);
+                Found::Fresh(value)
+            }
+            Some(Found::Stale(entry)) if absent.accepts(&entry.value) => Found::Stale(entry.value),
+            _ => Found::Missing,
         }
     }
 
@@ -706,16 +728,9 @@ impl Cache {
             return Ok(v);
         }
         if self.inner.l2.is_some() {
-            match self.l2_lookup::<V>(&[key], now).await.pop() {
-                Some(Found::Fresh(entry)) if absent.accepts(&entry.value) => {
-                    bump(&stats.l2_hits);
-                    let value = entry.value.clone();
-                    self.fill_l1(vec![(key, entry)], ticket);
-                    return Ok(value);
-                }
-                Some(Found::Stale(entry)) if stale.is_none() && absent.accepts(&entry.value) => {
-                    stale = Some(entry.value);
-                }
+            match self.l2_read_one::<V>(key, now, ticket, absent).await {
+                Found::Fresh(value) => return Ok(value),
+                Found::Stale(value) if stale.is_none() => stale = Some(value),
                 _ => {}
             }
         }

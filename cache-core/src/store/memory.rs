@@ -133,26 +133,23 @@ impl MemoryStore {
 
     /// Removes every entry whose key satisfies `matches` (an operator's pattern invalidation).
     pub(crate) fn remove_matching(&self, matches: impl Fn(&str) -> bool) {
-        let doomed: Vec<Arc<CompactString>> = self
-            .cache
-            .iter()
-            .filter(|(k, _)| matches(k))
-            .map(|(k, _)| k)
-            .collect();
-        for key in doomed {
-            self.cache.invalidate(key.as_str());
-        }
+        self.remove_where(|key, _| matches(key));
     }
 
     /// Removes the entries past their stale window (`now` in µs since the epoch).
     pub(crate) fn remove_expired(&self, now: u64) {
-        let expired: Vec<Arc<CompactString>> = self
+        self.remove_where(|_, entry| entry.stamp.stale_until <= now);
+    }
+
+    /// Removes every entry that `doomed` selects: a walk over the whole cache.
+    fn remove_where(&self, doomed: impl Fn(&str, &L1Entry) -> bool) {
+        let keys: Vec<Arc<CompactString>> = self
             .cache
             .iter()
-            .filter(|(_, e)| e.stamp.stale_until <= now)
+            .filter(|(k, e)| doomed(k, e))
             .map(|(k, _)| k)
             .collect();
-        for key in expired {
+        for key in keys {
             self.cache.invalidate(key.as_str());
         }
     }
@@ -222,13 +219,7 @@ mod tests {
 
     #[test]
     fn a_value_read_from_l2_never_replaces_a_newer_one() {
-        let registry = Registry::default();
-        let pattern = registry
-            .register(
-                PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))),
-                Duration::from_secs(86_400),
-            )
-            .expect("registers");
+        let pattern = pattern();
         let store = MemoryStore::new(1 << 20);
         store.insert("prod:1", entry(&pattern, 20, "set"));
         store.insert_unless_newer("prod:1", entry(&pattern, 10, "older read"));

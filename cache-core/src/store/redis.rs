@@ -180,6 +180,7 @@ pub(crate) struct RedisStore {
     pub(crate) circuit: Circuit,
     settings: RedisSettings,
     entry_prefix: String,
+    tombstone_prefix: String,
     tag_prefix: String,
     clear_key: String,
     pending: Mutex<PendingQueue>,
@@ -198,6 +199,7 @@ impl RedisStore {
             connect_lock: tokio::sync::Mutex::new(()),
             circuit: Circuit::new(settings.failure_threshold, settings.cool_down),
             entry_prefix: format!("{ns}:k:"),
+            tombstone_prefix: format!("{ns}:d:"),
             tag_prefix: format!("{ns}:t:"),
             clear_key: format!("{ns}:c"),
             settings,
@@ -221,8 +223,10 @@ impl RedisStore {
         let key = entry_key
             .strip_prefix(&self.entry_prefix)
             .unwrap_or(entry_key);
-        let ns = &self.settings.namespace;
-        format!("{ns}:d:{key}")
+        let mut s = String::with_capacity(self.tombstone_prefix.len() + key.len());
+        s.push_str(&self.tombstone_prefix);
+        s.push_str(key);
+        s
     }
 
     /// Adds to `pipe`, for each entry key, its tombstone at `time` then the entry's deletion: a
