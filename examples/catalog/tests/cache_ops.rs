@@ -194,17 +194,7 @@ async fn with_redis_stopped_every_request_still_succeeds() {
             .await;
     assert!(l2_errors > 0.0, "no L2 error counted while Redis was down");
 
-    s.redis.as_mut().expect("redis").restart();
-    let mut up = false;
-    for _ in 0..50 {
-        let _ = s.json("/products/7").await;
-        if s.json("/health").await["status"] == "ok" {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(up, "back to L2 once Redis answers");
+    assert!(s.restart_redis().await, "back to L2 once Redis answers");
     assert_eq!(
         s.json("/products/7").await["product"]["name"],
         "Offline Lamp 2"
@@ -292,13 +282,7 @@ async fn with_redis_stopped_product_and_category_writes_succeed_and_show() {
     );
     assert_eq!(ids(&s.json("/search?q=ocelot").await), vec![auto_id]);
 
-    let (status, e) = s
-        .send(
-            Method::POST,
-            "/categories/2000",
-            Some(json!({"name": "Offline Corner", "parent_id": root})),
-        )
-        .await;
+    let (status, e) = s.create_category(2000, "Offline Corner", root).await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
     assert_eq!(s.json("/categories/2000").await["name"], "Offline Corner");
     assert!(ids(&s.json(&format!("/categories/{root}/children")).await).contains(&2000));
@@ -351,17 +335,7 @@ async fn starting_with_redis_down_the_service_runs_and_says_degraded() {
         p["total_stock"].as_i64().expect("stock") + 1
     );
 
-    s.redis.as_mut().expect("redis").restart();
-    let mut up = false;
-    for _ in 0..50 {
-        let _ = s.json("/products/7").await;
-        if s.json("/health").await["status"] == "ok" {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(up, "uses Redis once it answers");
+    assert!(s.restart_redis().await, "uses Redis once it answers");
 }
 
 #[tokio::test]

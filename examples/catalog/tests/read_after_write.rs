@@ -324,13 +324,7 @@ async fn category_writes_show_on_the_next_read() {
         .as_i64()
         .expect("count");
 
-    let (status, c) = s
-        .send(
-            Method::POST,
-            "/categories/1000",
-            Some(json!({"name": "Aardvark Supplies", "parent_id": root})),
-        )
-        .await;
+    let (status, c) = s.create_category(1000, "Aardvark Supplies", root).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     assert_eq!(c["slug"], "aardvark-supplies");
     assert_eq!(c["depth"], 1);
@@ -523,13 +517,7 @@ async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
             assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
         }
     }
-    let (status, c) = s
-        .send(
-            Method::POST,
-            "/categories/1001",
-            Some(json!({"name": "Okapi Outlet", "parent_id": root})),
-        )
-        .await;
+    let (status, c) = s.create_category(1001, "Okapi Outlet", root).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     let filters = s.json("/filters?category=1001").await;
     assert_eq!(
@@ -548,13 +536,7 @@ async fn deleting_a_category_drops_its_cached_listings_and_filters() {
     let root = s.json("/categories/tree").await[0]["id"]
         .as_i64()
         .expect("root");
-    let (status, c) = s
-        .send(
-            Method::POST,
-            "/categories/1002",
-            Some(json!({"name": "Tapir Trading", "parent_id": root})),
-        )
-        .await;
+    let (status, c) = s.create_category(1002, "Tapir Trading", root).await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     let reads = [
         "/filters?category=1002",

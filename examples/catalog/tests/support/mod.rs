@@ -112,6 +112,27 @@ impl TestService {
         .await
     }
 
+    /// `POST /categories/{id}` of a category named `name` under `parent`.
+    pub async fn create_category(&self, id: i64, name: &str, parent: i64) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "name": name, "parent_id": parent });
+        self.send(Method::POST, &format!("/categories/{id}"), Some(body))
+            .await
+    }
+
+    /// Restarts the harness Redis and waits (10 s at most) until the service reports itself
+    /// healthy again, reading a product meanwhile so that it tries Redis. `true` once it does.
+    pub async fn restart_redis(&mut self) -> bool {
+        self.redis.as_mut().expect("a Redis").restart();
+        for _ in 0..50 {
+            let _ = self.json("/products/7").await;
+            if self.json("/health").await["status"] == "ok" {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        false
+    }
+
     /// `PUT /categories/{id}` of `category` (as read) with a new parent.
     pub async fn move_category(
         &self,
