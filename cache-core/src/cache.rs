@@ -64,7 +64,7 @@ impl std::fmt::Debug for Cache {
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) namespace: String,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) l1: MemoryStore,
     pub(crate) l2: Option<Arc<RedisStore>>,
     clock: TagClock,
@@ -155,11 +155,16 @@ impl Cache {
                 Some(store)
             }
         };
+        let registry = Arc::new(Registry::default());
+        let l1 = MemoryStore::new(b.l1_capacity_bytes, {
+            let registry = Arc::clone(&registry);
+            move |pattern| registry.count_eviction(pattern)
+        });
         let inner = Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             namespace: b.namespace,
-            registry: Registry::default(),
-            l1: MemoryStore::new(b.l1_capacity_bytes),
+            registry,
+            l1,
             l2,
             clock: TagClock::new(),
             log: InvalidationLog::new(),
@@ -258,14 +263,14 @@ impl Cache {
         if !self
             .inner
             .clock
-            .is_current(entry.stamp.written_at, entry.tags.iter().map(|t| &**t))
+            .is_current(entry.stamp.written_at, entry.tags())
         {
             self.inner.l1.remove(key);
             return Found::Missing;
         }
-        let value = match &entry.value {
+        let value = match entry.value {
             None => None,
-            Some(any) => match Arc::clone(any).downcast::<V>() {
+            Some(any) => match any.downcast::<V>() {
                 Ok(v) => Some(v),
                 Err(_) => return Found::Missing,
             },
@@ -402,13 +407,7 @@ impl Cache {
                 ..found.stamp
             };
             let value = found.value.map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(
-                value,
-                stamp,
-                found.tags,
-                key.pattern.clone(),
-                found.encoded_len,
-            );
+            let entry = L1Entry::new(value, stamp, &found.tags, &key.pattern, found.encoded_len);
             self.inner.l1.insert_unless_newer(&key.text, entry);
         }
     }
@@ -979,13 +978,7 @@ impl Cache {
                 ..*l2_stamp
             };
             let value = item.value.clone().map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(
-                value,
-                l1_stamp,
-                key.tags.clone(),
-                key.pattern.clone(),
-                bytes.len(),
-            );
+            let entry = L1Entry::new(value, l1_stamp, &key.tags, &key.pattern, bytes.len());
             self.inner.l1.insert(&key.text, entry);
             l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
         }

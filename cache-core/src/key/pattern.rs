@@ -119,6 +119,8 @@ pub(crate) fn own_specs(template: &Template) -> Vec<String> {
 }
 
 pub(crate) struct PatternEntry {
+    /// Its index in the registry of its cache.
+    pub(crate) id: u32,
     pub(crate) key: BoundTemplate,
     pub(crate) tags: Vec<BoundTemplate>,
     /// The rendered tags when every tag template is literal, shared by every key.
@@ -154,6 +156,7 @@ impl fmt::Debug for Pattern {
 
 impl Pattern {
     pub(crate) fn new(
+        id: u32,
         key: Template,
         tags: Vec<Template>,
         policy: TtlPolicy,
@@ -170,6 +173,7 @@ impl Pattern {
                 .collect()
         });
         Ok(Pattern(Arc::new(PatternEntry {
+            id,
             key: BoundTemplate::own(key),
             tags,
             static_tags,
@@ -299,6 +303,7 @@ mod tests {
             .map(|t| Template::parse(t, TemplateKind::Tag).unwrap())
             .collect();
         Pattern::new(
+            0,
             Template::parse(src, TemplateKind::Key).unwrap(),
             tags,
             TtlPolicy::new(Duration::from_secs(60)),
@@ -356,6 +361,7 @@ mod tests {
         assert!(p.key(&[&Hashed(&"x")]).is_ok());
         let tags = vec![Template::parse("cat:<nope>", TemplateKind::Tag).unwrap()];
         let r = Pattern::new(
+            0,
             Template::parse("p:<id>", TemplateKind::Key).unwrap(),
             tags,
             TtlPolicy::new(Duration::from_secs(1)),

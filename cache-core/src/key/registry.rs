@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use super::pattern::Pattern;
 use super::template::{Template, TemplateKind};
 use crate::error::{Error, KeyError};
+use crate::metrics::bump;
 use crate::ttl::TtlPolicy;
 
 /// What to register: a key template, its TTL policy and its tag templates.
@@ -59,10 +60,45 @@ struct Registered {
     pattern: Pattern,
 }
 
-/// Patterns by shape.
+/// Patterns by shape, and by id (the order of registration): L1 entries name their pattern by
+/// id, so that reading one touches no shared reference count.
 #[derive(Default)]
 pub(crate) struct Registry {
-    patterns: RwLock<HashMap<String, Registered>>,
+    patterns: RwLock<Patterns>,
+}
+
+#[derive(Default)]
+struct Patterns {
+    by_shape: HashMap<String, Registered>,
+    by_id: Vec<Pattern>,
+}
+
+impl Patterns {
+    /// Registers a new pattern under `shape`, or returns the one already there.
+    fn insert(
+        &mut self,
+        shape: String,
+        policy: TtlPolicy,
+        tags: Vec<String>,
+        build: impl FnOnce(u32) -> Result<Pattern, KeyError>,
+    ) -> Result<&Registered, Error> {
+        use std::collections::hash_map::Entry;
+        match self.by_shape.entry(shape) {
+            Entry::Occupied(r) => Ok(r.into_mut()),
+            Entry::Vacant(slot) => {
+                let id = u32::try_from(self.by_id.len()).map_err(|_| {
+                    Error::Config(String::from("more than 2^32 key patterns in one cache"))
+                })?;
+                let pattern = build(id)?;
+                self.by_id.push(pattern.clone());
+                Ok(slot.insert(Registered {
+                    policy,
+                    tags,
+                    pattern,
+                }))
+            }
+        }
+    }
 }
 
 fn parse(template: &str, kind: TemplateKind) -> Result<Template, Error> {
@@ -86,7 +122,7 @@ impl Registry {
         let conflict = || Error::PatternConflict {
             template: config.template.clone(),
         };
-        if let Some(r) = self.patterns.read().get(&shape) {
+        if let Some(r) = self.patterns.read().by_shape.get(&shape) {
             return if r.policy == config.policy && r.tags == config.tags {
                 Ok(r.pattern.clone())
             } else {
@@ -99,13 +135,10 @@ impl Registry {
             .map(|t| parse(t, TemplateKind::Tag))
             .collect::<Result<Vec<_>, _>>()?;
         config.policy.validate(max_lifetime)?;
-        let pattern = Pattern::new(key, tags, config.policy.clone())?;
-        let mut map = self.patterns.write();
-        let r = map.entry(shape).or_insert(Registered {
-            policy: config.policy.clone(),
-            tags: config.tags.clone(),
-            pattern,
-        });
+        let mut patterns = self.patterns.write();
+        let r = patterns.insert(shape, config.policy.clone(), config.tags.clone(), |id| {
+            Pattern::new(id, key, tags, config.policy.clone())
+        })?;
         if r.policy == config.policy && r.tags == config.tags {
             Ok(r.pattern.clone())
         } else {
@@ -124,7 +157,7 @@ impl Registry {
         max_lifetime: std::time::Duration,
     ) -> Result<Pattern, Error> {
         let shape = key.shape();
-        if let Some(r) = self.patterns.read().get(&shape) {
+        if let Some(r) = self.patterns.read().by_shape.get(&shape) {
             if policy.as_ref().is_some_and(|p| *p != r.policy) {
                 tracing::warn!(
                     template = key.source(),
@@ -142,31 +175,31 @@ impl Registry {
             }
         };
         policy.validate(max_lifetime)?;
-        let pattern = Pattern::new(key.clone(), Vec::new(), policy.clone())?;
-        let mut map = self.patterns.write();
-        Ok(map
-            .entry(shape)
-            .or_insert(Registered {
-                policy,
-                tags: Vec::new(),
-                pattern,
-            })
-            .pattern
-            .clone())
+        let mut patterns = self.patterns.write();
+        let r = patterns.insert(shape, policy.clone(), Vec::new(), |id| {
+            Pattern::new(id, key.clone(), Vec::new(), policy)
+        })?;
+        Ok(r.pattern.clone())
+    }
+
+    /// Counts an L1 eviction of an entry of pattern `id`.
+    pub(crate) fn count_eviction(&self, id: u32) {
+        if let Some(p) = self.patterns.read().by_id.get(id as usize) {
+            bump(&p.0.stats.evictions);
+        }
     }
 
     pub(crate) fn get(&self, template: &str) -> Option<Pattern> {
         let shape = Template::parse(template, TemplateKind::Key).ok()?.shape();
-        self.patterns.read().get(&shape).map(|r| r.pattern.clone())
+        self.patterns
+            .read()
+            .by_shape
+            .get(&shape)
+            .map(|r| r.pattern.clone())
     }
 
     pub(crate) fn all(&self) -> Vec<Pattern> {
-        let mut all: Vec<Pattern> = self
-            .patterns
-            .read()
-            .values()
-            .map(|r| r.pattern.clone())
-            .collect();
+        let mut all = self.patterns.read().by_id.clone();
         all.sort_by(|a, b| a.template().cmp(b.template()));
         all
     }

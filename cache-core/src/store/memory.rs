@@ -14,26 +14,32 @@ use moka::notification::RemovalCause;
 
 use crate::codec::Stamp;
 use crate::key::{Pattern, Tags};
-use crate::metrics::bump;
 
 /// Bytes charged per entry beyond key and encoded value: the entry struct, Arcs and moka's node.
 const ENTRY_OVERHEAD: u32 = 160;
 
 /// A decoded value in L1. `value` is `None` for a cached absence.
+///
+/// Kept inline in moka's entry, which clones it on every read: a hit then touches no allocation
+/// of tiercache's own and increments one reference count, the value's (as a raw moka `get` of an
+/// `Arc` does). So the entry names its pattern by id rather than holding a reference to it, and
+/// holds tags only when it has some, in an allocation of its own (never a count shared with
+/// other entries, which concurrent hits on different keys would contend on).
+#[derive(Clone)]
 pub(crate) struct L1Entry {
     pub(crate) value: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) stamp: Stamp,
-    pub(crate) tags: Tags,
-    pub(crate) pattern: Pattern,
-    pub(crate) weight: u32,
+    tags: Option<Tags>,
+    pattern_id: u32,
+    weight: u32,
 }
 
 impl L1Entry {
     pub(crate) fn new(
         value: Option<Arc<dyn Any + Send + Sync>>,
         stamp: Stamp,
-        tags: Tags,
-        pattern: Pattern,
+        tags: &Tags,
+        pattern: &Pattern,
         encoded_len: usize,
     ) -> Self {
         let weight = u32::try_from(encoded_len)
@@ -42,10 +48,15 @@ impl L1Entry {
         L1Entry {
             value,
             stamp,
-            tags,
-            pattern,
+            tags: (!tags.is_empty()).then(|| Tags::from(&tags[..])),
+            pattern_id: pattern.0.id,
             weight,
         }
+    }
+
+    /// The entry's tags.
+    pub(crate) fn tags(&self) -> impl Iterator<Item = &str> {
+        self.tags.iter().flat_map(|t| t.iter().map(|t| &**t))
     }
 }
 
@@ -53,23 +64,28 @@ impl L1Entry {
 pub(crate) struct MemoryStore {
     /// Keys are inline strings: moka keeps each key in an allocation of its own, and a key of up
     /// to 24 bytes then needs no second one, so a lookup's key comparison reads one line less.
-    cache: moka::sync::Cache<CompactString, Arc<L1Entry>, foldhash::quality::RandomState>,
+    cache: moka::sync::Cache<CompactString, L1Entry, foldhash::quality::RandomState>,
     capacity: u64,
     enabled: bool,
 }
 
 impl MemoryStore {
-    pub(crate) fn new(capacity_bytes: u64) -> Self {
+    /// A store of `capacity_bytes`; `on_eviction` receives the pattern id of each entry evicted
+    /// for room.
+    pub(crate) fn new(
+        capacity_bytes: u64,
+        on_eviction: impl Fn(u32) + Send + Sync + 'static,
+    ) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|key: &CompactString, entry: &Arc<L1Entry>| {
+            .weigher(|key: &CompactString, entry: &L1Entry| {
                 entry
                     .weight
                     .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
             })
-            .eviction_listener(|_key, entry: Arc<L1Entry>, cause| {
+            .eviction_listener(move |_key, entry: L1Entry, cause| {
                 if cause == RemovalCause::Size {
-                    bump(&entry.pattern.0.stats.evictions);
+                    on_eviction(entry.pattern_id);
                 }
             })
             // Keys are short strings: foldhash (randomly seeded, "quality" variant) hashes them
@@ -83,7 +99,7 @@ impl MemoryStore {
     }
 
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<L1Entry>> {
+    pub(crate) fn get(&self, key: &str) -> Option<L1Entry> {
         if !self.enabled {
             return None;
         }
@@ -92,7 +108,7 @@ impl MemoryStore {
 
     pub(crate) fn insert(&self, key: &str, entry: L1Entry) {
         if self.enabled {
-            self.cache.insert(CompactString::from(key), Arc::new(entry));
+            self.cache.insert(CompactString::from(key), entry);
         }
     }
 
@@ -113,7 +129,7 @@ impl MemoryStore {
         {
             return;
         }
-        self.cache.insert(CompactString::from(key), Arc::new(entry));
+        self.cache.insert(CompactString::from(key), entry);
     }
 
     /// Removes the entry under `key` if it was written before `at` (µs).
@@ -187,7 +203,7 @@ mod tests {
             stale_until: until,
         };
         let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-        L1Entry::new(Some(value), stamp, Tags::from([]), pattern.clone(), 8)
+        L1Entry::new(Some(value), stamp, &Tags::from([]), pattern, 8)
     }
 
     fn value_of(store: &MemoryStore, key: &str) -> &'static str {
@@ -208,7 +224,7 @@ mod tests {
     #[test]
     fn the_sweep_removes_expired_entries_only() {
         let pattern = pattern();
-        let store = MemoryStore::new(1 << 20);
+        let store = MemoryStore::new(1 << 20, |_| {});
         store.insert("prod:1", entry_until(&pattern, 1, 100, "expired"));
         store.insert("prod:2", entry_until(&pattern, 1, 300, "alive"));
         store.remove_expired(200);
@@ -220,7 +236,7 @@ mod tests {
     #[test]
     fn a_value_read_from_l2_never_replaces_a_newer_one() {
         let pattern = pattern();
-        let store = MemoryStore::new(1 << 20);
+        let store = MemoryStore::new(1 << 20, |_| {});
         store.insert("prod:1", entry(&pattern, 20, "set"));
         store.insert_unless_newer("prod:1", entry(&pattern, 10, "older read"));
         assert_eq!(value_of(&store, "prod:1"), "set");
