@@ -93,6 +93,17 @@ fn l2(c: &mut Criterion) {
             .expect("cache");
         (tier, server.connection().await)
     });
+    // Decomposition: the same `get` with L1 disabled, so that nothing is copied into L1.
+    let tier_no_l1 = rt.block_on(async {
+        Cache::builder()
+            .namespace("bench-l2-no-l1")
+            .redis_url(server.url())
+            .require_redis(true)
+            .l1_capacity_bytes(0)
+            .build()
+            .await
+            .expect("cache without L1")
+    });
     let shaped = rt.block_on(async {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -109,6 +120,9 @@ fn l2(c: &mut Criterion) {
     let keys: Vec<_> = (0..ENTRIES)
         .map(|id| pattern.key(&[&id]).expect("key"))
         .collect();
+    let pattern_no_l1 = tier_no_l1
+        .register(PatternConfig::new("prod:<id>", l2_only_policy()))
+        .expect("pattern");
 
     // The same ENTRIES products in every store.
     rt.block_on(async {
@@ -116,6 +130,10 @@ fn l2(c: &mut Criterion) {
             .map(|id| (keys[id as usize].clone(), product(id)))
             .collect();
         tier.set_many(entries).await;
+        let entries: Vec<_> = (0..ENTRIES)
+            .map(|id| (pattern_no_l1.key(&[&id]).expect("key"), product(id)))
+            .collect();
+        tier_no_l1.set_many(entries).await;
         let mut pipe = redis::pipe();
         for id in 0..ENTRIES {
             pipe.set(raw_key(id), encode_value(&product(id)).expect("encode"))
@@ -177,6 +195,16 @@ fn l2(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("tiercache_get_no_l1", |b| {
+        b.to_async(&rt).iter(|| {
+            let id = ids.next();
+            let (tier, pattern) = (&tier_no_l1, &pattern_no_l1);
+            async move {
+                let key = pattern.key(&[&id]).expect("key");
+                black_box(tier.get::<Product>(&key).await.expect("L2 hit"))
+            }
+        })
+    });
     g.bench_function("tiercache_get_or_load", |b| {
         b.to_async(&rt).iter(|| {
             let id = ids.next();
@@ -222,6 +250,13 @@ fn l2(c: &mut Criterion) {
                 black_box(tier.get::<Product>(&key).await.expect("L2 hit"));
             })
         });
+        let (tier_no_l1, pattern_no_l1) = (&tier_no_l1, &pattern_no_l1);
+        let get_no_l1: Call<'_> = Box::new(move |id| {
+            Box::pin(async move {
+                let key = pattern_no_l1.key(&[&id]).expect("key");
+                black_box(tier_no_l1.get::<Product>(&key).await.expect("L2 hit"));
+            })
+        });
         let get_or_load: Call<'_> = Box::new(move |id| {
             Box::pin(async move {
                 let key = pattern.key(&[&id]).expect("key");
@@ -240,6 +275,7 @@ fn l2(c: &mut Criterion) {
                 ("raw_redis_get_decode", raw),
                 ("tiercache_get", get),
                 ("tiercache_get_or_load", get_or_load),
+                ("tiercache_get_no_l1", get_no_l1),
             ],
         )
         .await

@@ -408,7 +408,9 @@ impl Cache {
             };
             let value = found.value.map(|v| v as Arc<dyn Any + Send + Sync>);
             let entry = L1Entry::new(value, stamp, &found.tags, &key.pattern, found.encoded_len);
-            self.inner.l1.insert_unless_newer(&key.text, entry);
+            // A plain insert: an entry written since `ticket` (a `set`) is refused by the log
+            // check above, or dropped by the `set`'s settle pass (`set_many_shared`).
+            self.inner.l1.insert(&key.text, entry);
         }
     }
 
@@ -921,13 +923,20 @@ impl Cache {
             })
             .collect();
         crate::store::redis::overwriting(self.write_back(batch, ticket)).await;
-        // A read that fetched the old value from Redis before this write landed there may have
-        // copied it into L1 just as this write's own entry went in (see
-        // `MemoryStore::insert_unless_newer`): drop any entry of these keys older than this write.
-        // Under the exclusive gate, no copy into L1 can run meanwhile.
+        self.settle_set(&keys, ticket).await;
+    }
+
+    /// The end of a `set` of `keys` (written at `ticket`). A read may have fetched the old value
+    /// from Redis before this write landed there, with a ticket taken after the set's first log
+    /// record: its copy into L1 (`fill_l1`) passes the log check. Settled here, under the
+    /// exclusive gate so that no copy runs meanwhile: any entry of these keys older than this
+    /// write is dropped, and the keys are logged again, so that a copy still to come from such a
+    /// read is refused.
+    async fn settle_set(&self, keys: &[Key], ticket: Ticket) {
         let _exclusive = self.inner.log.exclusive().await;
-        for key in &keys {
+        for key in keys {
             self.inner.l1.remove_if_older(&key.text, ticket.at_us);
+            self.inner.log.record(Invalidation::Key(key.text.clone()));
         }
     }
 
@@ -1265,6 +1274,55 @@ mod tests {
         assert_eq!((s.total.loads, s.total.l1_hits, s.total.misses), (1, 1, 1));
         cache.invalidate(&key).await;
         assert!(cache.get::<String>(&key).await.is_none());
+    }
+
+    /// A read that fetched the old value from L2 with a ticket taken while a `set` of the key was
+    /// under way copies it into L1 either before the set settles (the settle pass drops it) or
+    /// after (the log refuses it): never does the older value stay in L1.
+    #[tokio::test]
+    async fn a_copy_of_an_older_l2_value_never_outlives_a_set() {
+        let (cache, p) = l1_cache().await;
+        let key = p.key(&[&1]).unwrap();
+        let old = |written_at| FromL2 {
+            value: Some(Arc::new(String::from("old"))),
+            stamp: Stamp {
+                written_at,
+                fresh_until: u64::MAX / 2,
+                stale_until: u64::MAX / 2,
+            },
+            tags: key.tags.clone(),
+            encoded_len: 3,
+        };
+        // The set, step by step as `set_many_shared` runs it; the reads' tickets are taken after
+        // its first record.
+        {
+            let _exclusive = cache.inner.log.exclusive().await;
+            cache.inner.log.record(Invalidation::Key(key.text.clone()));
+        }
+        let (early, late) = (cache.inner.log.ticket(), cache.inner.log.ticket());
+        let set_ticket = cache.inner.log.ticket();
+        let new = WriteBack {
+            key: &key,
+            value: Some(Arc::new(String::from("new"))),
+        };
+        cache.write_back(vec![new], set_ticket).await;
+        cache.fill_l1(vec![(&key, old(early.at_us - 1))], early);
+        assert!(
+            cache.inner.l1.get(&key.text).is_some(),
+            "the early copy lands"
+        );
+        cache
+            .settle_set(std::slice::from_ref(&key), set_ticket)
+            .await;
+        assert!(
+            cache.inner.l1.get(&key.text).is_none(),
+            "the settle pass drops the early copy"
+        );
+        cache.fill_l1(vec![(&key, old(late.at_us - 1))], late);
+        assert!(
+            cache.inner.l1.get(&key.text).is_none(),
+            "the log refuses the late copy"
+        );
     }
 
     #[tokio::test]

@@ -155,6 +155,20 @@ const COMPARISONS: &[Comparison] = &[
     ),
     cmp(
         "l2_hit",
+        "decomposition: `get` L2 hit with L1 disabled (no copy into L1) vs raw `GET` + decode",
+        "l2_hit/tiercache_get_no_l1",
+        "l2_hit/raw_redis_get_decode",
+        None,
+    ),
+    cmp(
+        "l2_hit",
+        "decomposition: `get` L2 hit vs the same with L1 disabled (the copy into L1)",
+        "l2_hit/tiercache_get",
+        "l2_hit/tiercache_get_no_l1",
+        None,
+    ),
+    cmp(
+        "l2_hit",
         "decomposition: raw redis-rs in tiercache's call shape vs plain `GET` + decode",
         "l2_hit/raw_redis_tiercache_shape",
         "l2_hit/raw_redis_get_decode",

@@ -112,26 +112,6 @@ impl MemoryStore {
         }
     }
 
-    /// Inserts `entry` unless the entry cached under `key` was written later: a value read from
-    /// L2 must never replace a newer one that a `set` put here while the read was under way.
-    ///
-    /// A look-up then an insert, not moka's atomic `and_compute_with` (which doubled the client
-    /// cost of an L2 hit): a `set` whose entry lands between the two is settled by the `set`
-    /// itself, which then drops older entries of its keys ([`remove_if_older`](Self::remove_if_older)).
-    pub(crate) fn insert_unless_newer(&self, key: &str, entry: L1Entry) {
-        if !self.enabled {
-            return;
-        }
-        if self
-            .cache
-            .get(key)
-            .is_some_and(|current| current.stamp.written_at > entry.stamp.written_at)
-        {
-            return;
-        }
-        self.cache.insert(CompactString::from(key), entry);
-    }
-
     /// Removes the entry under `key` if it was written before `at` (µs).
     pub(crate) fn remove_if_older(&self, key: &str, at: u64) {
         if self
@@ -234,19 +214,13 @@ mod tests {
     }
 
     #[test]
-    fn a_value_read_from_l2_never_replaces_a_newer_one() {
+    fn remove_if_older_keeps_entries_written_since() {
         let pattern = pattern();
         let store = MemoryStore::new(1 << 20, |_| {});
-        store.insert("prod:1", entry(&pattern, 20, "set"));
-        store.insert_unless_newer("prod:1", entry(&pattern, 10, "older read"));
-        assert_eq!(value_of(&store, "prod:1"), "set");
-        store.insert_unless_newer("prod:1", entry(&pattern, 30, "newer read"));
-        assert_eq!(value_of(&store, "prod:1"), "newer read");
-        store.insert_unless_newer("prod:2", entry(&pattern, 5, "first"));
-        assert_eq!(value_of(&store, "prod:2"), "first");
-        store.remove_if_older("prod:2", 5);
-        assert_eq!(value_of(&store, "prod:2"), "first", "not older than 5");
-        store.remove_if_older("prod:2", 6);
-        assert!(store.get("prod:2").is_none());
+        store.insert("prod:1", entry(&pattern, 5, "first"));
+        store.remove_if_older("prod:1", 5);
+        assert_eq!(value_of(&store, "prod:1"), "first", "not older than 5");
+        store.remove_if_older("prod:1", 6);
+        assert!(store.get("prod:1").is_none());
     }
 }

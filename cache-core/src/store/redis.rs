@@ -105,6 +105,22 @@ pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
 
 /// Splits the reply of the combined MGET into the entries and the marks. A reply of another
 /// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
+/// A Redis key written as two parts (a namespace prefix, then the key), with no string built.
+struct Prefixed<'a>(&'a str, &'a str);
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(self.1.as_bytes());
+    }
+}
+
 fn split_read(
     mut all: Vec<Option<Vec<u8>>>,
     entries: usize,
@@ -476,18 +492,20 @@ impl RedisStore {
         keys: &[&str],
         tags: &[&str],
     ) -> Result<(Vec<Option<Vec<u8>>>, Marks), L2Error> {
-        let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
-        let mut marks = Vec::with_capacity(tags.len() + 1);
-        marks.push(self.clear_key.clone());
-        marks.extend(tags.iter().map(|t| self.tag_key(t)));
+        // One MGET: the entries, then the clear mark, then the tags' marks; each name written
+        // straight into the command (prefix, then key), not built as a string of its own first.
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(Prefixed(&self.entry_prefix, key));
+        }
+        mget.arg(&self.clear_key);
+        for tag in tags {
+            mget.arg(Prefixed(&self.tag_prefix, tag));
+        }
+        let (entries, marks) = (keys.len(), tags.len() + 1);
         self.run("read", |mut conn| async move {
-            // One MGET: the entries, then the clear mark, then the tags' marks.
-            let all: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(&full)
-                .arg(&marks)
-                .query_async(&mut conn)
-                .await?;
-            split_read(all, full.len(), marks.len())
+            let all: Vec<Option<Vec<u8>>> = mget.query_async(&mut conn).await?;
+            split_read(all, entries, marks)
         })
         .await
     }
