@@ -297,6 +297,20 @@ async fn label<K: std::fmt::Display + Sync + ?Sized>(
     Ok(format!("label {id}"))
 }
 
+// Integer parameters, by value and behind references: rendered without `core::fmt`.
+#[cached(key = "ints:<a>:<b>:<c>:<d>", ttl = 600, cache = cache)]
+async fn integers(
+    cache: &Cache,
+    calls: &AtomicU32,
+    a: i64,
+    b: &u32,
+    c: &&usize,
+    d: u128,
+) -> Result<String, DbError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("{a} {b} {c} {d}"))
+}
+
 fn product(id: u64, name: &str, category_id: u64) -> Product {
     Product {
         id,
@@ -456,6 +470,33 @@ async fn hash_and_field_placeholders_render_the_expected_keys() {
     // `<product.id>`: rendered from the argument before the body consumed it.
     a.save_product(product(9, "scarf", 8)).await.unwrap();
     assert!(raw_get(&server, "m-keys", "prod:9").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_parameters_render_as_their_display_form() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "m-ints").await;
+    let calls = AtomicU32::new(0);
+    let (b, c) = (7u32, &3usize);
+    let first = integers(&cache, &calls, -5, &b, &c, u128::MAX)
+        .await
+        .unwrap();
+    let key = format!("ints:-5:7:3:{}", u128::MAX);
+    assert!(
+        raw_get(&server, "m-ints", &key).await.is_some(),
+        "{key} in Redis"
+    );
+    let again = integers(&cache, &calls, -5, &b, &c, u128::MAX)
+        .await
+        .unwrap();
+    assert_eq!((first, calls.load(Ordering::SeqCst)), (again, 1));
+    // The same key rendered from `Display` arguments (a registered pattern) finds the entry.
+    let pattern = cache
+        .register(PatternConfig::new("ints:<a>:<b>:<c>:<d>", policy(600)))
+        .unwrap();
+    let by_display = pattern.key(&[&-5i64, &7u32, &3usize, &u128::MAX]).unwrap();
+    assert_eq!(by_display.as_str(), key);
+    assert!(cache.get::<String>(&by_display).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

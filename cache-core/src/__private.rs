@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::Cache;
-pub use crate::key::{Hashed, KeyArg};
+pub use crate::key::{Hashed, Int, KeyArg};
 pub use ::serde;
 
 use crate::cache::{Absent, Probe};

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::builder::CacheBuilder;
-use crate::clock::now_us;
+use crate::clock::{coarse_now_us, now_us};
 use crate::codec::{self, Stamp};
 use crate::error::Error;
 use crate::invalidation::{Invalidation, InvalidationLog, TagClock, Ticket, glob_match};
@@ -245,7 +245,7 @@ impl Cache {
         pattern: &Pattern,
         absent: Absent,
     ) -> Probe<V> {
-        match self.l1_lookup::<V>(key, now_us()) {
+        match self.l1_lookup::<V>(key, coarse_now_us()) {
             Found::Fresh(v) if absent.accepts(&v) => {
                 bump(&pattern.0.stats.l1_hits);
                 Probe::Hit(v)
@@ -434,14 +434,13 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        let now = now_us();
-        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now) {
+        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, coarse_now_us()) {
             bump(&key.pattern.0.stats.l1_hits);
             return v;
         }
         let ticket = self.inner.log.ticket();
         match self
-            .l2_read_one::<V>(key, now, ticket, Absent::Accept)
+            .l2_read_one::<V>(key, now_us(), ticket, Absent::Accept)
             .await
         {
             Found::Fresh(value) => value,

@@ -211,6 +211,9 @@ fn prepare_key(site: &Site, names: &Names) -> TokenStream {
         let p = private(slot.span);
         if slot.hash {
             quote_spanned!(slot.span=> __cache_hashed(&#p::Hashed(&#place)))
+        } else if let Some(refs) = slot.integer {
+            let derefs = (0..refs).map(|_| quote!(*));
+            quote_spanned!(slot.span=> &#p::Int(#(#derefs)* #place) as &dyn #p::KeyArg)
         } else {
             quote_spanned!(slot.span=> &#place as &dyn #p::KeyArg)
         }

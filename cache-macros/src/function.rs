@@ -166,6 +166,37 @@ impl Function {
         })
     }
 
+    /// For a parameter `name: T` where `T` is a primitive integer type behind zero or more
+    /// references (`u64`, `&i32`), the number of references; `None` for any other parameter.
+    pub(crate) fn integer_param(&self, name: &syn::Ident) -> Option<usize> {
+        const INTEGERS: &[&str] = &[
+            "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        ];
+        let ty = self.item.sig.inputs.iter().find_map(|input| match input {
+            FnArg::Typed(arg) => match &*arg.pat {
+                syn::Pat::Ident(p) if p.ident == *name && p.subpat.is_none() => Some(&*arg.ty),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })?;
+        let mut ty = ty;
+        let mut refs = 0;
+        loop {
+            match ty {
+                syn::Type::Reference(r) => {
+                    refs += 1;
+                    ty = &r.elem;
+                }
+                syn::Type::Paren(p) => ty = &p.elem,
+                syn::Type::Path(p) if p.qself.is_none() => {
+                    let ident = p.path.get_ident()?;
+                    return INTEGERS.iter().any(|i| ident == i).then_some(refs);
+                }
+                _ => return None,
+            }
+        }
+    }
+
     pub(crate) fn sig(&self) -> &Signature {
         &self.item.sig
     }

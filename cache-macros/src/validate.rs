@@ -39,6 +39,9 @@ pub(crate) struct Slot {
     pub(crate) root: Ident,
     pub(crate) fields: Vec<Ident>,
     pub(crate) hash: bool,
+    /// For a parameter declared as a primitive integer (`id: u64`, `id: &u64`), the number of
+    /// references to strip: such a value is rendered without `core::fmt`.
+    pub(crate) integer: Option<usize>,
     /// The literal of the first template that mentions the slot.
     pub(crate) span: Span,
 }
@@ -281,11 +284,18 @@ fn resolve_placeholders(
             .split('.')
             .map(|part| Ident::new(part, lit.span()));
         let Some(root) = parts.next() else { continue };
+        let fields: Vec<Ident> = parts.collect();
+        let integer = if fields.is_empty() && !placeholder.hash {
+            func.integer_param(&root)
+        } else {
+            None
+        };
         slots.push(Slot {
             spec,
             root,
-            fields: parts.collect(),
+            fields,
             hash: placeholder.hash,
+            integer,
             span: lit.span(),
         });
     }

@@ -13,6 +13,7 @@ pub mod template;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use md5::{Digest, Md5};
 use serde::Serialize;
 
@@ -33,6 +34,16 @@ pub trait KeyArg {
     /// Appends the rendered, escaped value to `out`.
     fn write_key_value(&self, out: &mut String) -> Result<(), KeyError>;
 
+    /// The same, into the inline string a cache look-up renders its key into (no allocation
+    /// for keys of up to 24 bytes). The default goes through [`write_key_value`](Self::write_key_value).
+    #[doc(hidden)]
+    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+        let mut text = String::new();
+        self.write_key_value(&mut text)?;
+        out.push_str(&text);
+        Ok(())
+    }
+
     /// `true` for [`Hashed`] values, which fill `:hash` placeholders.
     fn is_hashed(&self) -> bool {
         false
@@ -41,7 +52,65 @@ pub trait KeyArg {
 
 impl<T: fmt::Display + ?Sized> KeyArg for T {
     fn write_key_value(&self, out: &mut String) -> Result<(), KeyError> {
-        write!(Escaping(out), "{self}").map_err(|_| KeyError::Display)
+        write_escaped(out, self)
+    }
+
+    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+        write_escaped(out, self)
+    }
+}
+
+fn write_escaped<W: KeyText>(
+    out: &mut W,
+    value: &(impl fmt::Display + ?Sized),
+) -> Result<(), KeyError> {
+    write!(Escaping(out), "{value}").map_err(|_| KeyError::Display)
+}
+
+/// A primitive integer argument, rendered without `core::fmt` (what `#[cached]` passes for a
+/// parameter declared as one). Renders exactly as its `Display` does: digits and `-` need no
+/// escaping.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Int<T>(pub T);
+
+impl<T: itoa::Integer + Copy> KeyArg for Int<T> {
+    fn write_key_value(&self, out: &mut String) -> Result<(), KeyError> {
+        out.push_str(itoa::Buffer::new().format(self.0));
+        Ok(())
+    }
+
+    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+        out.push_str(itoa::Buffer::new().format(self.0));
+        Ok(())
+    }
+}
+
+/// What keys are rendered into: a `String`, or the inline string of a cache look-up.
+pub(crate) trait KeyText: fmt::Write {
+    fn push_text(&mut self, text: &str);
+
+    /// Appends `arg`, rendered and escaped.
+    fn push_arg(&mut self, arg: &dyn KeyArg) -> Result<(), KeyError>;
+}
+
+impl KeyText for String {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn push_arg(&mut self, arg: &dyn KeyArg) -> Result<(), KeyError> {
+        arg.write_key_value(self)
+    }
+}
+
+impl KeyText for CompactString {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn push_arg(&mut self, arg: &dyn KeyArg) -> Result<(), KeyError> {
+        arg.write_key_value_inline(self)
     }
 }
 
@@ -64,16 +133,26 @@ pub struct Hashed<'a, T: ?Sized>(pub &'a T);
 
 impl<T: Serialize + ?Sized> KeyArg for Hashed<'_, T> {
     fn write_key_value(&self, out: &mut String) -> Result<(), KeyError> {
+        self.write_hex(out)
+    }
+
+    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+        self.write_hex(out)
+    }
+
+    fn is_hashed(&self) -> bool {
+        true
+    }
+}
+
+impl<T: Serialize + ?Sized> Hashed<'_, T> {
+    fn write_hex(&self, out: &mut impl fmt::Write) -> Result<(), KeyError> {
         let bytes = rmp_serde::to_vec(self.0).map_err(|e| KeyError::Serialize(e.to_string()))?;
         let digest = Md5::digest(&bytes);
         for b in digest {
             write!(out, "{b:02x}").map_err(|_| KeyError::Display)?;
         }
         Ok(())
-    }
-
-    fn is_hashed(&self) -> bool {
-        true
     }
 }
 
@@ -98,25 +177,25 @@ pub fn render_glob(template: &str, args: &[&dyn KeyArg]) -> Result<String, KeyEr
 }
 
 /// Percent-encodes everything outside the plain value alphabet while writing.
-struct Escaping<'a>(&'a mut String);
+struct Escaping<'a, W>(&'a mut W);
 
-impl fmt::Write for Escaping<'_> {
+impl<W: KeyText> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Runs of plain bytes (ASCII) are copied whole; the common value (an id) is one run.
         let mut rest = s;
         while let Some(at) = rest.bytes().position(|b| !template::is_plain_value_byte(b)) {
-            self.0.push_str(&rest[..at]);
+            self.0.push_text(&rest[..at]);
             // Escape the whole character that starts at `at` (every byte of a non-ASCII one).
             let width = rest[at..].chars().next().map_or(1, char::len_utf8);
             for &b in &rest.as_bytes()[at..at + width] {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                self.0.push('%');
-                self.0.push(HEX[usize::from(b >> 4)] as char);
-                self.0.push(HEX[usize::from(b & 15)] as char);
+                let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+                self.0
+                    .push_text(std::str::from_utf8(&escaped).map_err(|_| fmt::Error)?);
             }
             rest = &rest[at + width..];
         }
-        self.0.push_str(rest);
+        self.0.push_text(rest);
         Ok(())
     }
 }
@@ -176,6 +255,29 @@ mod tests {
         assert_eq!(render(&"été"), "%C3%A9t%C3%A9");
         assert_eq!(render(&42u64), "42");
         assert_eq!(render(&"SKU-1.2_x~"), "SKU-1.2_x~");
+    }
+
+    #[test]
+    fn integers_render_as_their_display_form_inline_or_not() {
+        fn both(v: &dyn KeyArg) -> (String, String) {
+            let mut inline = CompactString::default();
+            v.write_key_value_inline(&mut inline).unwrap();
+            (render(v), inline.into_string())
+        }
+        let cases: [(&dyn KeyArg, &dyn KeyArg); 6] = [
+            (&Int(0u64), &0u64),
+            (&Int(u64::MAX), &u64::MAX),
+            (&Int(i64::MIN), &i64::MIN),
+            (&Int(-7i32), &-7i32),
+            (&Int(u128::MAX), &u128::MAX),
+            (&Int(255u8), &255u8),
+        ];
+        for (int, display) in cases {
+            let (a, b) = both(int);
+            let (c, d) = both(display);
+            assert_eq!((&a, &b, &c), (&d, &d, &d));
+        }
+        assert_eq!(both(&"a:b").1, "a%3Ab", "escaped inline too");
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! A registered key pattern: its compiled template, TTL policy, tags and statistics.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
 use compact_str::CompactString;
 
 use super::template::{Segment, Template, TemplateKind};
-use super::{Key, KeyArg, Tags};
+use super::{Key, KeyArg, KeyText, Tags};
 use crate::error::KeyError;
 use crate::metrics::PatternStats;
 use crate::ttl::TtlPolicy;
@@ -54,12 +53,12 @@ impl BoundTemplate {
     pub(crate) fn render_into(
         &self,
         args: &[&dyn KeyArg],
-        out: &mut String,
+        out: &mut impl KeyText,
     ) -> Result<(), KeyError> {
         let mut slot = self.slots.iter();
         for segment in self.template.segments() {
             match segment {
-                Segment::Literal(text) => out.push_str(text),
+                Segment::Literal(text) => out.push_text(text),
                 Segment::Placeholder(p) => {
                     let &index = slot
                         .next()
@@ -75,28 +74,18 @@ impl BoundTemplate {
                             placeholder: p.spec(),
                         });
                     }
-                    arg.write_key_value(out)?;
+                    out.push_arg(*arg)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Renders into an inline string (no allocation for keys of up to 24 bytes): the buffer it
-    /// is rendered in is the calling thread's, reused from call to call.
+    /// Renders into an inline string: no allocation for keys of up to 24 bytes.
     pub(crate) fn render_inline(&self, args: &[&dyn KeyArg]) -> Result<CompactString, KeyError> {
-        thread_local! {
-            static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => {
-                buffer.clear();
-                self.render_into(args, &mut buffer)?;
-                Ok(CompactString::from(buffer.as_str()))
-            }
-            // Re-entered (a `Display` impl rendering a key of its own): render apart.
-            Err(_) => self.render(args).map(CompactString::from),
-        })
+        let mut out = CompactString::default();
+        self.render_into(args, &mut out)?;
+        Ok(out)
     }
 
     pub(crate) fn render(&self, args: &[&dyn KeyArg]) -> Result<String, KeyError> {
