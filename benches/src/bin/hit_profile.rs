@@ -10,8 +10,8 @@
 //! hit-profile <contender> <hits>
 //! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
 //!             tiercache_attribute tiercache_get_or_load cached_cached
-//!             l2_raw_get_decode l2_tiercache_get (these start a redis-server; only this
-//!             process's instructions are counted, not Redis's)
+//!             l2_raw_get_decode l2_tiercache_get l2_tiercache_get_no_l1 (these start a
+//!             redis-server; only this process's instructions are counted, not Redis's)
 //! ```
 
 use std::convert::Infallible;
@@ -28,7 +28,11 @@ use tiercache_benches::{ENTRIES, Ids, Product, product};
 async fn l2(contender: &str, hits: u64) {
     use redis::AsyncCommands;
     let server = tiercache_benches::RedisServer::start();
-    let tier = Cache::builder()
+    let mut builder = Cache::builder();
+    if contender == "l2_tiercache_get_no_l1" {
+        builder = builder.l1_capacity_bytes(0);
+    }
+    let tier = builder
         .namespace("profile-l2")
         .redis_url(server.url())
         .require_redis(true)

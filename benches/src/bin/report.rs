@@ -335,7 +335,14 @@ const NOTES: &[&str] = &[
      namespaced `String` key on each call, hashes it in moka, checks the entry against the \
      invalidation marks and downcasts the value.",
     "`get`, `get_or_load` and the macros look L1 up first by the rendered key text, without \
-     allocating; the owned `Key`, the batch path and the (boxed) load path come only on a miss.",
+     allocating; the owned `Key`, the batch path and the (boxed) load path come only on a miss. \
+     An L1 entry lives inline in moka's entry, so a hit increments one reference count (the \
+     value's), as a raw moka `get` of an `Arc` does; integer arguments are rendered with `itoa`, \
+     and the expiry check reads the kernel's coarse clock.",
+    "An L2 hit copies the value into L1 (a moka insert replacing the expired copy), so that the \
+     next read is an L1 hit; `tiercache_get_no_l1` is the same read with L1 disabled, which \
+     separates that copy from the rest (one `MGET` of the key and the clear mark, the envelope, \
+     the circuit breaker and timeout).",
     "Redis benches are bound by loopback round trips and by thread scheduling; on a small shared \
      machine their ratios move by several percent between runs (see the load average above).",
     "L2 benches use a 1 ms L1 TTL and cycle through the 10,000 keys, so every timed tiercache read \
