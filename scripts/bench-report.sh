@@ -66,6 +66,12 @@ else
     printf '==> %s\n' "valgrind not found: no instruction counts (apt-get install valgrind)"
 fi
 
+# What an L1 really holds against its budget (dhat counts the live heap).
+printf '==> %s\n' "l1-footprint (heap an L1 holds against its budget)"
+cargo build --quiet --release -p tiercache-benches --bin l1-footprint
+L1_FOOTPRINT_JSON="$target_dir/criterion/tiercache-extra/l1_footprint.json" "$target_dir/release/l1-footprint"
+commands+=(--command "cargo run --release -p tiercache-benches --bin l1-footprint")
+
 printf '==> %s\n' "regenerating BENCHMARKS.md"
 cargo run --quiet --release -p tiercache-benches --bin bench-report -- \
     --target-dir "$target_dir" --out BENCHMARKS.md --since "$since" --mode "$mode" "${commands[@]}"

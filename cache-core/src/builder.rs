@@ -101,8 +101,10 @@ impl CacheBuilder {
         self
     }
 
-    /// The L1 budget in bytes; entries weigh their encoded size plus a fixed overhead. Default
-    /// 64 MiB. `0` disables L1 (every read goes to Redis or the loader), for measurements.
+    /// The L1 budget in bytes. Entries weigh an estimate of their decoded size (read off the
+    /// MessagePack payload: its length plus the buffers and map entries it decodes to) plus a
+    /// fixed per-entry overhead measured on moka, so that the heap an L1 holds stays within the
+    /// budget (`l1-footprint` in benches/ measures it). Default 64 MiB. `0` disables L1 (every read goes to Redis or the loader), for measurements.
     pub fn l1_capacity_bytes(mut self, bytes: u64) -> Self {
         self.l1_capacity_bytes = bytes;
         self

@@ -112,7 +112,8 @@ struct FromL2<V> {
     value: Option<Arc<V>>,
     stamp: Stamp,
     tags: Tags,
-    encoded_len: usize,
+    /// [`codec::decoded_size_estimate`] of the payload: what the value weighs in L1.
+    decoded_size: usize,
 }
 
 /// A value to write back to both tiers.
@@ -299,9 +300,10 @@ impl Cache {
     {
         let decoded = codec::decode(bytes).and_then(|env| {
             let value = env.payload.map(codec::decode_value::<V>).transpose()?;
-            Ok((env.stamp, env.tags, value))
+            let size = env.payload.map_or(0, codec::decoded_size_estimate);
+            Ok((env.stamp, env.tags, value, size))
         });
-        let (stamp, tags, value) = match decoded {
+        let (stamp, tags, value, decoded_size) = match decoded {
             Ok(d) => d,
             Err(error) => {
                 bump(&key.pattern.0.stats.decode_errors);
@@ -328,7 +330,7 @@ impl Cache {
             value: value.map(Arc::new),
             stamp,
             tags,
-            encoded_len: bytes.len(),
+            decoded_size,
         };
         if now < stamp.fresh_until {
             Found::Fresh(entry)
@@ -407,7 +409,7 @@ impl Cache {
                 ..found.stamp
             };
             let value = found.value.map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(value, stamp, &found.tags, &key.pattern, found.encoded_len);
+            let entry = L1Entry::new(value, stamp, &found.tags, &key.pattern, found.decoded_size);
             // A plain insert: an entry written since `ticket` (a `set`) is refused by the log
             // check above, or dropped by the `set`'s settle pass (`set_many_shared`).
             self.inner.l1.insert(&key.text, entry);
@@ -959,7 +961,10 @@ impl Cache {
                 stale_until: fresh_until + life.stale * 1000,
             };
             match codec::encode(item.value.as_deref(), l2_stamp, &item.key.tags) {
-                Ok(bytes) => encoded.push((item, l2_stamp, life.l1_fresh, bytes)),
+                Ok((bytes, payload_start)) => {
+                    let decoded_size = codec::decoded_size_estimate(&bytes[payload_start..]);
+                    encoded.push((item, l2_stamp, life.l1_fresh, bytes, decoded_size));
+                }
                 Err(error) => {
                     tracing::warn!(key = %item.key.text, %error, "value not cached: it does not serialize")
                 }
@@ -967,7 +972,7 @@ impl Cache {
         }
         let _shared = self.inner.log.shared().await;
         let mut l2_batch: Vec<(&str, &[u8], u64)> = Vec::with_capacity(encoded.len());
-        for (item, l2_stamp, l1_fresh, bytes) in &encoded {
+        for (item, l2_stamp, l1_fresh, bytes, decoded_size) in &encoded {
             let key = item.key;
             if self
                 .inner
@@ -986,7 +991,7 @@ impl Cache {
                 ..*l2_stamp
             };
             let value = item.value.clone().map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(value, l1_stamp, &key.tags, &key.pattern, bytes.len());
+            let entry = L1Entry::new(value, l1_stamp, &key.tags, &key.pattern, *decoded_size);
             self.inner.l1.insert(&key.text, entry);
             l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
         }
@@ -1290,7 +1295,7 @@ mod tests {
                 stale_until: u64::MAX / 2,
             },
             tags: key.tags.clone(),
-            encoded_len: 3,
+            decoded_size: 3,
         };
         // The set, step by step as `set_many_shared` runs it; the reads' tickets are taken after
         // its first record.

@@ -72,12 +72,69 @@ pub fn decode_value<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError
     rmp_serde::from_slice(payload).map_err(|e| CodecError::Payload(e.to_string()))
 }
 
-/// Builds an envelope for `value` (`None`: a cached absence).
+/// Bytes charged per string, byte string, array, map or extension of a payload: each decodes to
+/// a value with a buffer of its own (a `String`, `Vec` or map: a 24-byte header and an allocation).
+const DECODED_BUFFER_OVERHEAD: usize = 32;
+/// Bytes charged per map entry: a map's node slot (a struct's fields are maps in the payload too,
+/// whose names are in the payload but not in memory: the two roughly cancel).
+const DECODED_MAP_ENTRY_OVERHEAD: usize = 16;
+
+/// An estimate of the memory a payload takes once decoded, for weighing L1 entries against the
+/// L1 budget: its length, plus [`DECODED_BUFFER_OVERHEAD`] per string, byte string, array, map or
+/// extension, plus [`DECODED_MAP_ENTRY_OVERHEAD`] per map entry. One linear pass over the
+/// MessagePack markers; what does not parse ends the count.
+pub(crate) fn decoded_size_estimate(payload: &[u8]) -> usize {
+    let (mut buffers, mut map_entries) = (0usize, 0usize);
+    let mut at = 0usize;
+    let be = |from: usize, n: usize| -> Option<usize> {
+        let bytes = payload.get(from..from + n)?;
+        Some(
+            bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
+        )
+    };
+    while let Some(&marker) = payload.get(at) {
+        // (header bytes after the marker, data bytes, a buffer?, map entries)
+        let (header, data, buffer, entries) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0, false, 0),
+            0x80..=0x8f => (0, 0, true, usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, 0, true, 0),
+            0xa0..=0xbf => (0, usize::from(marker & 0x1f), true, 0),
+            0xc4 | 0xd9 => (1, be(at + 1, 1).unwrap_or(0), true, 0),
+            0xc5 | 0xda => (2, be(at + 1, 2).unwrap_or(0), true, 0),
+            0xc6 | 0xdb => (4, be(at + 1, 4).unwrap_or(0), true, 0),
+            0xc7 => (2, be(at + 1, 1).unwrap_or(0), true, 0),
+            0xc8 => (3, be(at + 1, 2).unwrap_or(0), true, 0),
+            0xc9 => (5, be(at + 1, 4).unwrap_or(0), true, 0),
+            0xca | 0xce | 0xd2 => (0, 4, false, 0),
+            0xcb | 0xcf | 0xd3 => (0, 8, false, 0),
+            0xcc | 0xd0 => (0, 1, false, 0),
+            0xcd | 0xd1 => (0, 2, false, 0),
+            0xd4..=0xd8 => (1, 1 << (marker - 0xd4), false, 0),
+            0xdc => (2, 0, true, 0),
+            0xdd => (4, 0, true, 0),
+            0xde => (2, 0, true, be(at + 1, 2).unwrap_or(0)),
+            0xdf => (4, 0, true, be(at + 1, 4).unwrap_or(0)),
+            0xc1 => break, // never used by MessagePack
+        };
+        buffers += usize::from(buffer);
+        map_entries = map_entries.saturating_add(entries);
+        at = at.saturating_add(1 + header).saturating_add(data);
+    }
+    payload
+        .len()
+        .saturating_add(buffers.saturating_mul(DECODED_BUFFER_OVERHEAD))
+        .saturating_add(map_entries.saturating_mul(DECODED_MAP_ENTRY_OVERHEAD))
+}
+
+/// Builds an envelope for `value` (`None`: a cached absence). Returns the envelope and where its
+/// payload starts.
 pub(crate) fn encode<V: Serialize + ?Sized>(
     value: Option<&V>,
     stamp: Stamp,
     tags: &[std::sync::Arc<str>],
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<(Vec<u8>, usize), CodecError> {
     let tag_bytes: usize = tags.iter().map(|t| 2 + t.len()).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + tag_bytes + 256);
     out.extend_from_slice(&MAGIC);
@@ -95,10 +152,11 @@ pub(crate) fn encode<V: Serialize + ?Sized>(
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(tag.as_bytes());
     }
+    let payload_start = out.len();
     if let Some(value) = value {
         write_value(&mut out, value)?;
     }
-    Ok(out)
+    Ok((out, payload_start))
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -166,6 +224,38 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_size_counts_buffers_and_map_entries() {
+        // "abc": one string.
+        assert_eq!(decoded_size_estimate(&[0xa3, b'a', b'b', b'c']), 4 + 32);
+        // {"a": 1}: a map, a string key, one entry.
+        assert_eq!(
+            decoded_size_estimate(&[0x81, 0xa1, b'a', 0x01]),
+            4 + 32 + 32 + 16
+        );
+        // [1.5, 7]: an array of a float64 and a fixint.
+        let array = [0x92, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0x07];
+        assert_eq!(decoded_size_estimate(&array), array.len() + 32);
+        // A bin8 of 3 bytes followed by a str8 of 2.
+        let bins = [0xc4, 3, 1, 2, 3, 0xd9, 2, b'x', b'y'];
+        assert_eq!(decoded_size_estimate(&bins), bins.len() + 2 * 32);
+        // What the encoder writes for a struct: never less than the payload itself.
+        let payload = encode_value(&("name", vec![1u64, 2, 3], 4.5f64)).unwrap();
+        assert!(decoded_size_estimate(&payload) > payload.len());
+    }
+
+    #[test]
+    fn decoded_size_of_bytes_that_do_not_parse_never_panics() {
+        for bytes in [
+            &[0xdb, 0xff, 0xff, 0xff, 0xff][..], // str32 claiming 4 GiB
+            &[0xdf, 0xff][..],                   // truncated map32 header
+            &[0xc1, 0xa3][..],                   // never-used marker
+            &[][..],
+        ] {
+            assert!(decoded_size_estimate(bytes) >= bytes.len());
+        }
+    }
     use std::sync::Arc;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -187,23 +277,25 @@ mod tests {
             name: "Lamp".into(),
         };
         let tags: Vec<Arc<str>> = vec!["search".into(), "cat:3".into()];
-        let bytes = encode(Some(&p), STAMP, &tags).unwrap();
+        let (bytes, payload_start) = encode(Some(&p), STAMP, &tags).unwrap();
         let env = decode(&bytes).unwrap();
+        assert_eq!(env.payload, Some(&bytes[payload_start..]));
         assert_eq!(env.stamp, STAMP);
         assert_eq!(env.tags, ["search", "cat:3"]);
         assert_eq!(decode_value::<Product>(env.payload.unwrap()).unwrap(), p);
-        let bytes = encode::<Product>(None, STAMP, &[]).unwrap();
+        let (bytes, payload_start) = encode::<Product>(None, STAMP, &[]).unwrap();
         assert!(decode(&bytes).unwrap().payload.is_none());
+        assert_eq!(payload_start, bytes.len());
     }
 
     #[test]
     fn rejects_foreign_and_other_versions() {
         assert_eq!(decode(b"hello world").unwrap_err(), CodecError::Foreign);
         assert_eq!(decode(b"").unwrap_err(), CodecError::Foreign);
-        let mut bytes = encode(Some(&1u8), STAMP, &[]).unwrap();
+        let (mut bytes, _) = encode(Some(&1u8), STAMP, &[]).unwrap();
         bytes[2] = 9;
         assert_eq!(decode(&bytes).unwrap_err(), CodecError::Version(9));
-        let bytes = encode(Some(&"text"), STAMP, &["t".into()]).unwrap();
+        let (bytes, _) = encode(Some(&"text"), STAMP, &["t".into()]).unwrap();
         for cut in 0..bytes.len() - 5 {
             let _ = decode(&bytes[..cut]); // never panics on truncation
         }

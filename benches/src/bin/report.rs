@@ -505,6 +505,7 @@ fn main() {
     let l2_commands = extra("l2_commands");
     let hit_profiles = [extra("hit_profile_l1"), extra("hit_profile_l2")];
     let single_flight = extra("single_flight");
+    let l1_footprint = extra("l1_footprint");
 
     let mut md = String::new();
     let w = &mut md;
@@ -768,6 +769,41 @@ fn main() {
             }
             let _ = writeln!(w);
         }
+    }
+
+    if let Some(footprint) = &l1_footprint {
+        let _ = writeln!(w, "### L1 memory against its budget\n");
+        let _ = writeln!(
+            w,
+            "`l1-footprint` (benches/src/bin/l1_footprint.rs) fills an L1-only cache with more \
+             values than its budget holds and counts, with `dhat` as the global allocator, the \
+             live heap bytes that dropping the cache frees: what the L1 really held. tiercache \
+             weighs an entry by an estimate of its decoded size read off the MessagePack payload \
+             plus a fixed per-entry overhead (moka's entry and nodes, the key, the `Arc`); the \
+             target is a held ÷ budget of at most 1.\n"
+        );
+        let _ = writeln!(
+            w,
+            "| Values | Budget | Keys written | Entries kept | Weighted | Heap held | Held ÷ budget | Held per entry |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+        for r in footprint["rows"].as_array().into_iter().flatten() {
+            let num = |k: &str| r[k].as_u64().unwrap_or(0);
+            let mib = |b: u64| format!("{:.2} MiB", b as f64 / f64::from(1 << 20));
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | **{:.2}** | {} B |",
+                r["values"].as_str().unwrap_or("?"),
+                mib(num("budget")),
+                num("keys"),
+                num("entries"),
+                mib(num("weighted")),
+                mib(num("held")),
+                num("held") as f64 / num("budget").max(1) as f64,
+                num("held") / num("entries").max(1)
+            );
+        }
+        let _ = writeln!(w);
     }
 
     let _ = writeln!(w, "## All results\n");
