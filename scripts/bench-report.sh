@@ -60,8 +60,8 @@ if command -v valgrind >/dev/null 2>&1; then
     printf '==> %s\n' "scripts/hit-profile.sh (L1 hits, then the client side of L2 hits)"
     HIT_PROFILE_JSON="$extra_dir/hit_profile_l1.json" scripts/hit-profile.sh
     HITS=3000 HIT_PROFILE_JSON="$extra_dir/hit_profile_l2.json" scripts/hit-profile.sh \
-        l2_raw_get_decode l2_tiercache_get l2_tiercache_get_no_l1
-    commands+=(--command "scripts/hit-profile.sh" --command "HITS=3000 scripts/hit-profile.sh l2_raw_get_decode l2_tiercache_get l2_tiercache_get_no_l1")
+        l2_raw_get_decode l2_tiercache_get l2_tiercache_get_or_load l2_tiercache_get_no_l1
+    commands+=(--command "scripts/hit-profile.sh" --command "HITS=3000 scripts/hit-profile.sh l2_raw_get_decode l2_tiercache_get l2_tiercache_get_or_load l2_tiercache_get_no_l1")
 else
     printf '==> %s\n' "valgrind not found: no instruction counts (apt-get install valgrind)"
 fi

@@ -721,9 +721,13 @@ impl Cache {
     {
         let stats = &key.pattern.0.stats;
         let ticket = self.inner.log.ticket();
-        let now = now_us();
-        // A previous leader may have filled L1 while this call was joining.
-        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now)
+        let now = ticket.at_us;
+        // A previous leader may have filled L1 between this call's probe and its joining. While
+        // Redis serves, the read below finds that leader's value there (it wrote it before
+        // finishing); otherwise look in L1 again, so that the loader does not run twice.
+        let l2_serving = self.inner.l2.as_ref().is_some_and(|l2| l2.serving());
+        if !l2_serving
+            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now)
             && absent.accepts(&v)
         {
             bump(&stats.l1_hits);

@@ -10,8 +10,9 @@
 //! hit-profile <contender> <hits>
 //! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
 //!             tiercache_attribute tiercache_get_or_load cached_cached
-//!             l2_raw_get_decode l2_tiercache_get l2_tiercache_get_no_l1 (these start a
-//!             redis-server; only this process's instructions are counted, not Redis's)
+//!             l2_raw_get_decode l2_tiercache_get l2_tiercache_get_or_load
+//!             l2_tiercache_get_no_l1 (these start a redis-server; only this process's
+//!             instructions are counted, not Redis's)
 //! ```
 
 use std::convert::Infallible;
@@ -71,6 +72,14 @@ async fn l2(contender: &str, hits: u64) {
             drop(black_box(
                 rmp_serde::from_slice::<Product>(&bytes).expect("decode"),
             ));
+        } else if contender == "l2_tiercache_get_or_load" {
+            let loaded = tier
+                .get_or_load(&keys[id as usize], || async move {
+                    Ok::<_, Infallible>(product(id))
+                })
+                .await
+                .expect("infallible");
+            drop(black_box(loaded));
         } else {
             drop(black_box(
                 tier.get::<Product>(&keys[id as usize])

@@ -106,6 +106,11 @@ impl Circuit {
         false
     }
 
+    /// Whether calls are being skipped (`Open` or `HalfOpen`): one atomic load.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
     pub(crate) fn state(&self) -> CircuitState {
         let inner = self.inner.lock();
         match inner.opened_at {

@@ -699,6 +699,11 @@ impl RedisStore {
         }
     }
 
+    /// Whether a read would be sent to Redis now (the circuit is closed).
+    pub(crate) fn serving(&self) -> bool {
+        !self.circuit.is_open()
+    }
+
     pub(crate) fn circuit_state(&self) -> CircuitState {
         self.circuit.state()
     }
