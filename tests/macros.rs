@@ -311,6 +311,14 @@ async fn integers(
     Ok(format!("{a} {b} {c} {d}"))
 }
 
+// A `ref` binding of an integer: the binding is a reference the type does not show.
+#[cached(key = "ref_int:<id>", ttl = 600, cache = cache)]
+#[allow(clippy::toplevel_ref_arg)]
+async fn ref_integer(cache: &Cache, calls: &AtomicU32, ref id: u64) -> Result<u64, DbError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Ok(*id + 1)
+}
+
 fn product(id: u64, name: &str, category_id: u64) -> Product {
     Product {
         id,
@@ -497,6 +505,17 @@ async fn integer_parameters_render_as_their_display_form() {
     let by_display = pattern.key(&[&-5i64, &7u32, &3usize, &u128::MAX]).unwrap();
     assert_eq!(by_display.as_str(), key);
     assert!(cache.get::<String>(&by_display).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_bound_integer_parameter_renders_its_value() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "m-ref-int").await;
+    let calls = AtomicU32::new(0);
+    assert_eq!(ref_integer(&cache, &calls, 41).await.unwrap(), 42);
+    assert!(raw_get(&server, "m-ref-int", "ref_int:41").await.is_some());
+    assert_eq!(ref_integer(&cache, &calls, 41).await.unwrap(), 42);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -441,10 +441,7 @@ impl Cache {
             return v;
         }
         let ticket = self.inner.log.ticket();
-        match self
-            .l2_read_one::<V>(key, now_us(), ticket, Absent::Accept)
-            .await
-        {
+        match self.l2_read_one::<V>(key, ticket, Absent::Accept).await {
             Found::Fresh(value) => value,
             _ => {
                 bump(&key.pattern.0.stats.misses);
@@ -453,19 +450,19 @@ impl Cache {
         }
     }
 
-    /// One key from L2 (one round trip, marks included). A fresh value that `absent` accepts is
-    /// copied into L1 (unless invalidated since `ticket`) and counted as an L2 hit.
+    /// One key from L2 (one round trip, marks included), fresh as of `ticket`. A fresh value that
+    /// `absent` accepts is copied into L1 (unless invalidated since `ticket`) and counted as an
+    /// L2 hit.
     async fn l2_read_one<V>(
         &self,
         key: &Key,
-        now: u64,
         ticket: Ticket,
         absent: Absent,
     ) -> Found<Option<Arc<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        match self.l2_lookup::<V>(&[key], now).await.pop() {
+        match self.l2_lookup::<V>(&[key], ticket.at_us).await.pop() {
             Some(Found::Fresh(entry)) if absent.accepts(&entry.value) => {
                 bump(&key.pattern.0.stats.l2_hits);
                 let value = entry.value.clone();
@@ -721,20 +718,19 @@ impl Cache {
     {
         let stats = &key.pattern.0.stats;
         let ticket = self.inner.log.ticket();
-        let now = ticket.at_us;
         // A previous leader may have filled L1 between this call's probe and its joining. While
         // Redis serves, the read below finds that leader's value there (it wrote it before
         // finishing); otherwise look in L1 again, so that the loader does not run twice.
         let l2_serving = self.inner.l2.as_ref().is_some_and(|l2| l2.serving());
         if !l2_serving
-            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, now)
+            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, ticket.at_us)
             && absent.accepts(&v)
         {
             bump(&stats.l1_hits);
             return Ok(v);
         }
         if self.inner.l2.is_some() {
-            match self.l2_read_one::<V>(key, now, ticket, absent).await {
+            match self.l2_read_one::<V>(key, ticket, absent).await {
                 Found::Fresh(value) => return Ok(value),
                 Found::Stale(value) if stale.is_none() => stale = Some(value),
                 _ => {}

@@ -167,14 +167,19 @@ impl Function {
     }
 
     /// For a parameter `name: T` where `T` is a primitive integer type behind zero or more
-    /// references (`u64`, `&i32`), the number of references; `None` for any other parameter.
+    /// references (`u64`, `&i32`), the number of references; `None` for any other parameter
+    /// (and for `ref name: T`, whose binding is a reference the type does not show).
     pub(crate) fn integer_param(&self, name: &syn::Ident) -> Option<usize> {
         const INTEGERS: &[&str] = &[
             "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
         ];
         let ty = self.item.sig.inputs.iter().find_map(|input| match input {
             FnArg::Typed(arg) => match &*arg.pat {
-                syn::Pat::Ident(p) if p.ident == *name && p.subpat.is_none() => Some(&*arg.ty),
+                syn::Pat::Ident(p)
+                    if p.ident == *name && p.by_ref.is_none() && p.subpat.is_none() =>
+                {
+                    Some(&*arg.ty)
+                }
                 _ => None,
             },
             FnArg::Receiver(_) => None,

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::{Cache, PatternConfig};
+use cache_core::{Cache, Pattern, PatternConfig};
 use tiercache_benches::l1::{memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc};
 use tiercache_benches::{ENTRIES, Ids, Product, product};
 
@@ -90,6 +90,14 @@ async fn l2(contender: &str, hits: u64) {
     }
 }
 
+/// The hand-written `get_or_load` of a product by id (key rendered on each call).
+async fn get_or_load(tier: &Cache, pattern: &Pattern, id: u64) -> Arc<Product> {
+    let key = pattern.key(&[&id]).expect("key");
+    tier.get_or_load(&key, || async { Ok::<_, Infallible>(product(id)) })
+        .await
+        .expect("infallible")
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(contender), Some(hits)) = (args.next(), args.next()) else {
@@ -133,13 +141,7 @@ fn main() {
                 }
                 "tiercache_attribute" => drop(black_box(tier_get(id).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(id).await)),
-                "tiercache_get_or_load" => {
-                    let key = pattern.key(&[&id]).expect("key");
-                    let v = tier
-                        .get_or_load(&key, || async { Ok::<_, Infallible>(product(id)) })
-                        .await;
-                    drop(black_box(v));
-                }
+                "tiercache_get_or_load" => drop(black_box(get_or_load(&tier, &pattern, id).await)),
                 "cached_cached" => drop(black_box(memo_get(id).await)),
                 other => {
                     eprintln!("unknown contender {other}");
@@ -161,13 +163,7 @@ fn main() {
                 }
                 "tiercache_attribute" => drop(black_box(tier_get(black_box(id)).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(black_box(id)).await)),
-                "tiercache_get_or_load" => {
-                    let key = pattern.key(&[&id]).expect("key");
-                    let v = tier
-                        .get_or_load(&key, || async { Ok::<_, Infallible>(product(id)) })
-                        .await;
-                    drop(black_box(v));
-                }
+                "tiercache_get_or_load" => drop(black_box(get_or_load(&tier, &pattern, id).await)),
                 _ => drop(black_box(memo_get(black_box(id)).await)),
             }
         }

@@ -87,7 +87,7 @@ impl<T: itoa::Integer + Copy> KeyArg for Int<T> {
 }
 
 /// What keys are rendered into: a `String`, or the inline string of a cache look-up.
-pub(crate) trait KeyText: fmt::Write {
+pub(crate) trait KeyText {
     fn push_text(&mut self, text: &str);
 
     /// Appends `arg`, rendered and escaped.

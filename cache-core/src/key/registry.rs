@@ -69,11 +69,18 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct Patterns {
-    by_shape: HashMap<String, Registered>,
-    by_id: Vec<Pattern>,
+    /// Shape → id.
+    by_shape: HashMap<String, u32>,
+    /// Indexed by id.
+    by_id: Vec<Registered>,
 }
 
 impl Patterns {
+    fn get(&self, shape: &str) -> Option<&Registered> {
+        let &id = self.by_shape.get(shape)?;
+        self.by_id.get(id as usize)
+    }
+
     /// Registers a new pattern under `shape`, or returns the one already there.
     fn insert(
         &mut self,
@@ -83,21 +90,21 @@ impl Patterns {
         build: impl FnOnce(u32) -> Result<Pattern, KeyError>,
     ) -> Result<&Registered, Error> {
         use std::collections::hash_map::Entry;
-        match self.by_shape.entry(shape) {
-            Entry::Occupied(r) => Ok(r.into_mut()),
+        let id = match self.by_shape.entry(shape) {
+            Entry::Occupied(slot) => *slot.get(),
             Entry::Vacant(slot) => {
                 let id = u32::try_from(self.by_id.len()).map_err(|_| {
                     Error::Config(String::from("more than 2^32 key patterns in one cache"))
                 })?;
-                let pattern = build(id)?;
-                self.by_id.push(pattern.clone());
-                Ok(slot.insert(Registered {
+                self.by_id.push(Registered {
                     policy,
                     tags,
-                    pattern,
-                }))
+                    pattern: build(id)?,
+                });
+                *slot.insert(id)
             }
-        }
+        };
+        Ok(&self.by_id[id as usize])
     }
 }
 
@@ -122,7 +129,7 @@ impl Registry {
         let conflict = || Error::PatternConflict {
             template: config.template.clone(),
         };
-        if let Some(r) = self.patterns.read().by_shape.get(&shape) {
+        if let Some(r) = self.patterns.read().get(&shape) {
             return if r.policy == config.policy && r.tags == config.tags {
                 Ok(r.pattern.clone())
             } else {
@@ -157,7 +164,7 @@ impl Registry {
         max_lifetime: std::time::Duration,
     ) -> Result<Pattern, Error> {
         let shape = key.shape();
-        if let Some(r) = self.patterns.read().by_shape.get(&shape) {
+        if let Some(r) = self.patterns.read().get(&shape) {
             if policy.as_ref().is_some_and(|p| *p != r.policy) {
                 tracing::warn!(
                     template = key.source(),
@@ -184,22 +191,24 @@ impl Registry {
 
     /// Counts an L1 eviction of an entry of pattern `id`.
     pub(crate) fn count_eviction(&self, id: u32) {
-        if let Some(p) = self.patterns.read().by_id.get(id as usize) {
-            bump(&p.0.stats.evictions);
+        if let Some(r) = self.patterns.read().by_id.get(id as usize) {
+            bump(&r.pattern.0.stats.evictions);
         }
     }
 
     pub(crate) fn get(&self, template: &str) -> Option<Pattern> {
         let shape = Template::parse(template, TemplateKind::Key).ok()?.shape();
-        self.patterns
-            .read()
-            .by_shape
-            .get(&shape)
-            .map(|r| r.pattern.clone())
+        self.patterns.read().get(&shape).map(|r| r.pattern.clone())
     }
 
     pub(crate) fn all(&self) -> Vec<Pattern> {
-        let mut all = self.patterns.read().by_id.clone();
+        let mut all: Vec<Pattern> = self
+            .patterns
+            .read()
+            .by_id
+            .iter()
+            .map(|r| r.pattern.clone())
+            .collect();
         all.sort_by(|a, b| a.template().cmp(b.template()));
         all
     }

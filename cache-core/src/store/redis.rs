@@ -103,8 +103,6 @@ pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
     OVERWRITE.scope((), writes).await
 }
 
-/// Splits the reply of the combined MGET into the entries and the marks. A reply of another
-/// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
 /// A Redis key written as two parts (a namespace prefix, then the key), with no string built.
 struct Prefixed<'a>(&'a str, &'a str);
 
@@ -121,6 +119,8 @@ impl redis::ToRedisArgs for Prefixed<'_> {
     }
 }
 
+/// Splits the reply of the combined MGET into the entries and the marks. A reply of another
+/// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
 fn split_read(
     mut all: Vec<Option<Vec<u8>>>,
     entries: usize,

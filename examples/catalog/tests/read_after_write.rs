@@ -24,6 +24,14 @@ async fn other_leaf(s: &TestService, not: i64) -> (i64, i64) {
     (id, ancestors_root(&all, id))
 }
 
+/// A product's category and the root of that category's tree.
+async fn category_and_root_of(s: &TestService, product: i64) -> (i64, i64) {
+    let cat = s.json(&format!("/products/{product}")).await["product"]["category_id"]
+        .as_i64()
+        .expect("category");
+    (cat, ancestors_root(&s.json("/categories").await, cat))
+}
+
 fn ancestors_root(all: &Value, mut id: i64) -> i64 {
     loop {
         let c = all
@@ -149,9 +157,7 @@ async fn updating_a_product_shows_everywhere_on_the_next_read() {
 #[tokio::test]
 async fn creating_and_deleting_a_product_shows_on_the_next_read() {
     let s = TestService::with_redis().await;
-    let cat = s.json("/products/1").await["product"]["category_id"]
-        .as_i64()
-        .expect("cat");
+    let (cat, _) = category_and_root_of(&s, 1).await;
     let reads = [
         "/products/5000".to_owned(),
         "/products/sku/NEW-5000".to_owned(),
@@ -651,10 +657,7 @@ async fn price_statistics_per_root_category_follow_product_writes() {
 #[tokio::test]
 async fn creating_a_product_without_an_id_then_deleting_it_shows_everywhere() {
     let s = TestService::with_redis().await;
-    let cat = s.json("/products/1").await["product"]["category_id"]
-        .as_i64()
-        .expect("cat");
-    let root = ancestors_root(&s.json("/categories").await, cat);
+    let (cat, root) = category_and_root_of(&s, 1).await;
     let reads = [
         listing(cat),
         listing(root),
@@ -748,10 +751,7 @@ fn attribute(list: &Value, name: &str) -> Option<Value> {
 #[tokio::test]
 async fn colours_and_attributes_follow_product_writes() {
     let s = TestService::with_redis().await;
-    let cat = s.json("/products/1").await["product"]["category_id"]
-        .as_i64()
-        .expect("cat");
-    let root = ancestors_root(&s.json("/categories").await, cat);
+    let (cat, root) = category_and_root_of(&s, 1).await;
     let (other_cat, _) = other_leaf(&s, cat).await;
     let reads = [
         "/colors".to_owned(),
