@@ -78,9 +78,6 @@
 mod args;
 mod expand;
 mod function;
-#[allow(dead_code)]
-#[path = "../../cache-core/src/key/template.rs"]
-mod template;
 mod validate;
 
 use proc_macro::TokenStream;

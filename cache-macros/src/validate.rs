@@ -11,7 +11,7 @@ use syn::{Expr, Ident, LitStr, Type};
 
 use crate::args::{Args, MacroKind, Opt, Seconds};
 use crate::function::{Function, Receiver, Shape};
-use crate::template::{Template, TemplateError, TemplateKind};
+use cache_template::{Template, TemplateError, TemplateKind};
 
 /// A validated call site: everything `expand.rs` needs.
 pub(crate) struct Site {

@@ -8,7 +8,8 @@
 
 pub(crate) mod pattern;
 pub(crate) mod registry;
-pub mod template;
+/// The key-template parser, shared with `cache-macros` (the `cache-template` crate).
+pub use cache_template as template;
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;

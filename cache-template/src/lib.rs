@@ -1,8 +1,32 @@
-//! Parsing of key templates such as `prod:<id>`, `cat:<id>:children` or `search:<query:hash>`.
+//! The parser of tiercache's key templates: `prod:<id>`, `cat:<id>:children`,
+//! `search:<query:hash>`, `prods:cat:<category_id>:*`.
 //!
-//! This file depends on `std` only: `cache-macros` compiles the very same file (via `#[path]`), so a
-//! template is validated by one parser at compile time (in the macro) and at run time (in the
-//! registry), and both agree on what is valid.
+//! A template is literal text with placeholders naming arguments: `<id>` (a value),
+//! `<product.id>` (a field path) and `<query:hash>` (the MD5 of a serialized value). This crate
+//! only *parses*: it splits a template into [`Segment`]s, checks that literals and placeholders are
+//! well formed for the template's [`TemplateKind`], and reports a mistake with its byte range
+//! ([`TemplateError`]), so that the caller can point at it. It renders nothing and knows no
+//! argument values: escaping and rendering belong to `cache-core`.
+//!
+//! It depends on `std` only, and is shared on purpose: `cache-macros` validates a template with it
+//! at compile time (errors on the string literal of the attribute), and `cache-core` parses the
+//! same template with it at run time (patterns registered by hand, and the macro sites), so both
+//! agree on what is valid. It must never grow a dependency, nor a rule only one side applies.
+//!
+//! ```
+//! use cache_template::{Template, TemplateKind};
+//!
+//! let template = Template::parse("cat:<id>:children", TemplateKind::Key)?;
+//! let names: Vec<String> = template.placeholders().map(|p| p.spec()).collect();
+//! assert_eq!(names, ["id"]);
+//! assert_eq!(template.shape(), "cat:<>:children");
+//!
+//! // Glob characters belong to invalidation patterns only.
+//! let error = Template::parse("prod:*", TemplateKind::Key).unwrap_err();
+//! assert_eq!((error.offset, error.len), (5, 1));
+//! assert!(Template::parse("prods:cat:<id>:*", TemplateKind::Glob).is_ok());
+//! # Ok::<(), cache_template::TemplateError>(())
+//! ```
 
 use std::fmt;
 
@@ -133,86 +157,106 @@ fn check_path(path: &str, at: usize) -> Result<(), TemplateError> {
     Ok(())
 }
 
+/// The state of [`Template::parse`]: the segments so far and the literal text being collected.
+struct Parser<'a> {
+    source: &'a str,
+    segments: Vec<Segment>,
+    literal: String,
+}
+
+impl Parser<'_> {
+    /// Parses the placeholder whose `<` is at byte `at`, after the literal text before it; returns
+    /// the byte offset just past its `>`.
+    fn placeholder(&mut self, at: usize) -> Result<usize, TemplateError> {
+        let source = self.source;
+        let close = source[at + 1..].find(['>', '<']);
+        let end = match close {
+            Some(rel) if source.as_bytes()[at + 1 + rel] == b'>' => at + 1 + rel,
+            _ => {
+                return Err(err(
+                    "unclosed placeholder: expected `>`",
+                    at,
+                    close.map_or(source.len() - at, |rel| rel + 1),
+                ));
+            }
+        };
+        let inner = &source[at + 1..end];
+        let (path, hash) = match inner.split_once(':') {
+            None => (inner, false),
+            Some((path, "hash")) => (path, true),
+            Some((_, modifier)) => {
+                return Err(err(
+                    format!("unknown placeholder modifier `{modifier}`: only `:hash` exists"),
+                    end - modifier.len(),
+                    modifier.len(),
+                ));
+            }
+        };
+        check_path(path, at)?;
+        self.end_literal(inner, at, end)?;
+        self.segments.push(Segment::Placeholder(Placeholder {
+            path: path.to_owned(),
+            hash,
+            offset: at,
+            len: end + 1 - at,
+        }));
+        Ok(end + 1)
+    }
+
+    /// Ends the literal text before the placeholder `<inner>` (bytes `at..=end`), which must
+    /// separate it from a previous placeholder by a delimiter.
+    fn end_literal(&mut self, inner: &str, at: usize, end: usize) -> Result<(), TemplateError> {
+        let after_placeholder = matches!(self.segments.last(), Some(Segment::Placeholder(_)));
+        if let Some(Segment::Placeholder(prev)) = self.segments.last()
+            && self.literal.is_empty()
+        {
+            return Err(err(
+                format!(
+                    "placeholders `<{}>` and `<{inner}>` must be separated by a delimiter such as `:`",
+                    prev.spec()
+                ),
+                at,
+                end + 1 - at,
+            ));
+        }
+        if self.literal.is_empty() {
+            return Ok(());
+        }
+        let text = std::mem::take(&mut self.literal);
+        if after_placeholder && text.bytes().all(is_plain_value_byte) {
+            // `<a>x<b>`: values may contain `x`, so "a=1x2,b=3" and "a=1,b=2x3" collide.
+            return Err(err(
+                format!(
+                    "the text `{text}` between two placeholders must contain a delimiter such as `:`"
+                ),
+                at - text.len(),
+                text.len(),
+            ));
+        }
+        self.segments.push(Segment::Literal(text));
+        Ok(())
+    }
+}
+
 impl Template {
     /// Parses `source` as a template of the given kind.
     pub fn parse(source: &str, kind: TemplateKind) -> Result<Template, TemplateError> {
         if source.is_empty() {
             return Err(err("empty template", 0, 0));
         }
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut iter = source.char_indices().peekable();
-        while let Some((i, c)) = iter.next() {
+        let mut parser = Parser {
+            source,
+            segments: Vec::new(),
+            literal: String::new(),
+        };
+        // The byte after the last placeholder: its characters are not literal text.
+        let mut resume = 0;
+        for (i, c) in source.char_indices() {
+            if i < resume {
+                continue;
+            }
             match c {
-                '<' => {
-                    let close = source[i + 1..].find(['>', '<']);
-                    let end = match close {
-                        Some(rel) if source.as_bytes()[i + 1 + rel] == b'>' => i + 1 + rel,
-                        _ => {
-                            return Err(err(
-                                "unclosed placeholder: expected `>`",
-                                i,
-                                close.map_or(source.len() - i, |rel| rel + 1),
-                            ));
-                        }
-                    };
-                    let inner = &source[i + 1..end];
-                    let (path, hash) = match inner.split_once(':') {
-                        None => (inner, false),
-                        Some((path, "hash")) => (path, true),
-                        Some((_, modifier)) => {
-                            let at = i + 1 + inner.len() - modifier.len();
-                            return Err(err(
-                                format!(
-                                    "unknown placeholder modifier `{modifier}`: only `:hash` exists"
-                                ),
-                                at,
-                                modifier.len(),
-                            ));
-                        }
-                    };
-                    check_path(path, i)?;
-                    if let Some(Segment::Placeholder(prev)) = segments.last()
-                        && literal.is_empty()
-                    {
-                        return Err(err(
-                            format!(
-                                "placeholders `<{}>` and `<{inner}>` must be separated by a delimiter such as `:`",
-                                prev.spec()
-                            ),
-                            i,
-                            end + 1 - i,
-                        ));
-                    }
-                    if !literal.is_empty() {
-                        let text = std::mem::take(&mut literal);
-                        if let Some(Segment::Placeholder(_)) = segments.last()
-                            && text.bytes().all(is_plain_value_byte)
-                        {
-                            // `<a>x<b>`: values may contain `x`, so "a=1x2,b=3" and "a=1,b=2x3" collide.
-                            return Err(err(
-                                format!(
-                                    "the text `{text}` between two placeholders must contain a delimiter such as `:`"
-                                ),
-                                i - text.len(),
-                                text.len(),
-                            ));
-                        }
-                        segments.push(Segment::Literal(text));
-                    }
-                    segments.push(Segment::Placeholder(Placeholder {
-                        path: path.to_owned(),
-                        hash,
-                        offset: i,
-                        len: end + 1 - i,
-                    }));
-                    while let Some(&(j, _)) = iter.peek() {
-                        if j > end {
-                            break;
-                        }
-                        iter.next();
-                    }
-                }
+                '<' => resume = parser.placeholder(i)?,
                 '>' => return Err(err("`>` without a matching `<`", i, 1)),
                 c if c.is_whitespace() || c.is_control() => {
                     return Err(err(
@@ -230,9 +274,14 @@ impl Template {
                         1,
                     ));
                 }
-                c => literal.push(c),
+                c => parser.literal.push(c),
             }
         }
+        let Parser {
+            mut segments,
+            literal,
+            ..
+        } = parser;
         if !literal.is_empty() {
             segments.push(Segment::Literal(literal));
         }
@@ -331,5 +380,54 @@ mod tests {
         assert!(parse("<a>:<b>").is_ok());
         assert!(parse("<a>-x:<b>").is_ok());
         assert!(parse("<a>suffix").is_ok());
+    }
+
+    #[test]
+    fn names_the_mistake_between_placeholders() {
+        let e = parse("p:<a><b:hash>").unwrap_err();
+        assert_eq!(
+            e.message,
+            "placeholders `<a>` and `<b:hash>` must be separated by a delimiter such as `:`"
+        );
+        assert_eq!((e.offset, e.len), (5, 8));
+        let e = parse("p:<a>x.y<b>").unwrap_err();
+        assert_eq!(
+            e.message,
+            "the text `x.y` between two placeholders must contain a delimiter such as `:`"
+        );
+        assert_eq!((e.offset, e.len), (5, 3));
+        let e = parse("p:<a:md5>").unwrap_err();
+        assert_eq!(e.message, "unknown placeholder modifier `md5`: only `:hash` exists");
+        assert_eq!((e.offset, e.len), (5, 3));
+        let e = parse("p:<a<b>").unwrap_err();
+        assert_eq!((e.offset, e.len), (2, 2));
+    }
+
+    #[test]
+    fn keeps_segments_and_shape() {
+        let t = parse("a:<x>:<y.z>:b").unwrap();
+        let segments = [
+            Segment::Literal("a:".into()),
+            Segment::Placeholder(Placeholder {
+                path: "x".into(),
+                hash: false,
+                offset: 2,
+                len: 3,
+            }),
+            Segment::Literal(":".into()),
+            Segment::Placeholder(Placeholder {
+                path: "y.z".into(),
+                hash: false,
+                offset: 6,
+                len: 5,
+            }),
+            Segment::Literal(":b".into()),
+        ];
+        assert_eq!(t.segments(), segments);
+        assert_eq!(t.shape(), "a:<>:<>:b");
+        assert_eq!(parse("s:<q:hash>").unwrap().shape(), "s:<#>");
+        assert_eq!(parse("é:<id>").unwrap().segments().len(), 2);
+        let e = parse("é <id>").unwrap_err();
+        assert_eq!((e.offset, e.len), (2, 1));
     }
 }
