@@ -1,8 +1,11 @@
-//! Parsing of the attribute arguments: `key = "prod:<id>", ttl = 1800, tags = ["search"], ..`.
+//! Parsing of the attribute arguments: `key = "prod:<id>", ttl = 1800, tags = ["search"], ..`,
+//! into [`Args`], one typed field per option.
 //!
-//! Every option is a keyword declared with `syn::custom_keyword!` and parses into a typed field of
-//! [`Args`]. Which options a macro accepts, and that none is given twice, is checked in one place
-//! ([`Args::set`]); what the values mean together is checked in `validate.rs`.
+//! Owns the option table, [`OPTIONS`]: each option's keyword, the attributes that take it and how
+//! its value parses, spelled once. The checks that need only the option itself happen here, spanned
+//! on its keyword or value: an unknown keyword (with a suggestion), an option the attribute does
+//! not take, an option given twice, a malformed value. Never judges what options mean together or
+//! for the function (that is `validate.rs`), and never generates code.
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
@@ -11,19 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Token, bracketed};
 
-mod kw {
-    syn::custom_keyword!(key);
-    syn::custom_keyword!(ttl);
-    syn::custom_keyword!(l1_ttl);
-    syn::custom_keyword!(stale);
-    syn::custom_keyword!(none_ttl);
-    syn::custom_keyword!(tags);
-    syn::custom_keyword!(pattern);
-    syn::custom_keyword!(all);
-    syn::custom_keyword!(before);
-    syn::custom_keyword!(cache);
-    syn::custom_keyword!(unless);
-}
+use crate::suggest::is_similar;
 
 /// Which attribute is being expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +25,8 @@ pub(crate) enum MacroKind {
 }
 
 impl MacroKind {
+    const ALL: [MacroKind; 3] = [MacroKind::Cached, MacroKind::Put, MacroKind::Evict];
+
     /// The attribute as the user spells it, for messages: `#[cached]`.
     pub(crate) fn attr(self) -> &'static str {
         match self {
@@ -43,63 +36,78 @@ impl MacroKind {
         }
     }
 
-    /// The options this attribute accepts, in the order the documentation lists them.
-    fn options(self) -> &'static [OptionName] {
-        use OptionName::*;
-        match self {
-            MacroKind::Cached => &[Key, Ttl, L1Ttl, Stale, NoneTtl, Tags, Cache, Unless],
-            MacroKind::Put => &[Key, Ttl, L1Ttl, Stale, Tags, Cache, Unless],
-            MacroKind::Evict => &[Key, Tags, Pattern, All, Before, Cache],
-        }
+    /// The options this attribute accepts, in the order of [`OPTIONS`] (the documentation's).
+    fn options(self) -> impl Iterator<Item = &'static OptionSpec> {
+        OPTIONS.iter().filter(move |o| o.takers.contains(&self))
+    }
+
+    /// `` `key`, `ttl`, .. ``: the options this attribute accepts, for messages.
+    fn option_list(self) -> String {
+        let names: Vec<String> = self.options().map(|o| format!("`{}`", o.keyword)).collect();
+        names.join(", ")
     }
 }
 
-/// Every option any of the attributes knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OptionName {
-    Key,
-    Ttl,
-    L1Ttl,
-    Stale,
-    NoneTtl,
-    Tags,
-    Pattern,
-    All,
-    Before,
-    Cache,
-    Unless,
+/// One option: its keyword, the attributes that take it, and how its value parses into [`Args`].
+struct OptionSpec {
+    keyword: &'static str,
+    takers: &'static [MacroKind],
+    /// Parses `= value` and stores it in its field of [`Args`], with the keyword's span.
+    parse: fn(&mut Args, ParseStream<'_>, Span) -> syn::Result<()>,
 }
 
-impl OptionName {
-    const ALL: [OptionName; 11] = [
-        OptionName::Key,
-        OptionName::Ttl,
-        OptionName::L1Ttl,
-        OptionName::Stale,
-        OptionName::NoneTtl,
-        OptionName::Tags,
-        OptionName::Pattern,
-        OptionName::All,
-        OptionName::Before,
-        OptionName::Cache,
-        OptionName::Unless,
-    ];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            OptionName::Key => "key",
-            OptionName::Ttl => "ttl",
-            OptionName::L1Ttl => "l1_ttl",
-            OptionName::Stale => "stale",
-            OptionName::NoneTtl => "none_ttl",
-            OptionName::Tags => "tags",
-            OptionName::Pattern => "pattern",
-            OptionName::All => "all",
-            OptionName::Before => "before",
-            OptionName::Cache => "cache",
-            OptionName::Unless => "unless",
-        }
+const fn option(
+    keyword: &'static str,
+    takers: &'static [MacroKind],
+    parse: fn(&mut Args, ParseStream<'_>, Span) -> syn::Result<()>,
+) -> OptionSpec {
+    OptionSpec {
+        keyword,
+        takers,
+        parse,
     }
+}
+
+const ALL: &[MacroKind] = &MacroKind::ALL;
+const CACHED: &[MacroKind] = &[MacroKind::Cached];
+const WRITES: &[MacroKind] = &[MacroKind::Cached, MacroKind::Put];
+const EVICT: &[MacroKind] = &[MacroKind::Evict];
+
+/// Every option of every attribute, once, in the order the documentation lists them.
+const OPTIONS: [OptionSpec; 11] = [
+    option("key", ALL, |a, input, kw| store(&mut a.key, input, kw)),
+    option("ttl", WRITES, |a, input, kw| store(&mut a.ttl, input, kw)),
+    option("l1_ttl", WRITES, |a, input, kw| {
+        store(&mut a.l1_ttl, input, kw)
+    }),
+    option("stale", WRITES, |a, input, kw| {
+        store(&mut a.stale, input, kw)
+    }),
+    option("none_ttl", CACHED, |a, input, kw| {
+        store(&mut a.none_ttl, input, kw)
+    }),
+    option("tags", ALL, |a, input, kw| store(&mut a.tags, input, kw)),
+    option("pattern", EVICT, |a, input, kw| {
+        store(&mut a.pattern, input, kw)
+    }),
+    option("all", EVICT, |a, input, kw| store(&mut a.all, input, kw)),
+    option("before", EVICT, |a, input, kw| {
+        store(&mut a.before, input, kw)
+    }),
+    option("cache", ALL, |a, input, kw| store(&mut a.cache, input, kw)),
+    option("unless", WRITES, |a, input, kw| {
+        store(&mut a.unless, input, kw)
+    }),
+];
+
+/// `= value`, into `slot`.
+fn store<T: Parse>(slot: &mut Option<Opt<T>>, input: ParseStream<'_>, kw: Span) -> syn::Result<()> {
+    input.parse::<Token![=]>()?;
+    *slot = Some(Opt {
+        kw,
+        value: input.parse()?,
+    });
+    Ok(())
 }
 
 /// An option as written: the span of its keyword and its value.
@@ -208,70 +216,17 @@ impl Args {
     /// Parses the arguments of `kind`'s attribute.
     pub(crate) fn parse(input: ParseStream<'_>, kind: MacroKind) -> syn::Result<Args> {
         let mut args = Args::default();
+        let mut given: Vec<&'static str> = Vec::new();
         while !input.is_empty() {
-            let lookahead = input.lookahead1();
-            if lookahead.peek(kw::key) {
-                let kw = input.parse::<kw::key>()?.span;
-                Args::set(kind, OptionName::Key, &mut args.key, kw, value(input)?)?;
-            } else if lookahead.peek(kw::ttl) {
-                let kw = input.parse::<kw::ttl>()?.span;
-                Args::set(kind, OptionName::Ttl, &mut args.ttl, kw, value(input)?)?;
-            } else if lookahead.peek(kw::l1_ttl) {
-                let kw = input.parse::<kw::l1_ttl>()?.span;
-                Args::set(kind, OptionName::L1Ttl, &mut args.l1_ttl, kw, value(input)?)?;
-            } else if lookahead.peek(kw::stale) {
-                let kw = input.parse::<kw::stale>()?.span;
-                Args::set(kind, OptionName::Stale, &mut args.stale, kw, value(input)?)?;
-            } else if lookahead.peek(kw::none_ttl) {
-                let kw = input.parse::<kw::none_ttl>()?.span;
-                Args::set(
-                    kind,
-                    OptionName::NoneTtl,
-                    &mut args.none_ttl,
+            let (option, kw) = keyword(input, kind)?;
+            if given.contains(&option.keyword) {
+                return Err(syn::Error::new(
                     kw,
-                    value(input)?,
-                )?;
-            } else if lookahead.peek(kw::tags) {
-                let kw = input.parse::<kw::tags>()?.span;
-                Args::set(kind, OptionName::Tags, &mut args.tags, kw, value(input)?)?;
-            } else if lookahead.peek(kw::pattern) {
-                let kw = input.parse::<kw::pattern>()?.span;
-                Args::set(
-                    kind,
-                    OptionName::Pattern,
-                    &mut args.pattern,
-                    kw,
-                    value(input)?,
-                )?;
-            } else if lookahead.peek(kw::all) {
-                let kw = input.parse::<kw::all>()?.span;
-                Args::set(kind, OptionName::All, &mut args.all, kw, value(input)?)?;
-            } else if lookahead.peek(kw::before) {
-                let kw = input.parse::<kw::before>()?.span;
-                Args::set(
-                    kind,
-                    OptionName::Before,
-                    &mut args.before,
-                    kw,
-                    value(input)?,
-                )?;
-            } else if lookahead.peek(kw::cache) {
-                let kw = input.parse::<kw::cache>()?.span;
-                Args::set(kind, OptionName::Cache, &mut args.cache, kw, value(input)?)?;
-            } else if lookahead.peek(kw::unless) {
-                let kw = input.parse::<kw::unless>()?.span;
-                Args::set(
-                    kind,
-                    OptionName::Unless,
-                    &mut args.unless,
-                    kw,
-                    value(input)?,
-                )?;
-            } else if input.peek(Ident::peek_any) {
-                return Err(unknown_option(input, kind));
-            } else {
-                return Err(lookahead.error());
+                    format!("`{}` is specified more than once", option.keyword),
+                ));
             }
+            given.push(option.keyword);
+            (option.parse)(&mut args, input, kw)?;
             if input.is_empty() {
                 break;
             }
@@ -279,81 +234,49 @@ impl Args {
         }
         Ok(args)
     }
-
-    /// Stores one option: the single place that rejects an option the attribute does not take,
-    /// and an option given twice. Both errors are spanned on the offending keyword.
-    fn set<T>(
-        kind: MacroKind,
-        name: OptionName,
-        slot: &mut Option<Opt<T>>,
-        kw: Span,
-        value: T,
-    ) -> syn::Result<()> {
-        if !kind.options().contains(&name) {
-            let takers: Vec<&str> = [MacroKind::Cached, MacroKind::Put, MacroKind::Evict]
-                .into_iter()
-                .filter(|k| k.options().contains(&name))
-                .map(MacroKind::attr)
-                .collect();
-            return Err(syn::Error::new(
-                kw,
-                format!(
-                    "{} does not take `{}` (an option of {}); it takes {}",
-                    kind.attr(),
-                    name.as_str(),
-                    takers.join(" and "),
-                    option_list(kind)
-                ),
-            ));
-        }
-        if slot.is_some() {
-            return Err(syn::Error::new(
-                kw,
-                format!("`{}` is specified more than once", name.as_str()),
-            ));
-        }
-        *slot = Some(Opt { kw, value });
-        Ok(())
-    }
 }
 
-/// `= value`
-fn value<T: Parse>(input: ParseStream<'_>) -> syn::Result<T> {
-    input.parse::<Token![=]>()?;
-    input.parse()
-}
-
-fn option_list(kind: MacroKind) -> String {
-    let names: Vec<String> = kind
-        .options()
-        .iter()
-        .map(|o| format!("`{}`", o.as_str()))
-        .collect();
-    names.join(", ")
-}
-
-/// The error for an identifier that is no option at all.
-fn unknown_option(input: ParseStream<'_>, kind: MacroKind) -> syn::Error {
-    let span = input.span();
-    let name = input
-        .cursor()
-        .ident()
-        .map(|(ident, _)| ident.to_string())
-        .unwrap_or_default();
-    let suggestion = OptionName::ALL
-        .into_iter()
-        .filter(|o| kind.options().contains(o))
-        .find(|o| crate::validate::is_similar(&name, o.as_str()))
-        .map(|o| format!(" (did you mean `{}`?)", o.as_str()))
-        .unwrap_or_default();
-    syn::Error::new(
-        span,
-        format!(
-            "unknown option `{name}`{suggestion}; {} takes {}",
+/// The next option keyword: the single place that rejects a token that is no option, an unknown
+/// option and an option the attribute does not take, each spanned on the keyword.
+fn keyword(input: ParseStream<'_>, kind: MacroKind) -> syn::Result<(&'static OptionSpec, Span)> {
+    if !input.peek(Ident::peek_any) {
+        return Err(input.error(format!(
+            "expected an option: {} takes {}",
             kind.attr(),
-            option_list(kind)
-        ),
-    )
+            kind.option_list()
+        )));
+    }
+    let ident = Ident::parse_any(input)?;
+    let name = ident.to_string();
+    let Some(option) = OPTIONS.iter().find(|o| o.keyword == name) else {
+        let suggestion = kind
+            .options()
+            .find(|o| is_similar(&name, o.keyword))
+            .map(|o| format!(" (did you mean `{}`?)", o.keyword))
+            .unwrap_or_default();
+        return Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "unknown option `{name}`{suggestion}; {} takes {}",
+                kind.attr(),
+                kind.option_list()
+            ),
+        ));
+    };
+    if !option.takers.contains(&kind) {
+        let takers: Vec<&str> = option.takers.iter().map(|k| k.attr()).collect();
+        return Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "{} does not take `{}` (an option of {}); it takes {}",
+                kind.attr(),
+                option.keyword,
+                takers.join(" and "),
+                kind.option_list()
+            ),
+        ));
+    }
+    Ok((option, ident.span()))
 }
 
 #[cfg(test)]
@@ -415,6 +338,44 @@ mod tests {
         );
         let e = err(MacroKind::Put, "none_ttl = 5");
         assert!(e.contains("(an option of #[cached])"), "{e}");
+    }
+
+    #[test]
+    fn each_attribute_takes_the_options_its_documentation_lists() {
+        assert_eq!(
+            MacroKind::Cached.option_list(),
+            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `tags`, `cache`, `unless`"
+        );
+        assert_eq!(
+            MacroKind::Put.option_list(),
+            "`key`, `ttl`, `l1_ttl`, `stale`, `tags`, `cache`, `unless`"
+        );
+        assert_eq!(
+            MacroKind::Evict.option_list(),
+            "`key`, `tags`, `pattern`, `all`, `before`, `cache`"
+        );
+        let e = err(MacroKind::Evict, "ttl = 5");
+        assert!(
+            e.starts_with(
+                "#[cache_evict] does not take `ttl` (an option of #[cached] and #[cache_put])"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn judges_the_keyword_before_its_value() {
+        // The keyword is the mistake: its value is not even looked at.
+        let e = err(MacroKind::Cached, "pattern = 5");
+        assert!(e.starts_with("#[cached] does not take `pattern`"), "{e}");
+        assert_eq!(
+            err(MacroKind::Cached, "ttl = 5, ttl = x y"),
+            "`ttl` is specified more than once"
+        );
+        assert_eq!(
+            err(MacroKind::Evict, r#""p:*""#),
+            "expected an option: #[cache_evict] takes `key`, `tags`, `pattern`, `all`, `before`, `cache`"
+        );
     }
 
     #[test]

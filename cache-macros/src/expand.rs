@@ -43,9 +43,11 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Type};
 
-use crate::args::{MacroKind, Seconds};
+use crate::args::Seconds;
 use crate::function::{Flavor, Function, ReceiverKind, Shape};
-use crate::validate::{CacheHandle, Site, Slot};
+use crate::validate::{
+    CacheHandle, CachedSite, Entry, EvictSite, Policy, Site, SiteKind, Slot, Targets,
+};
 
 /// Generated local names: hygienic (`mixed_site`), so the body can neither see nor shadow them.
 struct Names {
@@ -83,13 +85,13 @@ impl Names {
 /// The function with its body replaced by the generated one.
 pub(crate) fn expand(site: &Site, func: &Function) -> TokenStream {
     let names = Names::new();
-    let site_static = site_static(site, &names);
+    let site_static = site_static(&Spec::of(&site.kind), &site.slots, &names);
     let handle = cache_handle(site, &names);
     let key = prepare_key(site, &names);
-    let run = match site.kind {
-        MacroKind::Cached => run_cached(site, func, &names),
-        MacroKind::Put => run_put(site, func, &names),
-        MacroKind::Evict => run_evict(site, func, &names),
+    let run = match &site.kind {
+        SiteKind::Cached(cached) => run_cached(cached, func, &names),
+        SiteKind::Put(put) => run_put(&put.entry, func, &names),
+        SiteKind::Evict(evict) => run_evict(evict, func, &names),
     };
     func.with_body(quote! {
         #site_static
@@ -105,36 +107,87 @@ fn private(span: Span) -> TokenStream {
     quote_spanned!(span=> ::cache_core::__private)
 }
 
-/// `static __CACHE_SITE: Site = Site::new(SiteSpec { .. });`
-fn site_static(site: &Site, names: &Names) -> TokenStream {
-    let p = private(Span::call_site());
-    let op = match site.kind {
-        MacroKind::Cached => quote!(Cached),
-        MacroKind::Put => quote!(Put),
-        MacroKind::Evict => quote!(Evict),
-    };
-    let opt_str = |lit: &Option<syn::LitStr>| match lit {
+/// A site as cache-core's `SiteSpec` sees it: one flat struct for every attribute, where what an
+/// attribute does not have is `None` (an evict site has no TTL).
+struct Spec<'a> {
+    op: TokenStream,
+    key: Option<&'a syn::LitStr>,
+    policy: Option<&'a Policy>,
+    none_ttl: Option<&'a Seconds>,
+    tags: &'a [syn::LitStr],
+    pattern: Option<&'a syn::LitStr>,
+    all: bool,
+}
+
+impl<'a> Spec<'a> {
+    fn of(kind: &'a SiteKind) -> Spec<'a> {
+        let entry = |op, entry: &'a Entry, none_ttl| Spec {
+            op,
+            key: Some(&entry.key),
+            policy: entry.policy.as_ref(),
+            none_ttl,
+            tags: &entry.tags,
+            pattern: None,
+            all: false,
+        };
+        match kind {
+            SiteKind::Cached(c) => entry(quote!(Cached), &c.entry, c.none_ttl.as_ref()),
+            SiteKind::Put(p) => entry(quote!(Put), &p.entry, None),
+            SiteKind::Evict(e) => {
+                let (key, tags, pattern, all) = match &e.targets {
+                    Targets::All => (None, &[][..], None, true),
+                    Targets::Entries { key, tags, pattern } => {
+                        (key.as_ref(), &tags[..], pattern.as_ref(), false)
+                    }
+                };
+                Spec {
+                    op: quote!(Evict),
+                    key,
+                    policy: None,
+                    none_ttl: None,
+                    tags,
+                    pattern,
+                    all,
+                }
+            }
+        }
+    }
+}
+
+/// `Some(<literal>)` or `None`.
+fn opt_str(lit: Option<&syn::LitStr>) -> TokenStream {
+    match lit {
         Some(lit) => quote!(::core::option::Option::Some(#lit)),
         None => quote!(::core::option::Option::None),
-    };
-    let opt_secs = |s: &Option<Seconds>| match s {
+    }
+}
+
+/// `Some(<seconds>)` or `None`; a const expression is spanned on itself, so that a type error in it
+/// is reported there.
+fn opt_secs(seconds: Option<&Seconds>) -> TokenStream {
+    match seconds {
         Some(Seconds::Literal(lit, _)) => quote!(::core::option::Option::Some(#lit)),
         Some(Seconds::Const(expr)) => {
             quote_spanned!(expr.span()=> ::core::option::Option::Some(#expr))
         }
         None => quote!(::core::option::Option::None),
-    };
-    let key = opt_str(&site.key);
-    let pattern = opt_str(&site.pattern);
-    let specs = site.slots.iter().map(|s| &s.spec);
-    let (ttl, l1_ttl, stale, none_ttl) = (
-        opt_secs(&site.ttl),
-        opt_secs(&site.l1_ttl),
-        opt_secs(&site.stale),
-        opt_secs(&site.none_ttl),
-    );
-    let tags = &site.tags;
-    let all = site.all;
+    }
+}
+
+/// `static __CACHE_SITE: Site = Site::new(SiteSpec { .. });`
+fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
+    let p = private(Span::call_site());
+    let op = &spec.op;
+    let key = opt_str(spec.key);
+    let pattern = opt_str(spec.pattern);
+    let specs = slots.iter().map(|s| &s.spec);
+    let policy = spec.policy;
+    let ttl = opt_secs(policy.map(|p| &p.ttl));
+    let l1_ttl = opt_secs(policy.and_then(|p| p.l1_ttl.as_ref()));
+    let stale = opt_secs(policy.and_then(|p| p.stale.as_ref()));
+    let none_ttl = opt_secs(spec.none_ttl);
+    let tags = spec.tags;
+    let all = spec.all;
     let name = &names.site;
     quote! {
         static #name: #p::Site = #p::Site::new(#p::SiteSpec {
@@ -340,125 +393,185 @@ fn respan_tree(tt: &mut TokenTree, span: Span) {
 }
 
 /// `#[cached]`: the body becomes the loader of `cached`.
-fn run_cached(site: &Site, func: &Function, names: &Names) -> TokenStream {
-    let Names {
-        cache,
-        key,
-        body,
-        loaded,
-        result,
-        out,
-        value,
-        error,
-        ..
-    } = names;
-    let at = TypeSpan::of(&func.output.ty);
-    let future = body_future(func);
-    let ok = quote!(::core::result::Result::Ok);
-    let err = quote!(::core::result::Result::Err);
-    let some = quote!(::core::option::Option::Some);
-    let none = quote!(::core::option::Option::None);
-    let infallible = quote!(::core::convert::Infallible);
-    let cached = match func.output.shape.value() {
-        Some(t) if is_arc(t) => "cached_arc",
-        _ => "cached",
+fn run_cached(site: &CachedSite, func: &Function, names: &Names) -> TokenStream {
+    let shape = &func.output.shape;
+    let call = CachedCall {
+        names,
+        at: TypeSpan::of(&func.output.ty),
+        function: match shape.value() {
+            Some(t) if is_arc(t) => "cached_arc",
+            _ => "cached",
+        },
+        unless: site.entry.unless.as_ref(),
+        future: body_future(func),
     };
-
-    match &func.output.shape {
-        Shape::ResultOption(..) => {
-            let unless = unless_of_option(site);
-            at.call_await(cached, quote!(#cache, #key, #unless, #future))
-        }
-        Shape::Option(_) => {
-            let unless = unless_of_option(site);
-            let call = at.call_await(
-                cached,
-                quote!(#cache, #key, #unless, async { #ok::<_, #infallible>(#future.await) }),
-            );
-            quote! {
-                match #call {
-                    #ok(#value) => #value,
-                    #err(#error) => match #error {},
-                }
-            }
-        }
-        // A `T` or `Result<T, E>` function cannot return "nothing", but `cached` may still answer
-        // `Ok(None)`: a `None` stored under the same key by an `Option`-returning function, served
-        // fresh, stale (fail-safe), or shared with a concurrent load. So the loader keeps a copy of
-        // what the body produced; if the body never completed, it runs now, uncached. Every branch
-        // has an answer; none panics.
-        shape @ (Shape::Value(t) | Shape::Result(t, _)) => {
-            // The loader's bindings are spanned at the return type too, so that a failed `Clone`
-            // of one (the copy the loader keeps) is reported there, once.
-            let (out, value, error) = (&at.locate(out), &at.locate(value), &at.locate(error));
-            let unless = match &site.unless {
-                Some(unless) => {
-                    let check = unless_check(unless, t);
-                    quote_spanned! {unless.span()=>
-                        {
-                            let (unless, check) = #check;
-                            move |v: &::core::option::Option<_>| {
-                                ::core::option::Option::is_some_and(::core::option::Option::as_ref(v), |v| check(unless, v))
-                            }
-                        }
-                    }
-                }
-                None => quote!(|_| false),
-            };
-            let (load, hit, failed) = if let Shape::Result(..) = shape {
-                let (keep_value, keep_error) = (at.keep(value), at.keep(error));
-                (
-                    quote! {
-                        match #out {
-                            #ok(#value) => {
-                                #loaded = #some(#ok(#keep_value));
-                                #ok(#some(#value))
-                            }
-                            #err(#error) => {
-                                #loaded = #some(#err(#keep_error));
-                                #err(#error)
-                            }
-                        }
-                    },
-                    quote!(#ok(#value)),
-                    quote!(#err(#error)),
-                )
-            } else {
-                let keep_value = at.keep(out);
-                (
-                    quote! {
-                        #loaded = #some(#keep_value);
-                        #ok::<_, #infallible>(#some(#out))
-                    },
-                    quote!(#value),
-                    quote!(match #error {}),
-                )
-            };
-            let call = at.call_await(
-                cached,
-                quote! {
-                    #cache, #key, #unless, async {
-                        let #out = ::core::pin::Pin::as_mut(&mut #body).await;
-                        #load
-                    }
-                },
-            );
-            quote! {
-                let mut #body = ::core::pin::pin!(#future);
-                let mut #loaded = #none;
-                let #result = #call;
-                match #result {
-                    #ok(#some(#value)) => #hit,
-                    #ok(#none) => match #loaded {
-                        #some(#out) => #out,
-                        #none => #body.await,
-                    },
-                    #err(#error) => #failed,
-                }
-            }
-        }
+    match shape {
+        Shape::ResultOption(..) => call.result_option(),
+        Shape::Option(_) => call.option(),
+        Shape::Value(t) => call.value(t, false),
+        Shape::Result(t, _) => call.value(t, true),
         // Rejected by validation.
-        Shape::Unit => quote!(#future.await),
+        Shape::Unit => {
+            let future = &call.future;
+            quote!(#future.await)
+        }
+    }
+}
+
+/// A call of `cached` (or `cached_arc`) in the making: what the loader of every shape needs.
+/// `cached` wants a loader yielding `Result<Option<T>, E>` and an `unless` taking `&Option<T>`;
+/// each shape adapts the body to that.
+struct CachedCall<'a> {
+    names: &'a Names,
+    at: TypeSpan,
+    /// `cached`, or `cached_arc` for a value type spelled `Arc<..>`.
+    function: &'static str,
+    unless: Option<&'a syn::Expr>,
+    /// The body, as a future yielding the declared type.
+    future: TokenStream,
+}
+
+impl CachedCall<'_> {
+    /// `cached(cache, key, unless, loader).await`, spanned at the return type.
+    fn call(&self, unless: TokenStream, loader: TokenStream) -> TokenStream {
+        let Names { cache, key, .. } = self.names;
+        self.at
+            .call_await(self.function, quote!(#cache, #key, #unless, #loader))
+    }
+
+    /// `unless` as given: it already takes `&Option<T>`.
+    fn unless_of_option(&self) -> TokenStream {
+        match self.unless {
+            Some(unless) => quote!(#unless),
+            None => quote!(|_| false),
+        }
+    }
+
+    /// `Result<Option<T>, E>`: the body is the loader.
+    fn result_option(&self) -> TokenStream {
+        self.call(self.unless_of_option(), self.future.clone())
+    }
+
+    /// `Option<T>`: the body's value is wrapped in an `Ok` that cannot fail.
+    fn option(&self) -> TokenStream {
+        let Names { value, error, .. } = self.names;
+        let future = &self.future;
+        let call = self.call(
+            self.unless_of_option(),
+            quote!(async { ::core::result::Result::Ok::<_, ::core::convert::Infallible>(#future.await) }),
+        );
+        quote! {
+            match #call {
+                ::core::result::Result::Ok(#value) => #value,
+                ::core::result::Result::Err(#error) => match #error {},
+            }
+        }
+    }
+
+    /// `T` or `Result<T, E>`. Such a function cannot return "nothing", but `cached` may still
+    /// answer `Ok(None)`: a `None` stored under the same key by an `Option`-returning function,
+    /// served fresh, stale (fail-safe), or shared with a concurrent load. So the loader keeps a
+    /// copy of what the body produced; if the body never completed, it runs now, uncached. Every
+    /// branch has an answer; none panics.
+    fn value(&self, t: &Type, result: bool) -> TokenStream {
+        let Names {
+            body,
+            loaded,
+            result: answer,
+            ..
+        } = self.names;
+        let (out, value, error) = self.loader_bindings();
+        let (load, hit, failed) = self.keep_loaded(result);
+        let future = &self.future;
+        let call = self.call(
+            self.unless_of_value(t),
+            quote! {
+                async {
+                    let #out = ::core::pin::Pin::as_mut(&mut #body).await;
+                    #load
+                }
+            },
+        );
+        quote! {
+            let mut #body = ::core::pin::pin!(#future);
+            let mut #loaded = ::core::option::Option::None;
+            let #answer = #call;
+            match #answer {
+                ::core::result::Result::Ok(::core::option::Option::Some(#value)) => #hit,
+                ::core::result::Result::Ok(::core::option::Option::None) => match #loaded {
+                    ::core::option::Option::Some(#out) => #out,
+                    ::core::option::Option::None => #body.await,
+                },
+                ::core::result::Result::Err(#error) => #failed,
+            }
+        }
+    }
+
+    /// The loader's bindings `(out, value, error)`, spanned at the return type too, so that a
+    /// failed `Clone` of one (the copy the loader keeps) is reported there, once.
+    fn loader_bindings(&self) -> (syn::Ident, syn::Ident, syn::Ident) {
+        let Names {
+            out, value, error, ..
+        } = self.names;
+        (
+            self.at.locate(out),
+            self.at.locate(value),
+            self.at.locate(error),
+        )
+    }
+
+    /// `unless` taking `&T`, adapted to the `&Option<T>` that `cached` passes.
+    fn unless_of_value(&self, t: &Type) -> TokenStream {
+        let Some(unless) = self.unless else {
+            return quote!(|_| false);
+        };
+        let check = unless_check(unless, t);
+        quote_spanned! {unless.span()=>
+            {
+                let (unless, check) = #check;
+                move |v: &::core::option::Option<_>| {
+                    ::core::option::Option::is_some_and(::core::option::Option::as_ref(v), |v| check(unless, v))
+                }
+            }
+        }
+    }
+
+    /// `(load, hit, failed)`: the end of the loader, which keeps a copy of the body's output in
+    /// `loaded`; the answer to a hit (`value`); the answer to an error (`error`).
+    fn keep_loaded(&self, result: bool) -> (TokenStream, TokenStream, TokenStream) {
+        let loaded = &self.names.loaded;
+        let (out, value, error) = self.loader_bindings();
+        let ok = quote!(::core::result::Result::Ok);
+        let err = quote!(::core::result::Result::Err);
+        let some = quote!(::core::option::Option::Some);
+        if !result {
+            let keep_value = self.at.keep(&out);
+            return (
+                quote! {
+                    #loaded = #some(#keep_value);
+                    #ok::<_, ::core::convert::Infallible>(#some(#out))
+                },
+                quote!(#value),
+                quote!(match #error {}),
+            );
+        }
+        let (keep_value, keep_error) = (self.at.keep(&value), self.at.keep(&error));
+        (
+            quote! {
+                match #out {
+                    #ok(#value) => {
+                        #loaded = #some(#ok(#keep_value));
+                        #ok(#some(#value))
+                    }
+                    #err(#error) => {
+                        #loaded = #some(#err(#keep_error));
+                        #err(#error)
+                    }
+                }
+            },
+            quote!(#ok(#value)),
+            quote!(#err(#error)),
+        )
     }
 }
 
@@ -474,15 +587,6 @@ fn is_arc(ty: &Type) -> bool {
         s.ident == "Arc"
             && matches!(&s.arguments, syn::PathArguments::AngleBracketed(a) if a.args.len() == 1)
     })
-}
-
-/// `unless` of an `Option<T>`/`Result<Option<T>, E>` function: given as is to `cached`, which
-/// wants `impl FnOnce(&Option<T>) -> bool`.
-fn unless_of_option(site: &Site) -> TokenStream {
-    match &site.unless {
-        Some(unless) => quote!(#unless),
-        None => quote!(|_| false),
-    }
 }
 
 /// `unless` taking `&T`, checked against `T` on its own span: `(unless, check)` where
@@ -507,7 +611,7 @@ fn unless_check(unless: &syn::Expr, t: &Type) -> TokenStream {
 }
 
 /// `#[cache_put]`: run the body, then write a successful value through.
-fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
+fn run_put(entry: &Entry, func: &Function, names: &Names) -> TokenStream {
     let Names {
         cache,
         key,
@@ -538,7 +642,7 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
     };
     let put_fn = if is_arc(t) { "put_arc" } else { "put" };
     let put = TypeSpan::of(t).call_await(put_fn, quote!(#cache, #key, #value));
-    let write = match &site.unless {
+    let write = match &entry.unless {
         Some(unless) => {
             let check = unless_check(unless, t);
             quote! {
@@ -561,7 +665,7 @@ fn run_put(site: &Site, func: &Function, names: &Names) -> TokenStream {
 }
 
 /// `#[cache_evict]`: invalidate before the body, or after it succeeded.
-fn run_evict(site: &Site, func: &Function, names: &Names) -> TokenStream {
+fn run_evict(site: &EvictSite, func: &Function, names: &Names) -> TokenStream {
     let p = private(Span::call_site());
     let Names {
         cache, key, out, ..

@@ -78,6 +78,7 @@
 mod args;
 mod expand;
 mod function;
+mod suggest;
 mod validate;
 
 use proc_macro::TokenStream;

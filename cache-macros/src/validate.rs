@@ -1,34 +1,86 @@
 //! Checks the options against each other and against the function, and resolves every
-//! placeholder to a parameter. The result, [`Site`], is what `expand.rs` turns into code.
+//! placeholder to a parameter. The result, a [`Site`], holds one validated type per attribute
+//! ([`CachedSite`], [`PutSite`], [`EvictSite`]): a site has exactly the settings its attribute
+//! takes, so `expand.rs` never meets an option that cannot apply.
 //!
 //! Every error is spanned on the user's mistake: a template error on its string literal (with the
-//! position of the mistake shown in the message), an option error on its keyword, a missing option
-//! on the attribute.
+//! position of the mistake shown in the message), an option error on its keyword or value, a
+//! missing option on the attribute. All problems are reported at once, in a fixed order. This file
+//! never parses tokens (that is `args.rs` and `function.rs`) and never generates code.
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, LitStr, Type};
 
-use crate::args::{Args, MacroKind, Opt, Seconds};
-use crate::function::{Function, Receiver, Shape};
 use cache_template::{Template, TemplateError, TemplateKind};
 
-/// A validated call site: everything `expand.rs` needs.
+use crate::args::{Args, MacroKind, Opt, Seconds};
+use crate::function::{Function, Receiver, Shape};
+use crate::suggest::is_similar;
+
+/// A validated attribute: what every kind has (the cache handle, the argument slots its templates
+/// name), and what its kind has.
 pub(crate) struct Site {
-    pub(crate) kind: MacroKind,
-    pub(crate) key: Option<LitStr>,
+    pub(crate) cache: CacheHandle,
     /// The argument slots referenced by key, tags and pattern, deduplicated, in order of appearance.
     pub(crate) slots: Vec<Slot>,
-    pub(crate) ttl: Option<Seconds>,
+    pub(crate) kind: SiteKind,
+}
+
+pub(crate) enum SiteKind {
+    Cached(CachedSite),
+    Put(PutSite),
+    Evict(EvictSite),
+}
+
+/// `#[cached]`: the entry it reads, loading it with the body on a miss.
+pub(crate) struct CachedSite {
+    pub(crate) entry: Entry,
+    /// How long a `None` result is cached; only with a TTL policy in the attribute and a return
+    /// type that can be `None`.
+    pub(crate) none_ttl: Option<Seconds>,
+}
+
+/// `#[cache_put]`: the entry the body's successful value is written to.
+pub(crate) struct PutSite {
+    pub(crate) entry: Entry,
+}
+
+/// What `#[cached]` and `#[cache_put]` share: the entry they read or write.
+pub(crate) struct Entry {
+    pub(crate) key: LitStr,
+    /// `None`: the policy registered for the key (or the cache's default) applies.
+    pub(crate) policy: Option<Policy>,
+    pub(crate) tags: Vec<LitStr>,
+    /// `true` means "do not cache this value".
+    pub(crate) unless: Option<Expr>,
+}
+
+/// The TTL policy written in the attribute.
+pub(crate) struct Policy {
+    pub(crate) ttl: Seconds,
     pub(crate) l1_ttl: Option<Seconds>,
     pub(crate) stale: Option<Seconds>,
-    pub(crate) none_ttl: Option<Seconds>,
-    pub(crate) tags: Vec<LitStr>,
-    pub(crate) pattern: Option<LitStr>,
-    pub(crate) all: bool,
+}
+
+/// `#[cache_evict]`: what it invalidates, and when.
+pub(crate) struct EvictSite {
+    pub(crate) targets: Targets,
+    /// `before = true`: invalidate before the body runs, whatever it then does; otherwise after it
+    /// succeeded.
     pub(crate) before: bool,
-    pub(crate) cache: CacheHandle,
-    pub(crate) unless: Option<Expr>,
+}
+
+/// What `#[cache_evict]` invalidates.
+pub(crate) enum Targets {
+    /// `all = true`: the cache's whole namespace.
+    All,
+    /// At least one of a key, tags and a glob pattern.
+    Entries {
+        key: Option<LitStr>,
+        tags: Vec<LitStr>,
+        pattern: Option<LitStr>,
+    },
 }
 
 /// One argument slot: `id`, `product.id` or `query:hash`.
@@ -54,49 +106,55 @@ pub(crate) enum CacheHandle {
     SelfField(Receiver),
 }
 
-/// Validates `args` for `func`, reporting every problem found (not only the first).
-pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Result<Site> {
+/// Validates `args` for `func`, reporting every problem found (not only the first): the one that
+/// leaves no site to build (a missing key, nothing to invalidate) first, then the options, the
+/// templates, and the cache handle last.
+pub(crate) fn validate(kind: MacroKind, mut args: Args, func: &Function) -> syn::Result<Site> {
     let mut errors = Errors::default();
-    let shape = &func.output.shape;
+    let templates = Templates::of(&args);
+    let cache = args.cache.take();
+    let site = match kind {
+        MacroKind::Cached => {
+            let none_ttl = args.none_ttl.take();
+            entry(kind, args, none_ttl.as_ref(), func, &mut errors).map(|entry| {
+                SiteKind::Cached(CachedSite {
+                    entry,
+                    none_ttl: none_ttl.map(|o| o.value),
+                })
+            })
+        }
+        MacroKind::Put => {
+            entry(kind, args, None, func, &mut errors).map(|entry| SiteKind::Put(PutSite { entry }))
+        }
+        MacroKind::Evict => evict_site(args).map(SiteKind::Evict),
+    };
+    let slots = templates.resolve(func, &mut errors);
+    let cache = cache_handle(kind, cache, func);
+    let ((kind, ()), cache) = both(both(site, errors.finish()), cache)?;
+    Ok(Site { cache, slots, kind })
+}
 
-    // Required and exclusive options.
-    if args.key.is_none() && kind != MacroKind::Evict {
-        errors.push(syn::Error::new(
+/// The entry of a `#[cached]` or `#[cache_put]` site (whose `none_ttl`, if any, is given apart):
+/// an error when the key is missing; other problems go to `errors`.
+fn entry(
+    kind: MacroKind,
+    args: Args,
+    none_ttl: Option<&Opt<Seconds>>,
+    func: &Function,
+    errors: &mut Errors,
+) -> syn::Result<Entry> {
+    let key = args.key.map(|k| k.value).ok_or_else(|| {
+        syn::Error::new(
             Span::call_site(),
             format!(
                 "{} needs a key template, e.g. `key = \"prod:<id>\"`",
                 kind.attr()
             ),
-        ));
-    }
-    let all = args.all.as_ref().is_some_and(|a| a.value.value);
-    if kind == MacroKind::Evict {
-        let targets = [
-            args.key.is_some(),
-            args.tags.is_some(),
-            args.pattern.is_some(),
-        ];
-        if !all && !targets.contains(&true) {
-            errors.push(syn::Error::new(
-                Span::call_site(),
-                "#[cache_evict] needs something to invalidate: `key = \"..\"`, `tags = [..]`, \
-                 `pattern = \"..\"` or `all = true`",
-            ));
-        }
-        if let Some(a) = args.all.as_ref().filter(|_| all && targets.contains(&true)) {
-            errors.push(syn::Error::new(
-                a.kw,
-                "`all = true` invalidates the whole namespace; `key`, `tags` and `pattern` would add nothing",
-            ));
-        }
-    }
-
-    // Return type.
-    if kind != MacroKind::Evict {
-        check_return_type(kind, func, &mut errors);
-    }
-    if let Some(none_ttl) = &args.none_ttl
-        && !shape.has_option()
+        )
+    });
+    check_return_type(kind, func, errors);
+    if let Some(none_ttl) = none_ttl
+        && !func.output.shape.has_option()
     {
         errors.push(syn::Error::new(
             none_ttl.kw,
@@ -107,9 +165,25 @@ pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Res
             ),
         ));
     }
+    let policy = policy(args.ttl, args.l1_ttl, args.stale, none_ttl, errors);
+    Ok(Entry {
+        key: key?,
+        policy,
+        tags: args.tags.map(|t| t.value.tags).unwrap_or_default(),
+        unless: args.unless.map(|u| u.value),
+    })
+}
 
-    // Durations.
-    for (name, opt) in [("ttl", &args.ttl), ("l1_ttl", &args.l1_ttl)] {
+/// The TTL policy of the attribute, if it has a `ttl`; durations that make no sense go to
+/// `errors`, and so do `l1_ttl`, `stale` and `none_ttl` without a `ttl`.
+fn policy(
+    ttl: Option<Opt<Seconds>>,
+    l1_ttl: Option<Opt<Seconds>>,
+    stale: Option<Opt<Seconds>>,
+    none_ttl: Option<&Opt<Seconds>>,
+    errors: &mut Errors,
+) -> Option<Policy> {
+    for (name, opt) in [("ttl", &ttl), ("l1_ttl", &l1_ttl)] {
         if let Some(opt) = opt
             && opt.value.literal() == Some(0)
         {
@@ -119,14 +193,11 @@ pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Res
             ));
         }
     }
-    if args.ttl.is_none() {
+    let Some(ttl) = ttl else {
         // Without `ttl` the site uses the policy registered for its key (or the default one)
         // as a whole; a partial policy would be silently ignored.
-        for (name, opt) in [
-            ("l1_ttl", &args.l1_ttl),
-            ("stale", &args.stale),
-            ("none_ttl", &args.none_ttl),
-        ] {
+        let partial = [("l1_ttl", l1_ttl.as_ref()), ("stale", stale.as_ref())];
+        for (name, opt) in partial.into_iter().chain([("none_ttl", none_ttl)]) {
             if let Some(opt) = opt {
                 errors.push(syn::Error::new(
                     opt.kw,
@@ -137,8 +208,9 @@ pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Res
                 ));
             }
         }
-    }
-    if let (Some(ttl), Some(l1)) = (&args.ttl, &args.l1_ttl)
+        return None;
+    };
+    if let Some(l1) = &l1_ttl
         && let (Some(t), Some(l)) = (ttl.value.literal(), l1.value.literal())
         && l > t
     {
@@ -147,71 +219,110 @@ pub(crate) fn validate(kind: MacroKind, args: Args, func: &Function) -> syn::Res
             format!("`l1_ttl = {l}` is longer than `ttl = {t}`: the in-process copy would outlive the entry"),
         ));
     }
+    Some(Policy {
+        ttl: ttl.value,
+        l1_ttl: l1_ttl.map(|o| o.value),
+        stale: stale.map(|o| o.value),
+    })
+}
 
-    // Templates and their placeholders.
-    let mut slots = Vec::new();
-    let mut templates: Vec<(&LitStr, TemplateKind)> = Vec::new();
-    if let Some(key) = &args.key {
-        templates.push((&key.value, TemplateKind::Key));
+/// The targets of a `#[cache_evict]` site: an error when there is nothing to invalidate, or
+/// `all = true` beside something more specific.
+fn evict_site(args: Args) -> syn::Result<EvictSite> {
+    let all = args.all.as_ref().filter(|a| a.value.value);
+    let specific = args.key.is_some() || args.tags.is_some() || args.pattern.is_some();
+    let targets = match (all, specific) {
+        (None, false) => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "#[cache_evict] needs something to invalidate: `key = \"..\"`, `tags = [..]`, \
+                 `pattern = \"..\"` or `all = true`",
+            ));
+        }
+        (Some(all), true) => {
+            return Err(syn::Error::new(
+                all.kw,
+                "`all = true` invalidates the whole namespace; `key`, `tags` and `pattern` would add nothing",
+            ));
+        }
+        (Some(_), false) => Targets::All,
+        (None, true) => Targets::Entries {
+            key: args.key.map(|k| k.value),
+            tags: args.tags.map(|t| t.value.tags).unwrap_or_default(),
+            pattern: args.pattern.map(|p| p.value),
+        },
+    };
+    Ok(EvictSite {
+        targets,
+        before: args.before.is_some_and(|b| b.value.value),
+    })
+}
+
+/// The cache handle: `cache = <expr>`, or `self.cache` when there is a `self`.
+fn cache_handle(
+    kind: MacroKind,
+    cache: Option<Opt<Expr>>,
+    func: &Function,
+) -> syn::Result<CacheHandle> {
+    match (cache, func.receiver) {
+        (Some(Opt { value, .. }), _) => Ok(CacheHandle::Expr(value)),
+        (None, Some(receiver)) => Ok(CacheHandle::SelfField(receiver)),
+        (None, None) => Err(syn::Error::new(
+            Span::call_site(),
+            format!(
+                "`{}` has no `self`, so {} cannot use the default `self.cache`; \
+                 name the cache with `cache = <expr>`, e.g. `cache = &*CACHE` or `cache = cache`",
+                func.sig().ident,
+                kind.attr()
+            ),
+        )),
     }
-    if let Some(tags) = &args.tags {
-        if tags.value.tags.is_empty() {
+}
+
+/// The templates of an attribute, in the order their slots are numbered: key, tags, pattern.
+struct Templates {
+    list: Vec<(LitStr, TemplateKind)>,
+    /// The brackets of `tags = []`.
+    empty_tags: Option<Span>,
+}
+
+impl Templates {
+    fn of(args: &Args) -> Templates {
+        let key = args
+            .key
+            .iter()
+            .map(|k| (k.value.clone(), TemplateKind::Key));
+        let tags = args.tags.iter().flat_map(|t| &t.value.tags);
+        let tags = tags.map(|t| (t.clone(), TemplateKind::Tag));
+        let pattern = args.pattern.iter();
+        let pattern = pattern.map(|p| (p.value.clone(), TemplateKind::Glob));
+        Templates {
+            list: key.chain(tags).chain(pattern).collect(),
+            empty_tags: args
+                .tags
+                .as_ref()
+                .filter(|t| t.value.tags.is_empty())
+                .map(|t| t.value.bracket),
+        }
+    }
+
+    /// Parses every template and resolves its placeholders to argument slots.
+    fn resolve(&self, func: &Function, errors: &mut Errors) -> Vec<Slot> {
+        if let Some(bracket) = self.empty_tags {
             errors.push(syn::Error::new(
-                tags.value.bracket,
+                bracket,
                 "`tags` is empty; list at least one tag or remove it",
             ));
         }
-        templates.extend(tags.value.tags.iter().map(|t| (t, TemplateKind::Tag)));
-    }
-    if let Some(pattern) = &args.pattern {
-        templates.push((&pattern.value, TemplateKind::Glob));
-    }
-    for (lit, template_kind) in templates {
-        match Template::parse(&lit.value(), template_kind) {
-            Ok(template) => resolve_placeholders(lit, &template, func, &mut slots, &mut errors),
-            Err(e) => errors.push(template_error(lit, template_kind, &e)),
+        let mut slots = Vec::new();
+        for (lit, kind) in &self.list {
+            match Template::parse(&lit.value(), *kind) {
+                Ok(template) => resolve_placeholders(lit, &template, func, &mut slots, errors),
+                Err(e) => errors.push(template_error(lit, *kind, &e)),
+            }
         }
+        slots
     }
-
-    // The cache handle.
-    let cache = match (args.cache, func.receiver) {
-        (Some(Opt { value, .. }), _) => Some(CacheHandle::Expr(value)),
-        (None, Some(receiver)) => Some(CacheHandle::SelfField(receiver)),
-        (None, None) => {
-            errors.push(syn::Error::new(
-                Span::call_site(),
-                format!(
-                    "`{}` has no `self`, so {} cannot use the default `self.cache`; \
-                     name the cache with `cache = <expr>`, e.g. `cache = &*CACHE` or `cache = cache`",
-                    func.sig().ident,
-                    kind.attr()
-                ),
-            ));
-            None
-        }
-    };
-
-    errors.finish()?;
-    let Some(cache) = cache else {
-        // Only reachable with an error, which `finish` returned.
-        return Err(syn::Error::new(Span::call_site(), "missing `cache`"));
-    };
-    let value = |o: Option<Opt<Seconds>>| o.map(|o| o.value);
-    Ok(Site {
-        kind,
-        key: args.key.map(|k| k.value),
-        slots,
-        ttl: value(args.ttl),
-        l1_ttl: value(args.l1_ttl),
-        stale: value(args.stale),
-        none_ttl: value(args.none_ttl),
-        tags: args.tags.map(|t| t.value.tags).unwrap_or_default(),
-        pattern: args.pattern.map(|p| p.value),
-        all,
-        before: args.before.is_some_and(|b| b.value.value),
-        cache,
-        unless: args.unless.map(|u| u.value),
-    })
 }
 
 /// The value a `#[cached]`/`#[cache_put]` function produces must be something to cache.
@@ -354,26 +465,6 @@ fn error_at(lit: &LitStr, message: &str, offset: usize, len: usize) -> syn::Erro
     )
 }
 
-/// `true` when `a` looks like a misspelling of `b` (a small edit distance).
-pub(crate) fn is_similar(a: &str, b: &str) -> bool {
-    if a == b || a.is_empty() {
-        return false;
-    }
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()] <= (b.len().max(a.len()) / 3).max(1)
-}
-
 /// Collects errors so that all of them are reported at once.
 #[derive(Default)]
 struct Errors(Option<syn::Error>);
@@ -391,16 +482,14 @@ impl Errors {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn similar_names() {
-        assert!(is_similar("idd", "id"));
-        assert!(is_similar("tll", "ttl"));
-        assert!(is_similar("categroy_id", "category_id"));
-        assert!(!is_similar("query", "id"));
-        assert!(!is_similar("id", "id"));
+/// Both values, or the errors of both (`a`'s first).
+fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            Err(a)
+        }
     }
 }

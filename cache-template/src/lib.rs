@@ -397,7 +397,10 @@ mod tests {
         );
         assert_eq!((e.offset, e.len), (5, 3));
         let e = parse("p:<a:md5>").unwrap_err();
-        assert_eq!(e.message, "unknown placeholder modifier `md5`: only `:hash` exists");
+        assert_eq!(
+            e.message,
+            "unknown placeholder modifier `md5`: only `:hash` exists"
+        );
         assert_eq!((e.offset, e.len), (5, 3));
         let e = parse("p:<a<b>").unwrap_err();
         assert_eq!((e.offset, e.len), (2, 2));
