@@ -1,5 +1,8 @@
-//! Code generation. The generated code only arranges calls into `::cache_core::__private`; all
-//! behaviour (rendering keys, single-flight, fail-safe, metrics, invalidation) lives in cache-core.
+//! Code generation: turns a validated [`Site`] and the [`Function`] into the function with its new
+//! body. The generated code only arranges calls into `::cache_core::__private`; all behaviour
+//! (rendering keys, single-flight, fail-safe, metrics, invalidation) lives in cache-core. This file
+//! never rejects anything (`validate.rs` did; a shape it rejected expands to the bare body) and
+//! never calls into cache-core other than through those `__private` functions.
 //!
 //! The generated body of
 //! `#[cached(key = "prod:<id>", ttl = 1800)] async fn get(&self, id: u64) -> Result<Option<Product>, DbError> { BODY }`
@@ -38,13 +41,14 @@
 //! reported there); the `cached`/`put` calls on the return type (a non-cacheable type is reported
 //! there, once per missing trait); `unless` on its closure.
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Type};
 
 use crate::args::Seconds;
 use crate::function::{Flavor, Function, ReceiverKind, Shape};
+use crate::spans::{TypeSpan, respan};
 use crate::validate::{
     CacheHandle, CachedSite, Entry, EvictSite, Policy, Site, SiteKind, Slot, Targets,
 };
@@ -307,88 +311,6 @@ fn fake_return_edge(func: &Function) -> TokenStream {
             #[allow(unreachable_code)]
             return __cache_ret;
         }
-    }
-}
-
-/// Where errors about the cached types are reported: the first token of the return type. Every
-/// generated use of `T` and `E` whose bounds can fail (the `cached`/`put` call, its `.await`, the
-/// copies the loader keeps) is spanned on exactly this token, so that rustc reports each
-/// unsatisfied bound once (it drops a repeated predicate at the same span), at the return type,
-/// naming the offending type: "the trait bound `Product: Serialize` is not satisfied".
-///
-/// (One token, not the whole type: `.await` reports the bounds of the awaited future at the span of
-/// its `await` keyword, a single token, and the spans must be equal.)
-#[derive(Clone, Copy)]
-struct TypeSpan(Span);
-
-impl TypeSpan {
-    fn of(ty: &impl ToTokens) -> TypeSpan {
-        TypeSpan(
-            ty.to_token_stream()
-                .into_iter()
-                .next()
-                .map_or_else(Span::call_site, |tt| tt.span()),
-        )
-    }
-
-    /// `::cache_core::__private::<function>(<args>).await`, spanned here. No turbofish: the types
-    /// are inferred, and every bound is checked at the path, the call or the `.await`.
-    fn call_await(self, function: &str, args: TokenStream) -> TokenStream {
-        let path = self.path(quote!(::cache_core::__private), function);
-        let mut args = Group::new(Delimiter::Parenthesis, args);
-        args.set_span(self.0);
-        let await_ = quote_spanned!(self.0=> .await);
-        quote!(#path #args #await_)
-    }
-
-    /// `<prefix>::<function>`, spanned here.
-    fn path(self, prefix: TokenStream, function: &str) -> TokenStream {
-        let prefix = respan(prefix, self.0);
-        let function = syn::Ident::new(function, self.0);
-        quote!(#prefix::#function)
-    }
-
-    /// The generated local `ident`, spanned here. This gives up hygiene, so it is only for
-    /// bindings in scopes that contain no user code (the loader that `cached` polls).
-    fn locate(self, ident: &syn::Ident) -> syn::Ident {
-        syn::Ident::new(&ident.to_string(), self.0)
-    }
-
-    /// `Clone::clone(&<value>)`, spanned here: a copy of what the loader returns.
-    fn keep(self, value: &syn::Ident) -> TokenStream {
-        let clone = self.path(quote!(::core::clone::Clone), "clone");
-        quote_spanned!(self.0=> #clone(&#value))
-    }
-}
-
-/// `tokens` with every token spanned at `span`.
-fn respan(tokens: impl ToTokens, span: Span) -> TokenStream {
-    tokens
-        .into_token_stream()
-        .into_iter()
-        .map(|mut tt| {
-            respan_tree(&mut tt, span);
-            tt
-        })
-        .collect()
-}
-
-/// Every token of `tt` (recursively) spanned at `span`.
-fn respan_tree(tt: &mut TokenTree, span: Span) {
-    if let TokenTree::Group(g) = tt {
-        let stream = g
-            .stream()
-            .into_iter()
-            .map(|mut t| {
-                respan_tree(&mut t, span);
-                t
-            })
-            .collect();
-        let mut group = Group::new(g.delimiter(), stream);
-        group.set_span(span);
-        *tt = TokenTree::Group(group);
-    } else {
-        tt.set_span(span);
     }
 }
 

@@ -6,6 +6,10 @@
 //!   `#[async_trait] impl` block sees: `fn f<'life0, 'async_trait>(&'life0 self, ..) ->
 //!   Pin<Box<dyn Future<Output = R> + Send + 'async_trait>>` whose body is
 //!   `Box::pin(async move { .. })`. The attribute then works inside that `async move` block.
+//!
+//! Owns what the macros know of the function: its flavor, receiver, parameter names, the shape of
+//! its return type, its body, and how to put a new body back ([`Function::with_body`]). It rejects
+//! only what is no function the attributes can wrap; it never looks at the attribute's options.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;

@@ -75,9 +75,17 @@
 
 #![forbid(unsafe_code)]
 
+// Parse, validate, expand (thiserror's shape): `args.rs` parses the options (one table of them),
+// `function.rs` the annotated function; `validate.rs` checks them together and yields one typed
+// site per attribute; `expand.rs` generates the calls into `cache_core::__private`, with
+// `spans.rs` placing type errors on the user's code. `suggest.rs` spells "did you mean". Key
+// templates are parsed by the `cache-template` crate, the very parser cache-core uses. This file
+// only wires the three steps together and turns an error into `compile_error!`; it never panics.
+
 mod args;
 mod expand;
 mod function;
+mod spans;
 mod suggest;
 mod validate;
 
