@@ -56,16 +56,16 @@ struct OptionSpec {
     parse: fn(&mut Args, ParseStream<'_>, Span) -> syn::Result<()>,
 }
 
-const fn option(
-    keyword: &'static str,
-    takers: &'static [MacroKind],
-    parse: fn(&mut Args, ParseStream<'_>, Span) -> syn::Result<()>,
-) -> OptionSpec {
-    OptionSpec {
-        keyword,
-        takers,
-        parse,
-    }
+/// A row of [`OPTIONS`]: the option spelled like its field of [`Args`], whose type says how its
+/// value parses.
+macro_rules! option {
+    ($field:ident, $takers:expr) => {
+        OptionSpec {
+            keyword: stringify!($field),
+            takers: $takers,
+            parse: |args, input, kw| store(&mut args.$field, input, kw),
+        }
+    };
 }
 
 const ALL: &[MacroKind] = &MacroKind::ALL;
@@ -75,29 +75,17 @@ const EVICT: &[MacroKind] = &[MacroKind::Evict];
 
 /// Every option of every attribute, once, in the order the documentation lists them.
 const OPTIONS: [OptionSpec; 11] = [
-    option("key", ALL, |a, input, kw| store(&mut a.key, input, kw)),
-    option("ttl", WRITES, |a, input, kw| store(&mut a.ttl, input, kw)),
-    option("l1_ttl", WRITES, |a, input, kw| {
-        store(&mut a.l1_ttl, input, kw)
-    }),
-    option("stale", WRITES, |a, input, kw| {
-        store(&mut a.stale, input, kw)
-    }),
-    option("none_ttl", CACHED, |a, input, kw| {
-        store(&mut a.none_ttl, input, kw)
-    }),
-    option("tags", ALL, |a, input, kw| store(&mut a.tags, input, kw)),
-    option("pattern", EVICT, |a, input, kw| {
-        store(&mut a.pattern, input, kw)
-    }),
-    option("all", EVICT, |a, input, kw| store(&mut a.all, input, kw)),
-    option("before", EVICT, |a, input, kw| {
-        store(&mut a.before, input, kw)
-    }),
-    option("cache", ALL, |a, input, kw| store(&mut a.cache, input, kw)),
-    option("unless", WRITES, |a, input, kw| {
-        store(&mut a.unless, input, kw)
-    }),
+    option!(key, ALL),
+    option!(ttl, WRITES),
+    option!(l1_ttl, WRITES),
+    option!(stale, WRITES),
+    option!(none_ttl, CACHED),
+    option!(tags, ALL),
+    option!(pattern, EVICT),
+    option!(all, EVICT),
+    option!(before, EVICT),
+    option!(cache, ALL),
+    option!(unless, WRITES),
 ];
 
 /// `= value`, into `slot`.
