@@ -8,8 +8,7 @@
 
 pub(crate) mod pattern;
 pub(crate) mod registry;
-/// The key-template parser, shared with `cache-macros` (the `cache-template` crate).
-pub use cache_template as template;
+pub mod template;
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
