@@ -30,7 +30,12 @@ pub struct Cli {
 pub struct ServeArgs {
     /// Warm the cache up in the background at start (serve, the default command).
     /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
-    #[arg(long, env = "CATALOG_WARMUP", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "CATALOG_WARMUP",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub warmup: bool,
 }
 
@@ -91,9 +96,13 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     match command {
         Command::Serve(ServeArgs { warmup }) => {
             let server = Server::start(&config, warmup).await?;
-            writeln!(out, "catalog service on {} (Ctrl-C to stop)", server.url())?;
+            writeln!(
+                out,
+                "catalog service on {} (Ctrl-C or SIGTERM to stop)",
+                server.url()
+            )?;
             out.flush()?;
-            server.run_until_ctrl_c().await?;
+            server.run_until_signal().await?;
         }
         Command::Warmup { verbose } => {
             let app = open_app(&config).await?;
