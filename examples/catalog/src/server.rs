@@ -80,7 +80,10 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, peer)) => {
+                        tracing::trace!(%peer, "connection accepted");
+                        stream
+                    }
                     Err(e) => {
                         if !is_per_connection_error(&e) {
                             tracing::warn!(error = %e, "accept failed");
