@@ -234,6 +234,29 @@ mod tests {
         );
     }
 
+    /// clap prints an argument's environment value in `--help` unless told not to: every
+    /// environment-backed argument, of every subcommand, hides it (`REDIS_URL` holds a password).
+    #[test]
+    fn no_help_shows_an_environment_value() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if arg.get_env().is_some() {
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{path} --{}: add hide_env_values = true",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&cmd, "catalog");
+    }
+
     #[test]
     fn loadtest_bounds_its_concurrency() {
         let cli = Cli::try_parse_from(["catalog", "loadtest", "--duration", "2s"]).expect("parses");

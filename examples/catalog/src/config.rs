@@ -51,7 +51,13 @@ pub struct Config {
     pub namespace: String,
 
     /// L1 (in-process) cache capacity, in MiB.
-    #[arg(long, global = true, hide_env_values = true, env = "CATALOG_L1_MB", default_value_t = 64)]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "CATALOG_L1_MB",
+        default_value_t = 64
+    )]
     pub l1_mb: u64,
 
     /// Number of products to generate on first start.
@@ -77,7 +83,13 @@ pub struct Config {
     pub categories: u32,
 
     /// Seed of the catalog generator (same seed, same catalog).
-    #[arg(long, global = true, hide_env_values = true, env = "CATALOG_SEED", default_value_t = 42)]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "CATALOG_SEED",
+        default_value_t = 42
+    )]
     pub seed: u64,
 
     /// Hide progress bars (database generation, warmup).
@@ -109,13 +121,13 @@ pub struct Config {
 /// What one client may hold of the server: connections, time, body size. See the README's
 /// security notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
-#[command(next_help_heading = "Server limits")]
 pub struct Limits {
     /// Connections served at once; one more is closed at once (counted in `/metrics`). Lowered
     /// at start to stay 64 below the process's open-file limit (`ulimit -n`).
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_MAX_CONNECTIONS",
         default_value_t = Limits::DEFAULT.max_connections,
@@ -128,6 +140,7 @@ pub struct Limits {
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_HEADER_TIMEOUT",
         default_value = "10s",
@@ -135,10 +148,12 @@ pub struct Limits {
     )]
     pub header_timeout: Duration,
 
-    /// A connection with no request in progress for this long is closed (keep-alive idle).
+    /// A connection with no request in progress for this long (waiting for its next request, or
+    /// for the head of its first) is closed; with `--header-timeout`, whichever comes first.
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_IDLE_TIMEOUT",
         default_value = "5s",
@@ -151,6 +166,7 @@ pub struct Limits {
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_REQUEST_TIMEOUT",
         default_value = "30s",
@@ -162,6 +178,7 @@ pub struct Limits {
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_MAX_BODY_BYTES",
         default_value_t = Limits::DEFAULT.max_body_bytes,
@@ -174,6 +191,7 @@ pub struct Limits {
     #[arg(
         long,
         global = true,
+        help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_SHUTDOWN_TIMEOUT",
         default_value = "10s",
@@ -227,10 +245,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("database", &self.database)
-            .field(
-                "redis_url",
-                &self.redis_url.as_deref().map(Redacted::url),
-            )
+            .field("redis_url", &self.redis_url.as_deref().map(Redacted::url))
             .field("namespace", &self.namespace)
             .field("l1_mb", &self.l1_mb)
             .field("products", &self.products)
@@ -333,5 +348,58 @@ impl Config {
     /// L1 capacity in bytes.
     pub fn l1_capacity_bytes(&self) -> u64 {
         self.l1_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        for (url, shown) in [
+            (
+                "redis://alice:s3cret@10.0.0.1:6380/2",
+                "redis://alice:***@10.0.0.1:6380/2",
+            ),
+            ("redis://:s3cret@cache/", "redis://:***@cache/"),
+            (
+                "rediss://alice:s%40cret@cache:6379",
+                "rediss://alice:***@cache:6379",
+            ),
+            ("redis://cache:6379/0", "redis://cache:6379/0"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret&user=alice",
+                "redis+unix:///run/redis.sock?db=1&pass=***&user=alice",
+            ),
+            ("not a url s3cret", "<a URL that does not parse, not shown>"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+        assert_eq!(redis_user("redis://alice:x@h/"), "alice");
+        assert_eq!(redis_user("redis://:x@h/"), "default");
+        assert_eq!(redis_user("redis+unix:///s?user=bob&pass=x"), "bob");
+    }
+
+    #[test]
+    fn the_debug_of_a_config_redacts_the_redis_password() {
+        let mut config = Config::for_database("catalog.sqlite3");
+        config.redis_url = Some("redis://alice:s3cret@cache:6379/0".to_owned());
+        let text = format!("{config:?} {config:#?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("redis://alice:***@cache:6379/0"), "{text}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "0s", "-1s", "10h", "2d", "1e9s", "x"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -386,16 +386,13 @@ impl ProductInput {
         check_text("name", &self.name, MAX_QUERY_LEN)?;
         check_text("brand", &self.brand, MAX_QUERY_LEN)?;
         if self.description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(format!(
-                "description is longer than {MAX_DESCRIPTION_LEN} characters"
-            ).into());
+            return Err(
+                format!("description is longer than {MAX_DESCRIPTION_LEN} characters").into(),
+            );
         }
         check_chars("description", &self.description, true)?;
         if !self.price.is_finite() || self.price < 0.0 {
-            return Err(format!(
-                "price must be a non-negative number, got {}",
-                self.price
-            ).into());
+            return Err(format!("price must be a non-negative number, got {}", self.price).into());
         }
         if self.price > 1e9 {
             return Err("price is too large".into());
@@ -405,9 +402,7 @@ impl ProductInput {
             return Err("popularity and sales must not be negative".into());
         }
         if self.popularity > MAX_COUNTER || self.sales > MAX_COUNTER {
-            return Err(format!(
-                "popularity and sales must be at most {MAX_COUNTER}"
-            ).into());
+            return Err(format!("popularity and sales must be at most {MAX_COUNTER}").into());
         }
         if self.attributes.len() > 50 {
             return Err("at most 50 attributes".into());
@@ -447,10 +442,7 @@ impl VariantInput {
             return Err(format!("stock must not be negative, got {}", self.stock).into());
         }
         if self.stock > MAX_STOCK {
-            return Err(format!(
-                "stock must be at most {MAX_STOCK}, got {}",
-                self.stock
-            ).into());
+            return Err(format!("stock must be at most {MAX_STOCK}, got {}", self.stock).into());
         }
         Ok(())
     }
@@ -602,5 +594,45 @@ fn check_page(page: Option<u32>, per_page: Option<u32>) -> Result<(), String> {
             Err(format!("per_page must be at most {MAX_PER_PAGE}, got {n}"))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_refuses_control_bidi_and_separator_characters() {
+        for c in [
+            '\0', '\u{7}', '\n', '\r', '\u{7F}', '\u{85}', '\u{9F}', '\u{202A}', '\u{202B}',
+            '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{2028}', '\u{2029}',
+        ] {
+            assert!(refused_char(c), "U+{:04X}", u32::from(c));
+            let input = CategoryInput {
+                name: format!("a{c}b"),
+                slug: None,
+                parent_id: None,
+            };
+            assert!(
+                matches!(input.validate(), Err(InputError::Unacceptable(_))),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        for c in ['a', 'é', '中', '\u{200D}', '\u{05D0}', ' ', '🙂'] {
+            assert!(!refused_char(c), "{c}");
+        }
+        assert!(check_chars("description", "line\n\tnext", true).is_ok());
+        assert!(check_chars("description", "line\u{2028}next", true).is_err());
+        assert!(matches!(
+            CategoryInput {
+                name: "x".repeat(MAX_QUERY_LEN + 1),
+                slug: None,
+                parent_id: None
+            }
+            .validate(),
+            Err(InputError::Malformed(_))
+        ));
     }
 }

@@ -231,7 +231,9 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.context("listening for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("listening for Ctrl-C")?;
         Ok("Ctrl-C")
     }
 }

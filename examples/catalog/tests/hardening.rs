@@ -86,10 +86,17 @@ async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
         node = child;
         levels += 1;
     }
-    assert_eq!(levels, MAX_CATEGORY_DEPTH + 1, "depth 0 to the maximum, no deeper");
+    assert_eq!(
+        levels,
+        MAX_CATEGORY_DEPTH + 1,
+        "depth 0 to the maximum, no deeper"
+    );
     let text = serde_json::to_string(&tree).expect("json");
     for id in CYCLE {
-        assert!(!text.contains(&format!("\"id\":{id},")), "cycle member {id} left out");
+        assert!(
+            !text.contains(&format!("\"id\":{id},")),
+            "cycle member {id} left out"
+        );
     }
 
     let report = catalog::ops::warmup(&s.server.app.repo, false, false)
@@ -119,7 +126,9 @@ async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
         let (status, e) = s.send(Method::POST, "/products", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{e}");
     }
-    let listed = s.json(&format!("/products?category={CHAIN}&per_page=100")).await;
+    let listed = s
+        .json(&format!("/products?category={CHAIN}&per_page=100"))
+        .await;
     assert!(
         support::ids(&listed).len() == 1,
         "a product deep in the chain is listed under its root: {listed}"
@@ -145,7 +154,11 @@ async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
                 Some(json!({"name": "Too deep", "parent_id": parent})),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "parent {parent}: {e}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parent {parent}: {e}"
+        );
         assert_eq!(e["error"]["code"], "invalid", "{e}");
     }
     // Moving a subtree with children under a category at depth MAX - 1 would put them at
@@ -181,7 +194,10 @@ async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
     let leaf = s.json(&format!("/categories/{deepest}")).await;
     let (status, moved) = s.move_category(deepest, &leaf, at(3)).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
-    assert_eq!(moved["depth"], 4, "the depth comes from the walk, not the stored column");
+    assert_eq!(
+        moved["depth"], 4,
+        "the depth comes from the walk, not the stored column"
+    );
 }
 
 // ----- metrics -----
@@ -233,7 +249,10 @@ async fn metrics_labels_come_from_closed_sets() {
         before.len(),
         after.len()
     );
-    assert!(!after.contains("MMMM"), "no made-up method or path is a label");
+    assert!(
+        !after.contains("MMMM"),
+        "no made-up method or path is a label"
+    );
     assert!(after.contains("method=\"other\",route=\"/products/{id}\",status=\"405\""));
     assert!(after.contains("method=\"GET\",route=\"unmatched\",status=\"404\""));
 }
@@ -265,7 +284,12 @@ async fn json_error(r: reqwest::Response) -> (StatusCode, Value) {
 async fn every_error_is_the_json_contract_and_text_refuses_invisible_characters() {
     let s = TestService::without_redis().await;
 
-    let r = s.client.delete(s.url("/colors")).send().await.expect("DELETE");
+    let r = s
+        .client
+        .delete(s.url("/colors"))
+        .send()
+        .await
+        .expect("DELETE");
     assert!(r.headers().contains_key("allow"), "a 405 keeps its Allow");
     let (status, e) = json_error(r).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -335,13 +359,7 @@ async fn every_error_is_the_json_contract_and_text_refuses_invisible_characters(
         let (status, e) = s.send(Method::POST, "/products", Some(product)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
     }
-    let (status, e) = s
-        .send(
-            Method::GET,
-            "/search?q=lamp%E2%80%AE",
-            None,
-        )
-        .await;
+    let (status, e) = s.send(Method::GET, "/search?q=lamp%E2%80%AE", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(s.json("/categories").await, before, "nothing was created");
     // Line feeds and tabs stay allowed in a description.
@@ -429,7 +447,9 @@ async fn slow_request_heads_are_closed_after_the_header_timeout() {
     let handles: Vec<_> = sockets
         .into_iter()
         .map(|mut socket| {
-            tokio::spawn(async move { read_until_closed(&mut socket, Duration::from_secs(5)).await })
+            tokio::spawn(
+                async move { read_until_closed(&mut socket, Duration::from_secs(5)).await },
+            )
         })
         .collect();
     for h in handles {
@@ -501,7 +521,11 @@ async fn past_the_connection_limit_new_clients_are_refused_fast_never_hung() {
             .await;
         let (_, closed) = read_until_closed(&mut socket, Duration::from_secs(3)).await;
         assert!(closed, "a client past the limit was left hanging");
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         let client = reqwest::Client::new();
         let answered = tokio::time::timeout(
             Duration::from_secs(3),
@@ -526,7 +550,10 @@ async fn past_the_connection_limit_new_clients_are_refused_fast_never_hung() {
             assert_eq!(r.status(), StatusCode::OK);
             break;
         }
-        assert!(Instant::now() < deadline, "not served again after the sockets went");
+        assert!(
+            Instant::now() < deadline,
+            "not served again after the sockets went"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = s.metrics().await;
@@ -773,7 +800,10 @@ async fn the_redis_password_is_never_printed_and_a_wrong_one_is_a_configuration_
     let dir = tempfile::tempdir().expect("dir");
     let url = url_of(&redis, PASSWORD);
     let no_secret = |what: &str, text: &str| {
-        assert!(!text.contains(PASSWORD), "{what} prints the password:\n{text}");
+        assert!(
+            !text.contains(PASSWORD),
+            "{what} prints the password:\n{text}"
+        );
         assert!(
             !text.contains(WRONG_PASSWORD),
             "{what} prints the (wrong) password:\n{text}"
@@ -845,7 +875,10 @@ async fn the_redis_password_is_never_printed_and_a_wrong_one_is_a_configuration_
         let mut cmd = binary(dir.path());
         cmd.env("REDIS_URL", &wrong).args(args);
         let (status, text) = output(cmd);
-        assert!(!status.success(), "{args:?} starts with a wrong password: {text}");
+        assert!(
+            !status.success(),
+            "{args:?} starts with a wrong password: {text}"
+        );
         assert!(
             text.contains("refused the credentials of user `alice`")
                 && text.contains("--allow-degraded"),
@@ -863,12 +896,20 @@ async fn the_redis_password_is_never_printed_and_a_wrong_one_is_a_configuration_
         .stderr(std::fs::File::create(&log).expect("log file"));
     let mut running = Running::start(cmd);
     let get = |path: &str| client.get(format!("{}{path}", running.url)).send();
-    assert_eq!(get("/health/live").await.expect("live").status(), StatusCode::OK);
+    assert_eq!(
+        get("/health/live").await.expect("live").status(),
+        StatusCode::OK
+    );
     let ready = get("/health/ready").await.expect("ready");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready = ready.text().await.expect("body");
     assert!(ready.contains("alice"), "{ready}");
-    let health = get("/health").await.expect("health").text().await.expect("body");
+    let health = get("/health")
+        .await
+        .expect("health")
+        .text()
+        .await
+        .expect("body");
     assert!(health.contains("startup_problem"), "{health}");
     assert_eq!(
         get("/products/1").await.expect("product").status(),

@@ -279,8 +279,7 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
     let mut rewritten = ApiError::from_status(status, message).into_response();
     // Keep what the layer said besides its body (`Allow` of a 405, `Connection: close`).
     for (name, value) in &parts.headers {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH
-        {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             rewritten.headers_mut().append(name.clone(), value.clone());
         }
     }
