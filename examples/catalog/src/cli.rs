@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::loadtest::{self, LoadtestArgs};
 use crate::ops::{self, ClearScope};
-use crate::{Config, Server, build_cache, open_app};
+use crate::{Config, Server, ShutdownSignals, build_cache, open_app};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +95,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let (config, command) = cli.into_parts();
     match command {
         Command::Serve(ServeArgs { warmup }) => {
+            // Before the server says it is up: a signal sent from then on stops it gracefully.
+            let signals = ShutdownSignals::listen()?;
             let server = Server::start(&config, warmup).await?;
             writeln!(
                 out,
@@ -102,7 +104,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 server.url()
             )?;
             out.flush()?;
-            server.run_until_signal().await?;
+            server.run_until_signal(signals).await?;
         }
         Command::Warmup { verbose } => {
             let app = open_app(&config).await?;

@@ -208,32 +208,60 @@ impl Server {
         Ok(())
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully: stops accepting, lets the
-    /// requests in progress finish (for `--shutdown-timeout` at most), and returns.
-    pub async fn run_until_signal(self) -> anyhow::Result<()> {
-        let signal = shutdown_signal().await?;
+    /// Serves until one of `signals` (Ctrl-C, SIGTERM), then shuts down gracefully: stops
+    /// accepting, lets the requests in progress finish (for `--shutdown-timeout` at most), and
+    /// returns.
+    pub async fn run_until_signal(self, mut signals: ShutdownSignals) -> anyhow::Result<()> {
+        let signal = signals.recv().await?;
         tracing::info!(signal, "shutting down");
         self.shutdown().await
     }
 }
 
-/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`, systemd and container runtimes
-/// send); the name of the one received.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+/// The signals that stop the server: Ctrl-C (SIGINT) and, on Unix, SIGTERM (what `kill`,
+/// systemd and container runtimes send). Listened to from [`ShutdownSignals::listen`] on, so
+/// that a signal sent as soon as the server says it is up is not missed (nor kills the process
+/// by the default action).
+#[derive(Debug)]
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").context("listening for Ctrl-C"),
-            _ = term.recv() => Ok("SIGTERM"),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Starts listening (needs a tokio runtime).
+    pub fn listen() -> anyhow::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("listening for Ctrl-C")?;
-        Ok("Ctrl-C")
+
+    /// Waits for one; its name.
+    pub async fn recv(&mut self) -> anyhow::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Ok("SIGINT"),
+                _ = self.terminate.recv() => Ok("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .context("listening for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
     }
 }
