@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::loadtest::{self, LoadtestArgs};
 use crate::ops::{self, ClearScope};
-use crate::{Config, Server, build_cache, open_app};
+use crate::{Config, Server, ShutdownSignals, build_cache, open_app};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +30,12 @@ pub struct Cli {
 pub struct ServeArgs {
     /// Warm the cache up in the background at start (serve, the default command).
     /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
-    #[arg(long, env = "CATALOG_WARMUP", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "CATALOG_WARMUP",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub warmup: bool,
 }
 
@@ -90,10 +95,16 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let (config, command) = cli.into_parts();
     match command {
         Command::Serve(ServeArgs { warmup }) => {
+            // Before the server says it is up: a signal sent from then on stops it gracefully.
+            let signals = ShutdownSignals::listen()?;
             let server = Server::start(&config, warmup).await?;
-            writeln!(out, "catalog service on {} (Ctrl-C to stop)", server.url())?;
+            writeln!(
+                out,
+                "catalog service on {} (Ctrl-C or SIGTERM to stop)",
+                server.url()
+            )?;
             out.flush()?;
-            server.run_until_ctrl_c().await?;
+            server.run_until_signal(signals).await?;
         }
         Command::Warmup { verbose } => {
             let app = open_app(&config).await?;
@@ -223,6 +234,29 @@ mod tests {
             top.get_env().and_then(|e| e.to_str()),
             Some("CATALOG_WARMUP")
         );
+    }
+
+    /// clap prints an argument's environment value in `--help` unless told not to: every
+    /// environment-backed argument, of every subcommand, hides it (`REDIS_URL` holds a password).
+    #[test]
+    fn no_help_shows_an_environment_value() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if arg.get_env().is_some() {
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{path} --{}: add hide_env_values = true",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&cmd, "catalog");
     }
 
     #[test]

@@ -1,17 +1,25 @@
 //! Service configuration: flags and environment variables (`catalog --help` lists them).
+//!
+//! Every environment-backed flag hides its value in `--help` (`hide_env_values`), and the
+//! `Debug` of [`Config`] shows the Redis URL with its password replaced by `***`
+//! ([`redact_url`]): the configuration may hold a secret, and neither prints it.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 /// How the service runs: where it listens, its database, its cache and the generated catalog.
-#[derive(Debug, Clone, Args)]
+/// Its `Debug` redacts the Redis password.
+#[derive(Clone, Args)]
 pub struct Config {
     /// Address to listen on.
     #[arg(
         long,
         global = true,
+        hide_env_values = true,
         env = "CATALOG_LISTEN",
         default_value = "127.0.0.1:3000"
     )]
@@ -21,13 +29,14 @@ pub struct Config {
     #[arg(
         long,
         global = true,
+        hide_env_values = true,
         env = "CATALOG_DB",
         default_value = "catalog.sqlite3"
     )]
     pub database: PathBuf,
 
     /// Redis URL for the L2 cache; without it the service runs on L1 and the database.
-    #[arg(long, global = true, env = "REDIS_URL")]
+    #[arg(long, global = true, hide_env_values = true, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
     /// Cache namespace: the prefix of every Redis key (the schema version is appended:
@@ -35,13 +44,20 @@ pub struct Config {
     #[arg(
         long,
         global = true,
+        hide_env_values = true,
         env = "CATALOG_NAMESPACE",
         default_value = "catalog"
     )]
     pub namespace: String,
 
     /// L1 (in-process) cache capacity, in MiB.
-    #[arg(long, global = true, env = "CATALOG_L1_MB", default_value_t = 64)]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "CATALOG_L1_MB",
+        default_value_t = 64
+    )]
     pub l1_mb: u64,
 
     /// Number of products to generate on first start.
@@ -49,6 +65,7 @@ pub struct Config {
         id = "gen_products",
         long = "gen-products",
         global = true,
+        hide_env_values = true,
         env = "CATALOG_PRODUCTS",
         default_value_t = 100_000
     )]
@@ -59,23 +76,255 @@ pub struct Config {
         id = "gen_categories",
         long = "gen-categories",
         global = true,
+        hide_env_values = true,
         env = "CATALOG_CATEGORIES",
         default_value_t = 500
     )]
     pub categories: u32,
 
     /// Seed of the catalog generator (same seed, same catalog).
-    #[arg(long, global = true, env = "CATALOG_SEED", default_value_t = 42)]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "CATALOG_SEED",
+        default_value_t = 42
+    )]
     pub seed: u64,
 
     /// Hide progress bars (database generation, warmup).
     #[arg(
         long,
         global = true,
+        hide_env_values = true,
         env = "CATALOG_QUIET",
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub quiet: bool,
+
+    /// Start even if Redis refuses the credentials of `REDIS_URL` (by default a configuration
+    /// error that stops the start): serve from L1 and the database, say so in the log, and answer
+    /// `/health/ready` with 503 until Redis accepts them.
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "CATALOG_ALLOW_DEGRADED",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_degraded: bool,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// What one client may hold of the server: connections, time, body size. See the README's
+/// security notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct Limits {
+    /// Connections served at once; one more is closed at once (counted in `/metrics`). Lowered
+    /// at start to stay 64 below the process's open-file limit (`ulimit -n`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_MAX_CONNECTIONS",
+        default_value_t = Limits::DEFAULT.max_connections,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+
+    /// Time a client has to send a request's head (line and headers), counted from the opening
+    /// of the connection or the end of the previous response (`500ms`, `10s`, `2m`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_HEADER_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub header_timeout: Duration,
+
+    /// A connection with no request in progress for this long (waiting for its next request, or
+    /// for the head of its first) is closed; with `--header-timeout`, whichever comes first.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_IDLE_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub idle_timeout: Duration,
+
+    /// Time a request has to be answered (reading its body included); past it, a 503. A write
+    /// already started still completes, with its invalidation.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_REQUEST_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub request_timeout: Duration,
+
+    /// Largest request body, in bytes; a larger one is a 413.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_MAX_BODY_BYTES",
+        default_value_t = Limits::DEFAULT.max_body_bytes,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_body_bytes: u32,
+
+    /// On Ctrl-C or SIGTERM: time the requests in progress have to finish, after the server
+    /// stopped accepting connections; connections still open then are closed.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_SHUTDOWN_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub shutdown_timeout: Duration,
+}
+
+impl Limits {
+    /// The defaults (those of the flags).
+    pub const DEFAULT: Limits = Limits {
+        max_connections: 1024,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(30),
+        max_body_bytes: 1024 * 1024,
+        shutdown_timeout: Duration::from_secs(10),
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+/// A duration: a number with a unit (`ms`, `s`, `m`), or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (say `500ms`, `10s` or `2m`)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown unit `{other}` (use ms, s or m)")),
+    };
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("`{text}` must be above 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database", &self.database)
+            .field("redis_url", &self.redis_url.as_deref().map(Redacted::url))
+            .field("namespace", &self.namespace)
+            .field("l1_mb", &self.l1_mb)
+            .field("products", &self.products)
+            .field("categories", &self.categories)
+            .field("seed", &self.seed)
+            .field("quiet", &self.quiet)
+            .field("allow_degraded", &self.allow_degraded)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// A URL shown with its password replaced ([`redact_url`]); `Debug` and `Display` alike.
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn url(url: &str) -> Redacted {
+        Redacted(redact_url(url))
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `url` with its password (`redis://user:secret@host/` and the `pass`/`password` query
+/// parameters of `redis+unix:///path?pass=secret`) replaced by `***`; a URL that does not parse
+/// is not shown at all.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<a URL that does not parse, not shown>".to_owned();
+    };
+    if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+        return "<a URL with a password, not shown>".to_owned();
+    }
+    if parsed
+        .query_pairs()
+        .any(|(k, _)| k == "pass" || k == "password")
+    {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "pass" || k == "password" {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // `set_password` percent-encodes the stars.
+    parsed.to_string().replace("%2A%2A%2A", "***")
+}
+
+/// The user name of a Redis URL (`default`, Redis's, when it names none).
+pub fn redis_user(url: &str) -> String {
+    let parsed = url::Url::parse(url).ok();
+    let from_authority = parsed
+        .as_ref()
+        .map(|u| u.username().to_owned())
+        .filter(|u| !u.is_empty());
+    let from_query = parsed.as_ref().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "user")
+            .map(|(_, v)| v.into_owned())
+    });
+    from_authority
+        .or(from_query)
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 impl Config {
@@ -91,11 +340,66 @@ impl Config {
             categories: 500,
             seed: 42,
             quiet: true,
+            allow_degraded: false,
+            limits: Limits::DEFAULT,
         }
     }
 
     /// L1 capacity in bytes.
     pub fn l1_capacity_bytes(&self) -> u64 {
         self.l1_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        for (url, shown) in [
+            (
+                "redis://alice:s3cret@10.0.0.1:6380/2",
+                "redis://alice:***@10.0.0.1:6380/2",
+            ),
+            ("redis://:s3cret@cache/", "redis://:***@cache/"),
+            (
+                "rediss://alice:s%40cret@cache:6379",
+                "rediss://alice:***@cache:6379",
+            ),
+            ("redis://cache:6379/0", "redis://cache:6379/0"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret&user=alice",
+                "redis+unix:///run/redis.sock?db=1&pass=***&user=alice",
+            ),
+            ("not a url s3cret", "<a URL that does not parse, not shown>"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+        assert_eq!(redis_user("redis://alice:x@h/"), "alice");
+        assert_eq!(redis_user("redis://:x@h/"), "default");
+        assert_eq!(redis_user("redis+unix:///s?user=bob&pass=x"), "bob");
+    }
+
+    #[test]
+    fn the_debug_of_a_config_redacts_the_redis_password() {
+        let mut config = Config::for_database("catalog.sqlite3");
+        config.redis_url = Some("redis://alice:s3cret@cache:6379/0".to_owned());
+        let text = format!("{config:?} {config:#?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("redis://alice:***@cache:6379/0"), "{text}");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "0s", "-1s", "10h", "2d", "1e9s", "x"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

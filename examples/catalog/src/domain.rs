@@ -21,6 +21,47 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// Largest `popularity` and `sales` of a product, for the same reason.
 pub const MAX_COUNTER: i64 = 1_000_000_000_000;
 
+/// Deepest a category may sit: its `depth` (0 for a root) is at most this, so the tree has at
+/// most 33 levels. A create or move that would pass it is refused (422); walks of the tree stop
+/// there, so that even a database edited by hand (a deeper chain, a cycle) cannot make them
+/// unbounded.
+pub const MAX_CATEGORY_DEPTH: i64 = 32;
+
+/// Why input was refused. [`Malformed`](InputError::Malformed) (a bad number, a missing or too
+/// long value) is answered 400; [`Unacceptable`](InputError::Unacceptable) (well-formed text
+/// holding characters the catalog refuses to store or echo) 422.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    Malformed(String),
+    Unacceptable(String),
+}
+
+impl InputError {
+    pub fn message(&self) -> &str {
+        match self {
+            InputError::Malformed(m) | InputError::Unacceptable(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl From<String> for InputError {
+    fn from(message: String) -> InputError {
+        InputError::Malformed(message)
+    }
+}
+
+impl From<&str> for InputError {
+    fn from(message: &str) -> InputError {
+        InputError::Malformed(message.to_owned())
+    }
+}
+
 /// A category: a node of the category tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Category {
@@ -221,19 +262,19 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// Checks the query; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         check_page(self.page, self.per_page)?;
         for (name, v) in [("min_price", self.min_price), ("max_price", self.max_price)] {
             if let Some(v) = v
                 && (!v.is_finite() || v < 0.0)
             {
-                return Err(format!("{name} must be a non-negative number, got {v}"));
+                return Err(format!("{name} must be a non-negative number, got {v}").into());
             }
         }
         if let (Some(lo), Some(hi)) = (self.min_price, self.max_price)
             && lo > hi
         {
-            return Err(format!("min_price ({lo}) is above max_price ({hi})"));
+            return Err(format!("min_price ({lo}) is above max_price ({hi})").into());
         }
         if let Some(b) = &self.brand {
             check_text("brand", b, MAX_QUERY_LEN)?;
@@ -265,10 +306,10 @@ pub struct SearchQuery {
 
 impl SearchQuery {
     /// Checks the query; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         check_page(self.page, self.per_page)?;
         if self.q.trim().is_empty() {
-            return Err("q must not be empty".to_owned());
+            return Err("q must not be empty".into());
         }
         check_text("q", &self.q, MAX_QUERY_LEN)?;
         if let Some(c) = self.category {
@@ -301,9 +342,9 @@ pub struct AutocompleteQuery {
 }
 
 impl AutocompleteQuery {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         if self.prefix.trim().is_empty() {
-            return Err("prefix must not be empty".to_owned());
+            return Err("prefix must not be empty".into());
         }
         check_text("prefix", &self.prefix, MAX_QUERY_LEN)
     }
@@ -333,51 +374,48 @@ pub struct ProductInput {
 
 impl ProductInput {
     /// Checks the product; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         check_text("sku", &self.sku, 64)?;
         if !self
             .sku
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err("sku may hold only letters, digits, '-' and '_'".to_owned());
+            return Err("sku may hold only letters, digits, '-' and '_'".into());
         }
         check_text("name", &self.name, MAX_QUERY_LEN)?;
         check_text("brand", &self.brand, MAX_QUERY_LEN)?;
         if self.description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(format!(
-                "description is longer than {MAX_DESCRIPTION_LEN} characters"
-            ));
+            return Err(
+                format!("description is longer than {MAX_DESCRIPTION_LEN} characters").into(),
+            );
         }
+        check_chars("description", &self.description, true)?;
         if !self.price.is_finite() || self.price < 0.0 {
-            return Err(format!(
-                "price must be a non-negative number, got {}",
-                self.price
-            ));
+            return Err(format!("price must be a non-negative number, got {}", self.price).into());
         }
         if self.price > 1e9 {
-            return Err("price is too large".to_owned());
+            return Err("price is too large".into());
         }
         check_id("category_id", self.category_id)?;
         if self.popularity < 0 || self.sales < 0 {
-            return Err("popularity and sales must not be negative".to_owned());
+            return Err("popularity and sales must not be negative".into());
         }
         if self.popularity > MAX_COUNTER || self.sales > MAX_COUNTER {
-            return Err(format!(
-                "popularity and sales must be at most {MAX_COUNTER}"
-            ));
+            return Err(format!("popularity and sales must be at most {MAX_COUNTER}").into());
         }
         if self.attributes.len() > 50 {
-            return Err("at most 50 attributes".to_owned());
+            return Err("at most 50 attributes".into());
         }
         for (k, v) in &self.attributes {
             check_text("attribute name", k, 64)?;
             if v.chars().count() > MAX_QUERY_LEN {
-                return Err(format!("attribute {k} is too long"));
+                return Err(format!("attribute {k} is too long").into());
             }
+            check_chars(&format!("attribute {k}"), v, false)?;
         }
         if self.variants.len() > 100 {
-            return Err("at most 100 variants".to_owned());
+            return Err("at most 100 variants".into());
         }
         for v in &self.variants {
             v.validate()?;
@@ -397,17 +435,14 @@ pub struct VariantInput {
 }
 
 impl VariantInput {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         check_text("colour", &self.colour, 64)?;
         check_text("size", &self.size, 16)?;
         if self.stock < 0 {
-            return Err(format!("stock must not be negative, got {}", self.stock));
+            return Err(format!("stock must not be negative, got {}", self.stock).into());
         }
         if self.stock > MAX_STOCK {
-            return Err(format!(
-                "stock must be at most {MAX_STOCK}, got {}",
-                self.stock
-            ));
+            return Err(format!("stock must be at most {MAX_STOCK}, got {}", self.stock).into());
         }
         Ok(())
     }
@@ -423,7 +458,7 @@ pub struct CategoryInput {
 }
 
 impl CategoryInput {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         check_text("name", &self.name, MAX_QUERY_LEN)?;
         if let Some(slug) = &self.slug {
             check_text("slug", slug, MAX_QUERY_LEN)?;
@@ -431,7 +466,7 @@ impl CategoryInput {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                return Err("slug may hold only lowercase letters, digits and '-'".to_owned());
+                return Err("slug may hold only lowercase letters, digits and '-'".into());
             }
         }
         if let Some(p) = self.parent_id {
@@ -460,12 +495,12 @@ pub struct StockChange {
 }
 
 impl StockChange {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InputError> {
         if self.delta == 0 {
-            return Err("delta must not be zero".to_owned());
+            return Err("delta must not be zero".into());
         }
         if self.delta.unsigned_abs() > 1_000_000 {
-            return Err("delta is too large".to_owned());
+            return Err("delta is too large".into());
         }
         if let Some(r) = &self.reason {
             check_text("reason", r, MAX_QUERY_LEN)?;
@@ -506,17 +541,44 @@ pub fn check_id(name: &str, id: i64) -> Result<(), String> {
     Ok(())
 }
 
-fn check_text(name: &str, value: &str, max: usize) -> Result<(), String> {
+/// Checks a one-line text field: not blank, at most `max` characters, no refused character
+/// (see [`refused_char`]; a 422).
+fn check_text(name: &str, value: &str, max: usize) -> Result<(), InputError> {
     if value.trim().is_empty() {
-        return Err(format!("{name} must not be empty"));
+        return Err(format!("{name} must not be empty").into());
     }
     if value.chars().count() > max {
-        return Err(format!("{name} is longer than {max} characters"));
+        return Err(format!("{name} is longer than {max} characters").into());
     }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{name} must not contain control characters"));
+    check_chars(name, value, false)
+}
+
+/// Refuses the characters of `value` that [`refused_char`] names; with `multiline`, line feeds
+/// and tabs are allowed (a description).
+fn check_chars(name: &str, value: &str, multiline: bool) -> Result<(), InputError> {
+    match value
+        .chars()
+        .find(|&c| refused_char(c) && !(multiline && (c == '\n' || c == '\t')))
+    {
+        None => Ok(()),
+        Some(c) => Err(InputError::Unacceptable(format!(
+            "{name} must not contain control, bidirectional-override or line-separator \
+             characters (found U+{:04X})",
+            u32::from(c)
+        ))),
     }
-    Ok(())
+}
+
+/// Characters never accepted in text: control characters (C0, DEL, C1), the bidirectional
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069: they make text display in
+/// an order other than the one stored, "Trojan Source") and the line and paragraph separators
+/// (U+2028, U+2029: line breaks to some readers, not to others).
+pub fn refused_char(c: char) -> bool {
+    c.is_control()
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || c == '\u{2028}'
+        || c == '\u{2029}'
 }
 
 fn check_page(page: Option<u32>, per_page: Option<u32>) -> Result<(), String> {
@@ -532,5 +594,45 @@ fn check_page(page: Option<u32>, per_page: Option<u32>) -> Result<(), String> {
             Err(format!("per_page must be at most {MAX_PER_PAGE}, got {n}"))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_refuses_control_bidi_and_separator_characters() {
+        for c in [
+            '\0', '\u{7}', '\n', '\r', '\u{7F}', '\u{85}', '\u{9F}', '\u{202A}', '\u{202B}',
+            '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{2028}', '\u{2029}',
+        ] {
+            assert!(refused_char(c), "U+{:04X}", u32::from(c));
+            let input = CategoryInput {
+                name: format!("a{c}b"),
+                slug: None,
+                parent_id: None,
+            };
+            assert!(
+                matches!(input.validate(), Err(InputError::Unacceptable(_))),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        for c in ['a', 'é', '中', '\u{200D}', '\u{05D0}', ' ', '🙂'] {
+            assert!(!refused_char(c), "{c}");
+        }
+        assert!(check_chars("description", "line\n\tnext", true).is_ok());
+        assert!(check_chars("description", "line\u{2028}next", true).is_err());
+        assert!(matches!(
+            CategoryInput {
+                name: "x".repeat(MAX_QUERY_LEN + 1),
+                slug: None,
+                parent_id: None
+            }
+            .validate(),
+            Err(InputError::Malformed(_))
+        ));
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod loadtest;
 pub mod ops;
 pub mod repo;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use cache_core::Cache;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::Config;
+pub use config::{Config, Limits};
 use db::Db;
 use http::metrics::HttpMetrics;
 use http::{AppState, router};
@@ -32,6 +33,9 @@ use repo::Repo;
 pub struct App {
     pub repo: Repo,
     pub http: Arc<HttpMetrics>,
+    /// A configuration problem the service started with anyway (`--allow-degraded`): it is not
+    /// ready (`/health/ready`) until the problem is gone.
+    pub startup_problem: Option<String>,
 }
 
 /// Opens the database (creating, migrating and generating the catalog on first start) and builds
@@ -45,10 +49,11 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     if opened.generated {
         tracing::info!(path = %config.database.display(), "generated a new catalog");
     }
-    let cache = build_cache(config).await?;
+    let (cache, startup_problem) = build_cache_checked(config).await?;
     Ok(App {
         repo: Repo::new(db, cache),
         http: Arc::new(HttpMetrics::default()),
+        startup_problem,
     })
 }
 
@@ -59,10 +64,11 @@ pub async fn open_app(config: &Config) -> anyhow::Result<App> {
     let db = tokio::task::spawn_blocking(move || Db::open_existing(&cfg))
         .await
         .context("database task failed")??;
-    let cache = build_cache(config).await?;
+    let (cache, startup_problem) = build_cache_checked(config).await?;
     Ok(App {
         repo: Repo::new(db, cache),
         http: Arc::new(HttpMetrics::default()),
+        startup_problem,
     })
 }
 
@@ -79,8 +85,33 @@ pub fn cache_namespace(prefix: &str) -> String {
     format!("{prefix}:v{CACHE_SCHEMA_VERSION}")
 }
 
-/// The cache alone (no database): what `catalog clear` acts on.
+/// The cache alone (no database): what `catalog clear` acts on. Fails if Redis refuses the
+/// credentials of `REDIS_URL`, unless `--allow-degraded` (see [`build_cache_checked`]).
 pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
+    Ok(build_cache_checked(config).await?.0)
+}
+
+/// Builds the cache after checking that Redis accepts the credentials of `REDIS_URL`: a refusal
+/// is a configuration error (the message names the user and the redacted URL, never the
+/// password), or with `--allow-degraded` a warning, returned as the problem the service starts
+/// with. Redis merely unreachable is no such error: the service runs on L1 until it answers.
+pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Option<String>)> {
+    let mut problem = None;
+    if let Some(url) = &config.redis_url
+        && let Some(refused) = ops::redis_credentials_refused(url).await
+    {
+        if !config.allow_degraded {
+            anyhow::bail!(
+                "{refused}. Fix REDIS_URL (or --redis-url), or pass --allow-degraded \
+                 (CATALOG_ALLOW_DEGRADED=1) to serve from L1 and the database without Redis"
+            );
+        }
+        tracing::warn!(
+            "{refused}; starting degraded (--allow-degraded): serving from L1 and the database, \
+             /health/ready answers 503 until Redis accepts the credentials"
+        );
+        problem = Some(refused);
+    }
     let cache = Cache::builder()
         .namespace(cache_namespace(&config.namespace))
         .redis_url_opt(config.redis_url.clone())
@@ -91,7 +122,7 @@ pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
     if !cache.has_l2() {
         tracing::info!("no REDIS_URL: serving from L1 and the database");
     }
-    Ok(cache)
+    Ok((cache, problem))
 }
 
 /// A running server.
@@ -108,7 +139,7 @@ impl Server {
     /// background.
     pub async fn start(config: &Config, warmup: bool) -> anyhow::Result<Server> {
         let app = build_app(config).await?;
-        let server = Server::serve(app, config.listen).await?;
+        let server = Server::serve_with_limits(app, config.listen, config.limits).await?;
         if warmup {
             let repo = server.app.repo.clone();
             tokio::spawn(async move {
@@ -121,24 +152,34 @@ impl Server {
         Ok(server)
     }
 
-    /// Serves `app` on `listen`.
+    /// Serves `app` on `listen` with the default [`Limits`].
     pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<Server> {
+        Server::serve_with_limits(app, listen, Limits::DEFAULT).await
+    }
+
+    /// Serves `app` on `listen` within `limits` (see [`server`]).
+    pub async fn serve_with_limits(
+        app: App,
+        listen: SocketAddr,
+        limits: Limits,
+    ) -> anyhow::Result<Server> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let router = router(AppState {
-            repo: app.repo.clone(),
-            http: app.http.clone(),
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let router = router(
+            AppState {
+                repo: app.repo.clone(),
+                http: app.http.clone(),
+                startup_problem: app.startup_problem.clone(),
+            },
+            &limits,
+        );
+        let metrics = app.http.clone();
+        let task = tokio::spawn(server::serve(listener, router, limits, metrics, async {
+            let _ = rx.await;
+        }));
         tracing::info!(%addr, "catalog service listening");
         Ok(Server {
             addr,
@@ -167,10 +208,60 @@ impl Server {
         Ok(())
     }
 
-    /// Serves until Ctrl-C, then shuts down gracefully.
-    pub async fn run_until_ctrl_c(self) -> anyhow::Result<()> {
-        tokio::signal::ctrl_c().await?;
-        tracing::info!("shutting down");
+    /// Serves until one of `signals` (Ctrl-C, SIGTERM), then shuts down gracefully: stops
+    /// accepting, lets the requests in progress finish (for `--shutdown-timeout` at most), and
+    /// returns.
+    pub async fn run_until_signal(self, mut signals: ShutdownSignals) -> anyhow::Result<()> {
+        let signal = signals.recv().await?;
+        tracing::info!(signal, "shutting down");
         self.shutdown().await
+    }
+}
+
+/// The signals that stop the server: Ctrl-C (SIGINT) and, on Unix, SIGTERM (what `kill`,
+/// systemd and container runtimes send). Listened to from [`ShutdownSignals::listen`] on, so
+/// that a signal sent as soon as the server says it is up is not missed (nor kills the process
+/// by the default action).
+#[derive(Debug)]
+pub struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Starts listening (needs a tokio runtime).
+    pub fn listen() -> anyhow::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignals {})
+        }
+    }
+
+    /// Waits for one; its name.
+    pub async fn recv(&mut self) -> anyhow::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Ok("SIGINT"),
+                _ = self.terminate.recv() => Ok("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .context("listening for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
     }
 }

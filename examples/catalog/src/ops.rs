@@ -237,6 +237,43 @@ pub async fn clear_unavailable(cache: &Cache) -> Option<String> {
     None
 }
 
+/// How long the credentials check waits for Redis (to connect, then for each answer).
+const CREDENTIALS_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether Redis at `url` refuses its credentials (a wrong password, an unknown or disabled user,
+/// or no password where one is required): the reason, naming the user and the redacted URL, never
+/// the password. `None` if it accepts them, and also if it cannot be reached or the URL does not
+/// parse (the cache reports those itself).
+pub async fn redis_credentials_refused(url: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CREDENTIALS_CHECK_TIMEOUT))
+        .set_response_timeout(Some(CREDENTIALS_CHECK_TIMEOUT));
+    let refused = match client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+    {
+        Err(e) => e.kind() == redis::ErrorKind::AuthenticationFailed,
+        // Connected without sending credentials (the URL has none): a server that requires
+        // them answers NOAUTH to the first command.
+        Ok(mut conn) => match redis::cmd("PING").query_async::<String>(&mut conn).await {
+            Ok(_) => false,
+            Err(e) => {
+                e.kind() == redis::ErrorKind::AuthenticationFailed
+                    || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+            }
+        },
+    };
+    refused.then(|| {
+        format!(
+            "Redis at {} refused the credentials of user `{}` (wrong password, unknown or \
+             disabled user, or a password required and none given)",
+            crate::config::redact_url(url),
+            crate::config::redis_user(url)
+        )
+    })
+}
+
 /// One row of the statistics table: L1 hits, L2 hits, misses, loads, load time (ms).
 type Row = [f64; 5];
 

@@ -1,12 +1,18 @@
 //! `/metrics`: Prometheus text with the cache's statistics (per key pattern and tier) and HTTP
 //! request counts and latency (per route), recorded by a middleware.
+//!
+//! Every label comes from a closed set, so that no request can add a series: the method is one
+//! of the standard ones or `other`, the route is the matched route template or `unmatched`, the
+//! status is a number the service answered.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use parking_lot::Mutex;
@@ -21,11 +27,16 @@ const BUCKETS: &[f64] = &[
 /// A counter family of the cache: name, help, and how to read it from the counters.
 type CounterFamily = (&'static str, &'static str, fn(&cache_core::Counters) -> u64);
 
-/// HTTP request counts and latency, per method and route.
+/// HTTP request counts and latency, per method and route; connections (see
+/// [`crate::server`]).
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    /// Connections being served now.
+    pub connections_open: AtomicU64,
+    /// Connections closed at once because `--max-connections` were open.
+    pub connections_refused: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -52,15 +63,15 @@ impl Histogram {
 }
 
 impl HttpMetrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         *self
             .requests
             .lock()
-            .entry((method.to_owned(), route.to_owned(), status))
+            .entry((method, route.to_owned(), status))
             .or_default() += 1;
         self.latency
             .lock()
-            .entry((method.to_owned(), route.to_owned()))
+            .entry((method, route.to_owned()))
             .or_default()
             .observe(seconds);
     }
@@ -71,17 +82,35 @@ impl HttpMetrics {
     }
 }
 
-/// Middleware: times every request and records it under its route template.
+/// The method label: a standard method, or `other` (any token is a valid method, and each
+/// would otherwise be a series of its own).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Middleware: times every request and records it under its route template (`unmatched` when
+/// no route matched: the path itself is never a label).
 pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     metrics.record(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -249,6 +278,28 @@ pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
             label(route)
         );
     }
+    family(
+        "catalog_http_connections_open",
+        "gauge",
+        "HTTP connections being served.",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_http_connections_open {}",
+        http.connections_open.load(Ordering::Relaxed)
+    );
+    family(
+        "catalog_http_connections_refused_total",
+        "counter",
+        "Connections closed at once because the connection limit was reached.",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_http_connections_refused_total {}",
+        http.connections_refused.load(Ordering::Relaxed)
+    );
     family(
         "catalog_http_request_duration_seconds",
         "histogram",

@@ -4,12 +4,21 @@ pub mod error;
 pub mod metrics;
 pub mod routes;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
+use crate::config::Limits;
 use crate::repo::Repo;
+use error::ApiError;
 use metrics::HttpMetrics;
 
 /// What handlers share.
@@ -17,12 +26,32 @@ use metrics::HttpMetrics;
 pub struct AppState {
     pub repo: Repo,
     pub http: Arc<HttpMetrics>,
+    /// A configuration problem the service started with (`--allow-degraded`).
+    pub startup_problem: Option<String>,
 }
 
-/// The service's router.
-pub fn router(state: AppState) -> Router {
+/// The service's router, with its layers, outermost first: metrics (per route template), JSON
+/// errors (every error answered is the JSON contract), panics as 500s, the per-request timeout
+/// (503), the body limit (413).
+pub fn router(state: AppState, limits: &Limits) -> Router {
     let http = state.http.clone();
+    // `Router::layer` wraps what is already there: innermost first.
     routes::routes()
         .with_state(state)
+        // The limit below applies to every body; axum's own (2 MB, for `Json`) would only
+        // second-guess it.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes as usize))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(http, metrics::track))
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }

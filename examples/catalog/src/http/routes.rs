@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiError, Body, Ids, Params};
+use super::error::{ApiError, Body, Ids, Params, PathParams};
 use crate::domain::{
     AutocompleteQuery, CategoryInput, FiltersQuery, ListQuery, ProductInput, SearchQuery,
     StockChange, check_id,
@@ -53,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/stats", get(stats))
         .route("/stats/attributes", get(attribute_stats))
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
 }
@@ -103,7 +105,7 @@ async fn create_category(
     State(s): State<AppState>,
     Body(input): Body<CategoryInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok((
         StatusCode::CREATED,
         Json(s.repo.create_category(None, input).await?),
@@ -115,7 +117,7 @@ async fn create_category_with_id(
     Ids(id): Ids<i64>,
     Body(input): Body<CategoryInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok((
         StatusCode::CREATED,
         Json(s.repo.create_category(Some(id), input).await?),
@@ -127,7 +129,7 @@ async fn update_category(
     Ids(id): Ids<i64>,
     Body(input): Body<CategoryInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok(Json(s.repo.update_category(id, input).await?))
 }
 
@@ -150,7 +152,7 @@ async fn product(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl In
 
 async fn product_by_sku(
     State(s): State<AppState>,
-    Path(sku): Path<String>,
+    PathParams(sku): PathParams<String>,
 ) -> Result<impl IntoResponse> {
     if sku.is_empty() || sku.len() > 64 {
         return Err(ApiError::bad_request("sku must be 1 to 64 characters"));
@@ -182,7 +184,7 @@ async fn list_products(
     State(s): State<AppState>,
     Params(query): Params<ListQuery>,
 ) -> Result<impl IntoResponse> {
-    query.validate().map_err(ApiError::bad_request)?;
+    query.validate()?;
     Ok(Json(s.repo.list_products(&query).await?))
 }
 
@@ -202,7 +204,7 @@ async fn create_product(
     State(s): State<AppState>,
     Body(input): Body<ProductInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok((
         StatusCode::CREATED,
         Json(s.repo.create_product(None, input).await?),
@@ -214,7 +216,7 @@ async fn create_product_with_id(
     Ids(id): Ids<i64>,
     Body(input): Body<ProductInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok((
         StatusCode::CREATED,
         Json(s.repo.create_product(Some(id), input).await?),
@@ -226,7 +228,7 @@ async fn update_product(
     Ids(id): Ids<i64>,
     Body(input): Body<ProductInput>,
 ) -> Result<impl IntoResponse> {
-    input.validate().map_err(ApiError::bad_request)?;
+    input.validate()?;
     Ok(Json(s.repo.update_product(id, input).await?))
 }
 
@@ -240,7 +242,7 @@ async fn change_stock(
     Ids((id, vid)): Ids<(i64, i64)>,
     Body(change): Body<StockChange>,
 ) -> Result<impl IntoResponse> {
-    change.validate().map_err(ApiError::bad_request)?;
+    change.validate()?;
     Ok(Json(s.repo.change_stock(id, vid, change).await?))
 }
 
@@ -264,7 +266,7 @@ async fn search(
     State(s): State<AppState>,
     Params(q): Params<SearchQuery>,
 ) -> Result<impl IntoResponse> {
-    q.validate().map_err(ApiError::bad_request)?;
+    q.validate()?;
     Ok(Json(s.repo.search(&q).await?))
 }
 
@@ -272,7 +274,7 @@ async fn autocomplete(
     State(s): State<AppState>,
     Params(q): Params<AutocompleteQuery>,
 ) -> Result<impl IntoResponse> {
-    q.validate().map_err(ApiError::bad_request)?;
+    q.validate()?;
     Ok(Json(s.repo.autocomplete(&q.prefix).await?))
 }
 
@@ -287,13 +289,47 @@ async fn attribute_stats(State(s): State<AppState>) -> Result<impl IntoResponse>
 // ----- operations -----
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
-    let report = health_report(&s.repo).await;
+    let mut report = health_report(&s.repo).await;
+    if let Some(problem) = &s.startup_problem {
+        report["startup_problem"] = json!(problem);
+    }
     let status = if report["database"]["status"] == "up" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report))
+}
+
+/// Liveness: 200 while the process serves requests (restart it if this fails).
+async fn live() -> impl IntoResponse {
+    Json(json!({ "status": "live" }))
+}
+
+/// Readiness: 200 when the database answers and the service runs as configured; 503 (with the
+/// reasons) while the database is down or a configuration problem it started with
+/// (`--allow-degraded`: Redis refusing the credentials) lasts. Redis merely unreachable leaves it
+/// ready: the service then serves from L1 and the database, slower but correct (`/health` says
+/// `degraded`), and taking every replica out of service for it would turn an outage of the cache
+/// into one of the service.
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    let mut reasons = Vec::new();
+    if let Err(e) = s.repo.db.ping().await {
+        reasons.push(format!("database: {e}"));
+    }
+    if let Some(problem) = &s.startup_problem
+        && s.repo.cache.health().await.l2.status != cache_core::L2Status::Up
+    {
+        reasons.push(problem.clone());
+    }
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reasons": reasons })),
+        )
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -1,13 +1,13 @@
 //! Categories: the tree, one category, children; writes.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, VecDeque};
 
 use cache_core::cached;
 use rusqlite::{OptionalExtension, params};
 
 use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, detached, subtree};
 use crate::db::DbError;
-use crate::domain::{Category, CategoryInput, CategoryNode};
+use crate::domain::{Category, CategoryInput, CategoryNode, MAX_CATEGORY_DEPTH};
 
 /// What a category write changed, for invalidation.
 struct CategoryChange {
@@ -36,7 +36,9 @@ impl Repo {
             .await
     }
 
-    /// The category tree: roots with their children, recursively, ordered by name.
+    /// The category tree: roots with their children, ordered by name, down to
+    /// [`MAX_CATEGORY_DEPTH`] (deeper categories, and cycles, exist only in a database edited by
+    /// hand: they are left out, and logged).
     #[cached(key = "cat:tree", ttl = 1800, tags = ["categories"])]
     pub async fn category_tree(&self) -> Result<Vec<CategoryNode>, DbError> {
         let all = self
@@ -51,29 +53,16 @@ impl Repo {
                 Ok(rows)
             })
             .await?;
-        let mut by_parent: BTreeMap<Option<i64>, Vec<&Category>> = BTreeMap::new();
-        for c in &all {
-            by_parent.entry(c.parent_id).or_default().push(c);
+        let (tree, unreachable) = build_tree(&all);
+        if unreachable > 0 {
+            tracing::warn!(
+                unreachable,
+                max_depth = MAX_CATEGORY_DEPTH,
+                "category tree: categories deeper than the maximum or in a parent_id cycle left out \
+                 (a database edited by hand)"
+            );
         }
-        fn build(
-            parent: Option<i64>,
-            by_parent: &BTreeMap<Option<i64>, Vec<&Category>>,
-        ) -> Vec<CategoryNode> {
-            by_parent
-                .get(&parent)
-                .map(|list| {
-                    list.iter()
-                        .map(|c| CategoryNode {
-                            id: c.id,
-                            name: c.name.clone(),
-                            slug: c.slug.clone(),
-                            children: build(Some(c.id), by_parent),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-        Ok(build(None, &by_parent))
+        Ok(tree)
     }
 
     /// One category.
@@ -115,16 +104,19 @@ impl Repo {
     pub async fn largest_categories(&self, limit: usize) -> Result<Vec<i64>, DbError> {
         self.db
             .read(move |c| {
+                // Every (category, ancestor) pair, walked at most MAX_CATEGORY_DEPTH levels up
+                // (bounded: a chain of n categories edited in by hand would otherwise make n²/2
+                // pairs, and a cycle never ends).
                 let mut stmt = c.prepare_cached(
-                    "WITH RECURSIVE up(leaf, id) AS (
-                        SELECT id, id FROM categories
-                        UNION ALL SELECT up.leaf, c.parent_id FROM up JOIN categories c ON c.id = up.id
-                        WHERE c.parent_id IS NOT NULL)
+                    "WITH RECURSIVE up(leaf, id, level) AS (
+                        SELECT id, id, 0 FROM categories
+                        UNION ALL SELECT up.leaf, c.parent_id, up.level + 1 FROM up JOIN categories c ON c.id = up.id
+                        WHERE c.parent_id IS NOT NULL AND up.level < ?2)
                      SELECT up.id, COUNT(*) AS n FROM products p JOIN up ON up.leaf = p.category_id
                      GROUP BY up.id ORDER BY n DESC, up.id LIMIT ?1",
                 )?;
                 let ids = stmt
-                    .query_map([limit as i64], |r| r.get(0))?
+                    .query_map(params![limit as i64, MAX_CATEGORY_DEPTH], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 Ok(ids)
             })
@@ -157,6 +149,7 @@ impl Repo {
                     return Err(DbError::Conflict(format!("category {id} already exists")));
                 }
                 let depth = parent_depth(tx, input.parent_id)?.map_or(0, |d| d + 1);
+                check_depth(depth, 0)?;
                 tx.execute(
                     "INSERT INTO categories (id, parent_id, name, slug, depth) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id, input.parent_id, input.name, input.slug_or_default(), depth],
@@ -218,15 +211,15 @@ impl Repo {
                         )));
                     }
                     let depth = parent_depth(tx, input.parent_id)?.map_or(0, |d| d + 1);
-                    let old_depth: i64 =
-                        tx.query_row("SELECT depth FROM categories WHERE id = ?1", [id], |r| {
-                            r.get(0)
-                        })?;
-                    let shift = depth - old_depth;
-                    for c in subtree(tx, id)? {
+                    let levels = subtree_levels(tx, id)?;
+                    let height = levels.iter().map(|&(_, level)| level).max().unwrap_or(0);
+                    check_depth(depth, height)?;
+                    // Each category of the moved subtree gets its depth from the walk (which
+                    // also mends a depth a hand edit got wrong).
+                    for (c, level) in levels {
                         tx.execute(
-                            "UPDATE categories SET depth = depth + ?1 WHERE id = ?2",
-                            params![shift, c],
+                            "UPDATE categories SET depth = ?1 WHERE id = ?2",
+                            params![depth + level, c],
                         )?;
                     }
                     if let Some(p) = old_parent {
@@ -318,15 +311,124 @@ impl Repo {
     }
 }
 
-/// The depth of the parent (`None` for no parent); an unknown parent is invalid input.
+/// The depth of the parent (`None` for no parent), found by walking up from it to its root (at
+/// most [`MAX_CATEGORY_DEPTH`] steps, so the stored `depth` of a database edited by hand is not
+/// trusted); an unknown parent, or one with no root within the bound (deeper, or in a cycle), is
+/// invalid input.
 fn parent_depth(tx: &rusqlite::Connection, parent: Option<i64>) -> Result<Option<i64>, DbError> {
     let Some(p) = parent else {
         return Ok(None);
     };
-    tx.query_row("SELECT depth FROM categories WHERE id = ?1", [p], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .map(Some)
-    .ok_or_else(|| DbError::Invalid(format!("parent category {p} does not exist")))
+    if !category_exists(tx, p)? {
+        return Err(DbError::Invalid(format!(
+            "parent category {p} does not exist"
+        )));
+    }
+    let depth: Option<i64> = tx
+        .query_row(
+            "WITH RECURSIVE up(id, parent_id, level) AS (
+                SELECT id, parent_id, 0 FROM categories WHERE id = ?1
+                UNION ALL SELECT c.id, c.parent_id, up.level + 1 FROM categories c
+                JOIN up ON c.id = up.parent_id WHERE up.level < ?2)
+             SELECT level FROM up WHERE parent_id IS NULL",
+            params![p, MAX_CATEGORY_DEPTH],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match depth {
+        Some(d) => Ok(Some(d)),
+        None => Err(DbError::Invalid(format!(
+            "parent category {p} is deeper than {MAX_CATEGORY_DEPTH} levels, or its ancestors \
+             form a cycle"
+        ))),
+    }
+}
+
+/// Category `id` and its descendants with their level below it (0 for `id`), walked at most
+/// [`MAX_CATEGORY_DEPTH`] + 1 levels down: enough to know the subtree is too deep to move.
+fn subtree_levels(tx: &rusqlite::Connection, id: i64) -> Result<Vec<(i64, i64)>, DbError> {
+    let mut stmt = tx.prepare_cached(
+        "WITH RECURSIVE sub(id, level) AS (
+            SELECT ?1, 0
+            UNION SELECT c.id, s.level + 1 FROM categories c JOIN sub s ON c.parent_id = s.id
+            WHERE s.level <= ?2)
+         SELECT id, MIN(level) FROM sub GROUP BY id",
+    )?;
+    let rows = stmt
+        .query_map(params![id, MAX_CATEGORY_DEPTH], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Refuses a category at `depth` whose subtree goes `height` levels below it, when its deepest
+/// category would pass [`MAX_CATEGORY_DEPTH`].
+fn check_depth(depth: i64, height: i64) -> Result<(), DbError> {
+    if depth + height > MAX_CATEGORY_DEPTH {
+        return Err(DbError::Invalid(if height == 0 {
+            format!(
+                "the category would be at depth {depth}: categories nest at most \
+                 {MAX_CATEGORY_DEPTH} levels below a root"
+            )
+        } else {
+            format!(
+                "the category's subtree would reach depth {}: categories nest at most \
+                 {MAX_CATEGORY_DEPTH} levels below a root",
+                depth + height
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// The forest of `all` (ordered by name), built from its roots breadth first without recursion,
+/// down to depth [`MAX_CATEGORY_DEPTH`]; also the number of categories left out (deeper, or in a
+/// `parent_id` cycle, which no root reaches). Iterative and bounded, so that no shape of the
+/// table can overflow the stack here, nor later when the tree is serialized or dropped.
+fn build_tree(all: &[Category]) -> (Vec<CategoryNode>, usize) {
+    let mut by_parent: HashMap<Option<i64>, Vec<usize>> = HashMap::new();
+    for (i, c) in all.iter().enumerate() {
+        by_parent.entry(c.parent_id).or_default().push(i);
+    }
+    // Breadth-first order: (category index, slot of its parent in `order`).
+    let mut order: Vec<(usize, Option<usize>)> = Vec::new();
+    let mut queue: VecDeque<(usize, Option<usize>, i64)> = by_parent
+        .get(&None)
+        .into_iter()
+        .flatten()
+        .map(|&i| (i, None, 0))
+        .collect();
+    while let Some((i, parent, depth)) = queue.pop_front() {
+        let slot = order.len();
+        order.push((i, parent));
+        if depth < MAX_CATEGORY_DEPTH {
+            for &child in by_parent.get(&Some(all[i].id)).into_iter().flatten() {
+                queue.push_back((child, Some(slot), depth + 1));
+            }
+        }
+    }
+    // Bottom-up: a node's children all come after it in `order`, so they are complete when it
+    // is reached; taken in reverse, so each list is reversed back into name order.
+    let mut children: Vec<Vec<CategoryNode>> = Vec::new();
+    children.resize_with(order.len(), Vec::new);
+    let mut roots = Vec::new();
+    for slot in (0..order.len()).rev() {
+        let (i, parent) = order[slot];
+        let mut kids = std::mem::take(&mut children[slot]);
+        kids.reverse();
+        let c = &all[i];
+        let node = CategoryNode {
+            id: c.id,
+            name: c.name.clone(),
+            slug: c.slug.clone(),
+            children: kids,
+        };
+        match parent {
+            Some(p) => children[p].push(node),
+            None => roots.push(node),
+        }
+    }
+    roots.reverse();
+    (roots, all.len() - order.len())
 }

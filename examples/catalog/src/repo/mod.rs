@@ -113,15 +113,21 @@ pub(crate) fn variant_row(row: &Row<'_>) -> rusqlite::Result<Variant> {
 }
 
 /// `WITH RECURSIVE` clause defining `subtree(id)`: category `?1` and its descendants.
+///
+/// Every recursive walk of the categories is iterative (SQLite runs a recursive CTE with a
+/// queue, not a stack) and terminates even on a database edited by hand: `UNION` (not
+/// `UNION ALL`) drops a row already produced, so a cycle of `parent_id`s is walked once.
 pub(crate) const SUBTREE_CTE: &str = "WITH RECURSIVE subtree(id) AS (
-        SELECT ?1 UNION ALL SELECT c.id FROM categories c JOIN subtree s ON c.parent_id = s.id)";
+        SELECT ?1 UNION SELECT c.id FROM categories c JOIN subtree s ON c.parent_id = s.id)";
 
-/// Category `id` and its ancestors, nearest first; empty if it does not exist.
+/// Category `id` and its ancestors, nearest first; empty if it does not exist. Every ancestor,
+/// however deep the database (edited by hand) makes it, so that invalidations stay exact; each
+/// once, even in a cycle (`UNION`).
 pub(crate) fn ancestors(conn: &Connection, id: i64) -> Result<Vec<i64>, DbError> {
     let mut stmt = conn.prepare_cached(
         "WITH RECURSIVE up(id, parent_id) AS (
             SELECT id, parent_id FROM categories WHERE id = ?1
-            UNION ALL SELECT c.id, c.parent_id FROM categories c JOIN up ON c.id = up.parent_id)
+            UNION SELECT c.id, c.parent_id FROM categories c JOIN up ON c.id = up.parent_id)
          SELECT id FROM up",
     )?;
     let ids = stmt

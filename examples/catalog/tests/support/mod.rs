@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use catalog::{Config, Server};
+use catalog::{Config, Limits, Server};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -42,12 +42,26 @@ impl TestService {
         TestService::start(None, None).await
     }
 
+    /// L1 only, with these server limits.
+    pub async fn with_limits(limits: Limits) -> TestService {
+        TestService::start_with(None, None, limits).await
+    }
+
     async fn start(redis: Option<RedisServer>, url: Option<String>) -> TestService {
+        TestService::start_with(redis, url, Limits::DEFAULT).await
+    }
+
+    async fn start_with(
+        redis: Option<RedisServer>,
+        url: Option<String>,
+        limits: Limits,
+    ) -> TestService {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_database(dir.path().join("catalog.sqlite3"));
         config.products = PRODUCTS;
         config.categories = CATEGORIES;
         config.redis_url = url;
+        config.limits = limits;
         config.namespace = "catalog-test".to_owned();
         let server = Server::start(&config, false).await.expect("server starts");
         TestService {
