@@ -5,7 +5,6 @@ use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::loadtest::{self, LoadtestArgs};
 use crate::ops::{self, ClearScope};
 use crate::{Config, Server, build_cache, open_app};
 
@@ -60,8 +59,6 @@ pub enum Command {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Load-test the service in every cache mode (its own redis-server and generated catalog).
-    Loadtest(LoadtestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,20 +139,6 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             let app = open_app(&config).await?;
             write!(out, "{}", ops::stats_text(&app.repo).await)?;
         }
-        Command::Loadtest(args) => {
-            let report = loadtest::run(&config, &args).await?;
-            let markdown = report.markdown();
-            write!(out, "{markdown}")?;
-            if let Some(path) = &args.out {
-                let text = if path.extension().is_some_and(|e| e == "json") {
-                    serde_json::to_string_pretty(&report)?
-                } else {
-                    markdown
-                };
-                std::fs::write(path, text)?;
-                eprintln!("loadtest: wrote {}", path.display());
-            }
-        }
     }
     Ok(())
 }
@@ -223,18 +206,5 @@ mod tests {
             top.get_env().and_then(|e| e.to_str()),
             Some("CATALOG_WARMUP")
         );
-    }
-
-    #[test]
-    fn loadtest_bounds_its_concurrency() {
-        let cli = Cli::try_parse_from(["catalog", "loadtest", "--duration", "2s"]).expect("parses");
-        let Some(Command::Loadtest(args)) = cli.command else {
-            panic!("not loadtest")
-        };
-        assert_eq!(args.duration, std::time::Duration::from_secs(2));
-        assert_eq!(args.concurrency, 64);
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1000"]).is_ok());
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1001"]).is_err());
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "0"]).is_err());
     }
 }

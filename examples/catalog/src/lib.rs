@@ -9,7 +9,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
-pub mod loadtest;
 pub mod ops;
 pub mod repo;
 

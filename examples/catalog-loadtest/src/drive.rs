@@ -1,0 +1,285 @@
+//! Driving a server: `concurrency` client tasks, one connection and one request in flight each,
+//! for a bounded time, in a closed loop (the next request when the previous one is answered) or
+//! an open loop (requests on a fixed schedule, latency measured from the intended send time);
+//! latency histograms, per-second counts, and optionally a Redis outage at half time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tiercache_tests::RedisServer;
+
+use crate::report::{Latency, Phase, Second};
+use crate::workload::{Request, Workload};
+
+/// How the client tasks pace their requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Each task sends its next request as soon as the previous one is answered.
+    Closed,
+    /// This many requests per second in all, on a fixed schedule per task.
+    Open { rate: f64 },
+}
+
+/// What to drive, for how long, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct DrivePlan {
+    pub duration: Duration,
+    pub concurrency: u64,
+    pub pacing: Pacing,
+    pub seed: u64,
+}
+
+/// What a drive measured.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    pub total: Phase,
+    /// With a Redis outage: before and after it.
+    pub before: Option<Phase>,
+    pub after: Option<Phase>,
+    pub mix: BTreeMap<String, u64>,
+    pub error_samples: Vec<String>,
+    pub timeline: Vec<Second>,
+}
+
+#[derive(Default)]
+struct WorkerOut {
+    all: Option<Histogram<u64>>,
+    before: Option<Histogram<u64>>,
+    after: Option<Histogram<u64>>,
+    errors: [u64; 2],
+    mix: BTreeMap<&'static str, u64>,
+}
+
+/// What every client task shares.
+struct Shared {
+    client: reqwest::Client,
+    url: String,
+    workload: Arc<Workload>,
+    /// Per second: requests, errors, worst latency (µs).
+    timeline: Vec<[AtomicU64; 3]>,
+    samples: parking_lot::Mutex<Vec<String>>,
+    /// Set once Redis is killed: later requests count as "after".
+    killed: AtomicBool,
+    start: Instant,
+    deadline: Instant,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Drives `url` as `plan` says; with `kill_redis`, SIGKILLs that redis-server at half time.
+pub async fn drive(
+    url: &str,
+    plan: DrivePlan,
+    workload: &Arc<Workload>,
+    kill_redis: Option<&mut RedisServer>,
+) -> anyhow::Result<LoadOutcome> {
+    let concurrency = plan.concurrency as usize;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        client,
+        url: url.to_owned(),
+        workload: workload.clone(),
+        timeline: (0..plan.duration.as_secs() as usize + 2)
+            .map(|_| [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)])
+            .collect(),
+        samples: parking_lot::Mutex::new(Vec::new()),
+        killed: AtomicBool::new(false),
+        start,
+        deadline: start + plan.duration,
+    });
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let schedule = match plan.pacing {
+                Pacing::Closed => None,
+                Pacing::Open { rate } => {
+                    // Each task sends rate / concurrency requests a second, the tasks' schedules
+                    // staggered evenly over one interval.
+                    let interval = Duration::from_secs_f64(concurrency as f64 / rate);
+                    Some((
+                        start + interval.mul_f64(w as f64 / concurrency as f64),
+                        interval,
+                    ))
+                }
+            };
+            let seed = plan.seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            tokio::spawn(worker(shared.clone(), seed, schedule))
+        })
+        .collect();
+    let mut kill_at = None;
+    if let Some(redis) = kill_redis {
+        tokio::time::sleep_until((start + plan.duration / 2).into()).await;
+        tokio::task::block_in_place(|| redis.stop());
+        shared.killed.store(true, Ordering::Relaxed);
+        kill_at = Some(Instant::now());
+        eprintln!(
+            "catalog-loadtest: killed redis-server (SIGKILL) at {:.2?}",
+            start.elapsed()
+        );
+    }
+    let mut all = histogram();
+    let mut before = histogram();
+    let mut after = histogram();
+    let mut errors = [0u64; 2];
+    let mut mix = BTreeMap::new();
+    for w in workers {
+        let out = w.await.context("load worker panicked")?;
+        for (into, from) in [
+            (&mut all, out.all),
+            (&mut before, out.before),
+            (&mut after, out.after),
+        ] {
+            if let Some(h) = from {
+                into.add(&h).context("merging histograms")?;
+            }
+        }
+        errors[0] += out.errors[0];
+        errors[1] += out.errors[1];
+        for (k, v) in out.mix {
+            *mix.entry(k.to_owned()).or_default() += v;
+        }
+    }
+    let end = Instant::now();
+    let total = phase(&all, errors[0] + errors[1], (end - start).as_secs_f64());
+    let (before, after) = match kill_at {
+        Some(k) => (
+            Some(phase(&before, errors[0], (k - start).as_secs_f64())),
+            Some(phase(&after, errors[1], (end - k).as_secs_f64())),
+        ),
+        None => (None, None),
+    };
+    let timeline = shared
+        .timeline
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s[0].load(Ordering::Relaxed) > 0)
+        .map(|(i, s)| Second {
+            second: i as u64,
+            requests: s[0].load(Ordering::Relaxed),
+            errors: s[1].load(Ordering::Relaxed),
+            max_ms: s[2].load(Ordering::Relaxed) as f64 / 1000.0,
+        })
+        .collect();
+    let error_samples = shared.samples.lock().clone();
+    Ok(LoadOutcome {
+        total,
+        before,
+        after,
+        mix,
+        error_samples,
+        timeline,
+    })
+}
+
+fn phase(h: &Histogram<u64>, errors: u64, seconds: f64) -> Phase {
+    Phase {
+        requests: h.len(),
+        errors,
+        seconds,
+        throughput: if seconds > 0.0 {
+            h.len() as f64 / seconds
+        } else {
+            0.0
+        },
+        latency: Latency::of(h),
+    }
+}
+
+/// One client task. With a `schedule` (first send time, interval), request `k` is due at
+/// `first + k × interval`: the task waits for it if early, sends at once if late, and measures
+/// from the due time either way. It stops at the deadline, sending nothing due after it.
+async fn worker(
+    shared: Arc<Shared>,
+    seed: u64,
+    mut schedule: Option<(Instant, Duration)>,
+) -> WorkerOut {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = WorkerOut {
+        all: Some(histogram()),
+        before: Some(histogram()),
+        after: Some(histogram()),
+        ..WorkerOut::default()
+    };
+    loop {
+        let now = Instant::now();
+        if now >= shared.deadline {
+            break;
+        }
+        let t0 = match &mut schedule {
+            None => now,
+            Some((due, interval)) => {
+                let this = *due;
+                if this >= shared.deadline {
+                    break;
+                }
+                *due += *interval;
+                if this > now {
+                    tokio::time::sleep_until(this.into()).await;
+                }
+                this
+            }
+        };
+        let req = shared.workload.next(&mut rng);
+        let after = shared.killed.load(Ordering::Relaxed);
+        let result = send(&shared.client, &shared.url, &req).await;
+        let us = t0.elapsed().as_micros() as u64;
+        *out.mix.entry(req.kind.name()).or_default() += 1;
+        let phase = if after {
+            &mut out.after
+        } else {
+            &mut out.before
+        };
+        for h in [&mut out.all, phase].into_iter().flatten() {
+            h.saturating_record(us.max(1));
+        }
+        let sec = t0.saturating_duration_since(shared.start).as_secs() as usize;
+        let slot = shared.timeline.get(sec.min(shared.timeline.len() - 1));
+        if let Some(slot) = slot {
+            slot[0].fetch_add(1, Ordering::Relaxed);
+            slot[2].fetch_max(us, Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            out.errors[usize::from(after)] += 1;
+            if let Some(slot) = slot {
+                slot[1].fetch_add(1, Ordering::Relaxed);
+            }
+            let mut s = shared.samples.lock();
+            if s.len() < 5 {
+                s.push(format!("{} {}: {e}", req.kind.name(), req.path));
+            }
+        }
+    }
+    out
+}
+
+async fn send(client: &reqwest::Client, url: &str, req: &Request) -> Result<(), String> {
+    let full = format!("{url}{}", req.path);
+    let builder = match &req.body {
+        Some(body) => client.post(full).json(body),
+        None => client.get(full),
+    };
+    let response = builder.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    }
+}

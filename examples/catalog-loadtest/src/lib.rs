@@ -1,0 +1,27 @@
+//! `catalog-loadtest`: the catalog service's load generator. It runs the service as a separate
+//! process per cache mode (no cache, L2 only, L1 only, two-tier, two-tier with Redis killed at
+//! half time), each against its own redis-server from the test harness (`tiercache-tests`), drives
+//! it over loopback in a closed or an open loop, and reports what the server did and what the
+//! generator itself cost (LOADTEST.md).
+//!
+//! - [`args`]: the command line.
+//! - [`workload`]: the Zipf-popular requests, from the generated catalog.
+//! - [`server`]: the server process (start, `/metrics`, CPU, stop). Never serves in this process.
+//! - [`l2`]: the run's redis-server (harness) and its `INFO`.
+//! - [`drive`]: the client tasks, closed or open loop, latency histograms, the Redis outage.
+//! - [`usage`]: CPU time and resident size of this process and of the server.
+//! - [`run`]: the scenarios and the memory phase, in order.
+//! - [`report`]: the results and their markdown.
+
+pub mod args;
+pub mod drive;
+pub mod l2;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod usage;
+pub mod workload;
+
+pub use args::LoadtestArgs;
+pub use report::Report;
+pub use run::run;
