@@ -283,3 +283,86 @@ async fn send(client: &reqwest::Client, url: &str, req: &Request) -> Result<(), 
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An HTTP/1.1 server that answers one request at a time, each after `delay`: it serves at
+    /// most 1 / `delay` requests a second, however many connections it has.
+    async fn slow_server(delay: Duration) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let one_at_a_time = one_at_a_time.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        {
+                            let _turn = one_at_a_time.lock().await;
+                            tokio::time::sleep(delay).await;
+                        }
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn reads_only() -> Arc<Workload> {
+        let names = ["sleek lamp".to_owned(), "rustic chair".to_owned()];
+        let products = (1..=20).map(|id| (id, id)).collect();
+        Arc::new(Workload::new(products, vec![1, 2, 3], &names, 7, 1.0, 0.0).expect("workload"))
+    }
+
+    /// A server that serves 50 requests a second, offered 100 a second: the open loop reports
+    /// the queueing (latency from the intended send time grows through the run), where the closed
+    /// loop only sees each request's own service time behind the other connections'.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_open_loop_does_not_hide_a_server_that_falls_behind() {
+        let url = slow_server(Duration::from_millis(20)).await;
+        let workload = reads_only();
+        let plan = |pacing| DrivePlan {
+            duration: Duration::from_secs(1),
+            concurrency: 4,
+            pacing,
+            seed: 1,
+        };
+        let closed = drive(&url, plan(Pacing::Closed), &workload, None)
+            .await
+            .expect("closed loop");
+        let open = drive(&url, plan(Pacing::Open { rate: 100.0 }), &workload, None)
+            .await
+            .expect("open loop");
+        for outcome in [&closed, &open] {
+            assert_eq!(outcome.total.errors, 0, "{:?}", outcome.error_samples);
+            assert!(outcome.total.requests > 10, "{:?}", outcome.total);
+        }
+        // Closed: about 4 × 20 ms each. Open: the last requests served waited ~0.5 s.
+        let (closed_p99, open_p99) = (closed.total.latency.p99_ms, open.total.latency.p99_ms);
+        assert!(closed_p99 < 200.0, "closed p99 {closed_p99} ms");
+        assert!(
+            open_p99 > 250.0 && open_p99 > 2.0 * closed_p99,
+            "open p99 {open_p99} ms vs closed {closed_p99} ms"
+        );
+        // The open loop sent no more than was due before the deadline.
+        assert!(open.total.requests <= 101, "{:?}", open.total);
+    }
+}

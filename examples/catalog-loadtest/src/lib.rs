@@ -25,3 +25,21 @@ pub mod workload;
 pub use args::LoadtestArgs;
 pub use report::Report;
 pub use run::run;
+
+/// The `catalog-loadtest` command: parses the command line, runs, prints the markdown report on
+/// stdout and writes `--out`.
+pub fn main() -> anyhow::Result<()> {
+    use clap::Parser as _;
+
+    let args = LoadtestArgs::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run::run(&args))?;
+    print!("{}", report.markdown());
+    if let Some(path) = &args.out {
+        run::write(&report, path)?;
+        eprintln!("catalog-loadtest: wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -169,7 +169,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         ..Report::default()
     };
     for mode in MODES {
-        let result = run_scenario(&cx, mode, Some(&mut redis), args.l1_mb).await?;
+        let result = run_scenario(&cx, mode, &mut redis, args.l1_mb).await?;
         eprintln!("catalog-loadtest: {}", one_line(&result));
         report.scenarios.push(result);
     }
@@ -180,20 +180,19 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// One scenario: a server process in `mode` (its L2 the emptied `redis`), driven for the run's
+/// One scenario: a server process in `mode` (with an L2: the emptied `redis`), driven for the run's
 /// duration, then read (cache counters, CPU, RSS, Redis memory) and stopped.
 async fn run_scenario(
     cx: &Context,
     mode: Mode,
-    mut redis: Option<&mut RedisServer>,
+    redis: &mut RedisServer,
     l1_mb: u64,
 ) -> anyhow::Result<ScenarioResult> {
-    let redis_url = match (&redis, mode.l2) {
-        (Some(r), true) => {
-            l2::flushall(&r.url()).await?;
-            Some(r.url())
-        }
-        _ => None,
+    let redis_url = if mode.l2 {
+        l2::flushall(&redis.url()).await?;
+        Some(redis.url())
+    } else {
+        None
     };
     let options = ServerOptions {
         l1_mb: if mode.l1 { l1_mb } else { 0 },
@@ -222,11 +221,7 @@ async fn run_scenario(
     };
     let rss_before = server.rss();
     let (server_cpu, own_cpu) = (server.cpu(), usage::own_cpu());
-    let kill = if mode.kill_redis {
-        redis.as_deref_mut()
-    } else {
-        None
-    };
+    let kill = mode.kill_redis.then_some(redis);
     let outcome = drive(server.url(), plan, &cx.workload, kill).await;
     let server_cpu_s = cpu_seconds(server_cpu, server.cpu());
     let generator_cpu_s = cpu_seconds(own_cpu, usage::own_cpu());
@@ -434,7 +429,7 @@ async fn memory_phase(
         l2: true,
         kill_redis: false,
     };
-    let result = run_scenario(cx, mode, Some(&mut low), cx.args.memory_l1_mb).await?;
+    let result = run_scenario(cx, mode, &mut low, cx.args.memory_l1_mb).await?;
     eprintln!("catalog-loadtest: {}", one_line(&result));
     Ok(MemoryResult {
         redis_empty_used_memory: empty,

@@ -39,26 +39,28 @@ pub struct ServerOptions {
     pub redis_url: Option<String>,
 }
 
-/// The default server binary: `catalog-server` next to this executable (built by this package
-/// from the service's `main.rs`), else `catalog` there (built by `cargo build -p catalog`).
+/// The default server binary: `catalog-server` next to this executable, built by this package
+/// from the service's `main.rs`. `cargo run` builds only the binary it runs, so a
+/// `catalog-server` older than this executable may predate the sources this one was built from:
+/// that is an error (build both with `cargo build -p catalog-loadtest`, or pass `--server-bin`).
 pub fn default_server_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this executable")?;
     let dir = exe.parent().context("this executable has no directory")?;
-    let candidates = [
-        dir.join(format!("catalog-server{}", std::env::consts::EXE_SUFFIX)),
-        dir.join(format!("catalog{}", std::env::consts::EXE_SUFFIX)),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .with_context(|| {
-            format!(
-                "no catalog server binary in {} (build it with `cargo build --release -p \
-                 catalog-loadtest`, or pass --server-bin)",
-                dir.display()
-            )
-        })
+    let server = dir.join(format!("catalog-server{}", std::env::consts::EXE_SUFFIX));
+    let build = "build it with `cargo build --release -p catalog-loadtest` (which builds the \
+                 tool and its server), or pass --server-bin";
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(server_built) = modified(&server) else {
+        bail!("no catalog server at {}: {build}", server.display());
+    };
+    if modified(&exe).is_some_and(|tool_built| server_built < tool_built) {
+        bail!(
+            "{} is older than this catalog-loadtest, so it may not be built from the same \
+             sources: {build}",
+            server.display()
+        );
+    }
+    Ok(server)
 }
 
 /// A running catalog server process.

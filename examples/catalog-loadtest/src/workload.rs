@@ -107,7 +107,7 @@ impl Workload {
         s: f64,
         write_share: f64,
     ) -> anyhow::Result<Workload> {
-        let (products, mut categories, names) = repo
+        let (products, categories, names) = repo
             .db
             .read(|conn| {
                 let mut stmt = conn.prepare(
@@ -129,6 +129,20 @@ impl Workload {
                 Ok((products, categories, names))
             })
             .await?;
+        Workload::new(products, categories, &names, seed, s, write_share)
+    }
+
+    /// A workload over these key spaces: products (id, a variant id) most popular first,
+    /// categories (shuffled by `seed`), and product names most popular first (the source of
+    /// search terms and autocomplete prefixes).
+    pub fn new(
+        products: Vec<(i64, i64)>,
+        mut categories: Vec<i64>,
+        names: &[String],
+        seed: u64,
+        s: f64,
+        write_share: f64,
+    ) -> anyhow::Result<Workload> {
         ensure!(
             !products.is_empty(),
             "the load-test catalog has no products"
@@ -144,7 +158,7 @@ impl Workload {
         let mut terms = Vec::new();
         let mut prefixes = Vec::new();
         let mut seen = HashSet::new();
-        for name in &names {
+        for name in names {
             let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
             let mut candidates: Vec<(bool, String)> = Vec::new();
             if let Some(w) = words.first() {

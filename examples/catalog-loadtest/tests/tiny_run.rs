@@ -82,7 +82,10 @@ fn assert_every_scenario_clean(report: &Value) {
             server_cpu > 0.0 && generator_cpu > 0.0,
             "{name}: CPU {server_cpu} / {generator_cpu}"
         );
-        assert!(s["rss_after"].as_u64().is_some_and(|b| b > 0), "{name}: RSS");
+        assert!(
+            s["rss_after"].as_u64().is_some_and(|b| b > 0),
+            "{name}: RSS"
+        );
     }
 }
 
@@ -95,7 +98,11 @@ fn a_tiny_closed_loop_run_has_no_errors_and_the_cache_hits() {
     assert_every_scenario_clean(&report);
     assert_eq!(report["rate"], Value::Null);
     let none = scenario(&report, "no cache");
-    assert_eq!(u(&none["l1_hits"]) + u(&none["l2_hits"]), 0, "no cache has hits");
+    assert_eq!(
+        u(&none["l1_hits"]) + u(&none["l2_hits"]),
+        0,
+        "no cache has hits"
+    );
     let two_tier = scenario(&report, "two-tier");
     assert!(two_tier["hit_ratio"].as_f64().expect("ratio") > 0.0);
     assert!(u(&scenario(&report, "L2 only")["l2_hits"]) > 0);
@@ -110,11 +117,21 @@ fn a_tiny_closed_loop_run_has_no_errors_and_the_cache_hits() {
     assert_eq!(u(&low["total"]["errors"]), 0, "{}", low["error_samples"]);
     assert!(u(&low["l1_weighted_bytes"]) <= u(&low["l1_capacity_bytes"]));
 
-    for heading in ["## Scenarios", "## Ratios vs no cache", "## Redis killed at half time"] {
+    for heading in [
+        "## Scenarios",
+        "## Ratios vs no cache",
+        "## Redis killed at half time",
+    ] {
         assert!(markdown.contains(heading), "{heading} missing:\n{markdown}");
     }
-    assert!(markdown.contains("| server CPU % | generator CPU % |"), "{markdown}");
-    assert!(markdown.contains("Closed loop: 8 connections"), "{markdown}");
+    assert!(
+        markdown.contains("| server CPU % | generator CPU % |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("Closed loop: 8 connections"),
+        "{markdown}"
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 
@@ -132,7 +149,13 @@ fn a_tiny_open_loop_run_keeps_its_rate() {
         let requests = u(&scenario(&report, name)["total"]["requests"]);
         // 1 s at 100 req/s: 100 sends are due before the deadline (one more or less by rounding);
         // a server far slower than that would make the generator stop short at the deadline.
-        assert!((70..=101).contains(&requests), "{name}: {requests} requests");
+        assert!(
+            (70..=101).contains(&requests),
+            "{name}: {requests} requests"
+        );
     }
-    assert!(markdown.contains("Open loop: 100 requests per second"), "{markdown}");
+    assert!(
+        markdown.contains("Open loop: 100 requests per second"),
+        "{markdown}"
+    );
 }
