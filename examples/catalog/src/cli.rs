@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ops::{self, ClearScope};
-use crate::{Config, Server, build_cache, open_app};
+use crate::{Config, Server, build_cache, http, open_app};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
     #[arg(long, env = "CATALOG_WARMUP", value_parser = clap::builder::BoolishValueParser::new())]
     pub warmup: bool,
+    /// Serve each distinct request's response from memory after computing it once, with no cache
+    /// and no database behind: the load test's ceiling (see `http/ceiling.rs`).
+    #[arg(long, conflicts_with = "warmup")]
+    pub ceiling: bool,
 }
 
 impl Cli {
@@ -86,8 +90,12 @@ pub struct ClearArgs {
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let (config, command) = cli.into_parts();
     match command {
-        Command::Serve(ServeArgs { warmup }) => {
-            let server = Server::start(&config, warmup).await?;
+        Command::Serve(ServeArgs { warmup, ceiling }) => {
+            let server = if ceiling {
+                http::ceiling::start(&config).await?
+            } else {
+                Server::start(&config, warmup).await?
+            };
             writeln!(out, "catalog service on {} (Ctrl-C to stop)", server.url())?;
             out.flush()?;
             server.run_until_ctrl_c().await?;
@@ -174,27 +182,40 @@ mod tests {
     }
 
     #[test]
+    fn the_ceiling_is_a_serve_option_exclusive_of_warmup() {
+        let (_, command) = Cli::try_parse_from(["catalog", "--ceiling"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { ceiling: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["catalog", "serve", "--ceiling"]).is_ok());
+        assert!(Cli::try_parse_from(["catalog", "--ceiling", "--warmup"]).is_err());
+    }
+
+    #[test]
     fn the_default_command_honours_warmup() {
         let (_, command) = Cli::try_parse_from(["catalog", "--warmup"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: true })
+            Command::Serve(ServeArgs { warmup: true, .. })
         ));
         let (_, command) = Cli::try_parse_from(["catalog"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: false })
+            Command::Serve(ServeArgs { warmup: false, .. })
         ));
         let (_, command) = Cli::try_parse_from(["catalog", "serve", "--warmup"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: true })
+            Command::Serve(ServeArgs { warmup: true, .. })
         ));
         // The top-level flag reads the same environment variable as `serve --warmup`.
         let cmd = Cli::command();

@@ -1,5 +1,6 @@
 //! The HTTP JSON API: routes, errors as JSON, metrics.
 
+pub mod ceiling;
 pub mod error;
 pub mod metrics;
 pub mod routes;
