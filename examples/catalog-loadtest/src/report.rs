@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::run::CEILING;
+
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Latency {
@@ -261,7 +263,11 @@ impl Report {
             o,
             "\n`loads` = loader runs (database queries behind cached reads). \"no cache\" has L1 capacity 0 \
              and no Redis, but single-flight still coalesces identical concurrent loads, so loads can be \
-             fewer than cached reads. L1 MiB is moka's weighted size at the end of the run. RSS is the server \
+             fewer than cached reads. \"{CEILING}\" is the same server started with `--ceiling`: each \
+             distinct request is computed once (no cache, from the database) and then served from a copy \
+             of its response bytes in memory; it is primed by one unmeasured pass of the same workload, \
+             its hit ratio is the share of the measured pass served from memory and its loads the \
+             responses computed during it. L1 MiB is moka's weighted size at the end of the run. RSS is the server \
              process's (with SQLite's page cache), from /proc/<pid>/status after its start and at the end. \
              CPU % is CPU time (user + system) over the run's wall time, in percent of one core: the server's \
              from /proc/<pid>/stat, the generator's from getrusage of its own process (on a machine with few \
@@ -270,24 +276,31 @@ impl Report {
         let _ = writeln!(o, "## Ratios vs no cache\n");
         let _ = writeln!(
             o,
-            "| scenario | throughput × | p50 ÷ | p99 ÷ |\n|---|---|---|---|"
+            "| scenario | throughput × | p50 ÷ | p99 ÷ | throughput ÷ ceiling |\n|---|---|---|---|---|"
         );
         if let Some(none) = self.scenario("no cache") {
+            let ceiling = self.scenario(CEILING);
             for r in &self.scenarios {
                 let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
                 let _ = writeln!(
                     o,
-                    "| {} | {:.2} | {:.2} | {:.2} |",
+                    "| {} | {:.2} | {:.2} | {:.2} | {} |",
                     r.name,
                     div(r.total.throughput, none.total.throughput),
                     div(r.total.latency.p50_ms, none.total.latency.p50_ms),
                     div(r.total.latency.p99_ms, none.total.latency.p99_ms),
+                    ceiling.map_or_else(
+                        || "-".to_owned(),
+                        |c| format!("{:.2}", div(r.total.throughput, c.total.throughput))
+                    ),
                 );
             }
         }
         let _ = writeln!(
             o,
-            "\n(p50 ÷ and p99 ÷: the scenario's latency over no cache's; below 1 is faster.)\n"
+            "\n(p50 ÷ and p99 ÷: the scenario's latency over no cache's; below 1 is faster. \
+             Throughput ÷ ceiling: how close the scenario comes to the same server answering from \
+             bytes in memory.)\n"
         );
         if let Some(k) = self.scenarios.iter().find(|s| s.before_kill.is_some()) {
             let _ = writeln!(o, "## Redis killed at half time\n");

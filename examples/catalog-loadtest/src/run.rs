@@ -24,7 +24,7 @@ use catalog::{Config, build_app, ops};
 use crate::args::{LoadtestArgs, MAX_CONCURRENCY};
 use crate::drive::{DrivePlan, Pacing, drive};
 use crate::report::{L1Residency, MemoryResult, Report, ScenarioResult};
-use crate::server::{ServerOptions, ServerProcess, default_server_bin};
+use crate::server::{CacheCounters, ServerOptions, ServerProcess, default_server_bin};
 use crate::workload::Workload;
 use crate::{l2, report, usage};
 
@@ -38,40 +38,57 @@ struct Mode {
     l1: bool,
     l2: bool,
     kill_redis: bool,
+    /// The ceiling: a `--ceiling` server (no cache, no database once primed).
+    ceiling: bool,
 }
 
-const MODES: [Mode; 5] = [
+const MODES: [Mode; 6] = [
     Mode {
         name: "no cache",
         l1: false,
         l2: false,
         kill_redis: false,
+        ceiling: false,
     },
     Mode {
         name: "L2 only",
         l1: false,
         l2: true,
         kill_redis: false,
+        ceiling: false,
     },
     Mode {
         name: "L1 only",
         l1: true,
         l2: false,
         kill_redis: false,
+        ceiling: false,
     },
     Mode {
         name: "two-tier",
         l1: true,
         l2: true,
         kill_redis: false,
+        ceiling: false,
     },
     Mode {
         name: "two-tier, Redis killed at half time",
         l1: true,
         l2: true,
         kill_redis: true,
+        ceiling: false,
+    },
+    Mode {
+        name: CEILING,
+        l1: false,
+        l2: false,
+        kill_redis: false,
+        ceiling: true,
     },
 ];
+
+/// The name of the ceiling scenario.
+pub const CEILING: &str = "ceiling: responses from memory";
 
 /// What every scenario of a run shares.
 struct Context {
@@ -141,6 +158,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
             namespace: NAMESPACE.to_owned(),
             l1_mb: 0,
             redis_url: None,
+            ceiling: false,
         },
         workload,
         logs: tempfile::tempdir().context("temporary directory for server logs")?,
@@ -197,6 +215,7 @@ async fn run_scenario(
     let options = ServerOptions {
         l1_mb: if mode.l1 { l1_mb } else { 0 },
         redis_url: redis_url.clone(),
+        ceiling: mode.ceiling,
         ..cx.server.clone()
     };
     let server = ServerProcess::start(&options, cx.logs.path())
@@ -219,6 +238,12 @@ async fn run_scenario(
             .map_or(Pacing::Closed, |rate| Pacing::Open { rate }),
         seed: cx.args.seed,
     };
+    let ceiling_before = if mode.ceiling {
+        prime_ceiling(cx, &server, plan).await?;
+        Some(server.ceiling_counters().await?)
+    } else {
+        None
+    };
     let rss_before = server.rss();
     let (server_cpu, own_cpu) = (server.cpu(), usage::own_cpu());
     let kill = mode.kill_redis.then_some(redis);
@@ -226,7 +251,21 @@ async fn run_scenario(
     let server_cpu_s = cpu_seconds(server_cpu, server.cpu());
     let generator_cpu_s = cpu_seconds(own_cpu, usage::own_cpu());
     let rss_after = server.rss();
-    let counters = server.cache_counters().await;
+    let counters = match ceiling_before {
+        Some(before) => server.ceiling_counters().await.map(|after| {
+            let (fills, hits) = (after.fills - before.fills, after.hits - before.hits);
+            // No cache: the share served from memory is the hit ratio, a computed response a load.
+            (
+                CacheCounters {
+                    misses: fills,
+                    loads: fills,
+                    ..CacheCounters::default()
+                },
+                ratio(hits, hits + fills),
+            )
+        }),
+        None => server.cache_counters().await.map(|c| (c, c.hit_ratio())),
+    };
     let (used, keys, evicted) = match &redis_url {
         Some(url) if !mode.kill_redis => (
             l2::info_u64(url, "memory", "used_memory").await,
@@ -240,7 +279,8 @@ async fn run_scenario(
         .await
         .with_context(|| format!("{}: stopping the catalog server", mode.name))?;
     let load = outcome?;
-    let c = counters.with_context(|| format!("{}: reading the server's /metrics", mode.name))?;
+    let (c, hit_ratio) =
+        counters.with_context(|| format!("{}: reading the server's counters", mode.name))?;
     Ok(ScenarioResult {
         name: mode.name.to_owned(),
         l1: mode.l1,
@@ -254,7 +294,7 @@ async fn run_scenario(
         loads: c.loads,
         l2_errors: c.l2_errors,
         l1_evictions: c.evictions,
-        hit_ratio: c.hit_ratio(),
+        hit_ratio,
         l1_entries: c.l1_entries,
         l1_weighted_bytes: c.l1_weighted_bytes,
         l1_capacity_bytes: c.l1_capacity_bytes,
@@ -269,6 +309,31 @@ async fn run_scenario(
         after_kill: load.after,
         timeline: load.timeline,
     })
+}
+
+/// The ceiling's priming: one unmeasured pass of the workload (closed loop, as long as a
+/// scenario), so that the measured pass finds nearly every request already in memory.
+async fn prime_ceiling(
+    cx: &Context,
+    server: &ServerProcess,
+    plan: DrivePlan,
+) -> anyhow::Result<()> {
+    let plan = DrivePlan {
+        pacing: Pacing::Closed,
+        ..plan
+    };
+    let primed = drive(server.url(), plan, &cx.workload, None).await?;
+    ensure!(
+        primed.total.errors == 0,
+        "priming the ceiling: {} errors: {:?}",
+        primed.total.errors,
+        primed.error_samples
+    );
+    Ok(())
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 fn cpu_seconds(before: Option<Duration>, after: Option<Duration>) -> Option<f64> {
@@ -428,6 +493,7 @@ async fn memory_phase(
         l1: true,
         l2: true,
         kill_redis: false,
+        ceiling: false,
     };
     let result = run_scenario(cx, mode, &mut low, cx.args.memory_l1_mb).await?;
     eprintln!("catalog-loadtest: {}", one_line(&result));

@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub l1_mb: u64,
     /// The L2, if any.
     pub redis_url: Option<String>,
+    /// Run `--ceiling`: every distinct request computed once, then served from memory.
+    pub ceiling: bool,
 }
 
 /// The default server binary: `catalog-server` next to this executable, built by this package
@@ -102,6 +104,9 @@ impl ServerProcess {
             .args(["--l1-mb", &opts.l1_mb.to_string()]);
         if let Some(url) = &opts.redis_url {
             cmd.args(["--redis-url", url]);
+        }
+        if opts.ceiling {
+            cmd.arg("--ceiling");
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -192,6 +197,28 @@ impl ServerProcess {
         Ok(CacheCounters::parse(&text))
     }
 
+    /// A `--ceiling` server's counters (`GET /ceiling`): responses computed, and served from
+    /// memory.
+    pub async fn ceiling_counters(&self) -> anyhow::Result<CeilingCounters> {
+        let counters: serde_json::Value = self
+            .http
+            .get(format!("{}/ceiling", self.url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let get = |name: &str| {
+            counters[name]
+                .as_u64()
+                .with_context(|| format!("no {name} in /ceiling: {counters}"))
+        };
+        Ok(CeilingCounters {
+            fills: get("fills")?,
+            hits: get("hits")?,
+        })
+    }
+
     /// The status of its L2 in `/health` (`up`, `disabled`, `degraded`, `down`).
     pub async fn l2_status(&self) -> anyhow::Result<String> {
         let health: serde_json::Value = self
@@ -250,6 +277,15 @@ impl ServerProcess {
 fn unique() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a `--ceiling` server counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CeilingCounters {
+    /// Responses computed (by the service, from the database).
+    pub fills: u64,
+    /// Responses served from memory.
+    pub hits: u64,
 }
 
 /// The cache statistics a server exposes at `/metrics`, summed over key patterns.

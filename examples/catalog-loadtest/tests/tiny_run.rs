@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "no cache",
     "L2 only",
     "L1 only",
     "two-tier",
     "two-tier, Redis killed at half time",
+    catalog_loadtest::run::CEILING,
 ];
 
 /// Runs the tool with `extra` arguments on a tiny catalog; the JSON report and the markdown one
@@ -107,6 +108,13 @@ fn a_tiny_closed_loop_run_has_no_errors_and_the_cache_hits() {
     assert!(two_tier["hit_ratio"].as_f64().expect("ratio") > 0.0);
     assert!(u(&scenario(&report, "L2 only")["l2_hits"]) > 0);
     assert_eq!(u(&scenario(&report, "L1 only")["l2_hits"]), 0);
+    // Primed, the ceiling serves most of its measured pass from memory, and has no cache.
+    let ceiling = scenario(&report, catalog_loadtest::run::CEILING);
+    assert!(
+        ceiling["hit_ratio"].as_f64().expect("ratio") > 0.3,
+        "{ceiling}"
+    );
+    assert_eq!(u(&ceiling["l1_hits"]) + u(&ceiling["l2_hits"]), 0);
     let killed = scenario(&report, "two-tier, Redis killed at half time");
     assert!(u(&killed["after_kill"]["requests"]) > 0);
     assert_eq!(u(&killed["after_kill"]["errors"]), 0);
@@ -117,6 +125,7 @@ fn a_tiny_closed_loop_run_has_no_errors_and_the_cache_hits() {
     assert_eq!(u(&low["total"]["errors"]), 0, "{}", low["error_samples"]);
     assert!(u(&low["l1_weighted_bytes"]) <= u(&low["l1_capacity_bytes"]));
 
+    assert!(markdown.contains("| throughput ÷ ceiling |"), "{markdown}");
     for heading in [
         "## Scenarios",
         "## Ratios vs no cache",
