@@ -61,6 +61,10 @@ pub struct LoadtestArgs {
     /// Write the results here: JSON if the name ends in `.json`, markdown otherwise.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Instead of running: write 100,000 request paths of the workload's reads to this file, one
+    /// per line, to replay the same mix with another generator (`wrk -s wrk-paths.lua`).
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    pub paths_out: Option<PathBuf>,
     /// Skip the memory phase.
     #[arg(long)]
     pub no_memory: bool,

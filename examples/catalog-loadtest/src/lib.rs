@@ -26,6 +26,9 @@ pub use args::LoadtestArgs;
 pub use report::Report;
 pub use run::run;
 
+/// How many request paths `--paths-out` writes.
+const PATHS_OUT: usize = 100_000;
+
 /// The `catalog-loadtest` command: parses the command line, runs, prints the markdown report on
 /// stdout and writes `--out`.
 pub fn main() -> anyhow::Result<()> {
@@ -35,6 +38,14 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(path) = &args.paths_out {
+        runtime.block_on(run::write_paths(&args, path, PATHS_OUT))?;
+        eprintln!(
+            "catalog-loadtest: wrote {PATHS_OUT} request paths to {}",
+            path.display()
+        );
+        return Ok(());
+    }
     let report = runtime.block_on(run::run(&args))?;
     print!("{}", report.markdown());
     if let Some(path) = &args.out {

@@ -19,7 +19,9 @@ use futures::StreamExt as _;
 use tiercache_tests::RedisServer;
 
 use catalog::repo::Repo;
-use catalog::{Config, build_app, ops};
+use catalog::{App, Config, build_app, ops};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 
 use crate::args::{LoadtestArgs, MAX_CONCURRENCY};
 use crate::drive::{DrivePlan, Pacing, drive};
@@ -115,24 +117,8 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         None => default_server_bin()?,
     };
     let tmp = tempfile::tempdir().context("temporary directory")?;
-    let mut base = Config::for_database(
-        args.db
-            .clone()
-            .unwrap_or_else(|| tmp.path().join("loadtest.sqlite3")),
-    );
-    base.products = args.products;
-    base.categories = args.categories;
-    base.seed = args.seed;
-    base.namespace = NAMESPACE.to_owned();
-    base.l1_mb = 0;
-
-    // Generate (or open) the catalog once; the workload's key spaces come from it.
     let started = Instant::now();
-    let app = build_app(&base)
-        .await
-        .context("opening the load-test database")?;
-    let workload =
-        Arc::new(Workload::load(&app.repo, args.seed, args.zipf, args.write_share).await?);
+    let (base, app, workload) = open_catalog(args, tmp.path()).await?;
     let mut residency = Vec::new();
     if !args.no_memory {
         residency = l1_residencies(&app.repo, args, &workload).await?;
@@ -196,6 +182,49 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         report.memory = Some(memory_phase(&cx, &base, redis_bin).await?);
     }
     Ok(report)
+}
+
+/// Generates (or opens) the load-test catalog (`--db`, else `loadtest.sqlite3` in `tmp`): its
+/// configuration, the service over it (no cache), and the workload, whose key spaces come from it.
+async fn open_catalog(
+    args: &LoadtestArgs,
+    tmp: &Path,
+) -> anyhow::Result<(Config, App, Arc<Workload>)> {
+    let mut base = Config::for_database(
+        args.db
+            .clone()
+            .unwrap_or_else(|| tmp.join("loadtest.sqlite3")),
+    );
+    base.products = args.products;
+    base.categories = args.categories;
+    base.seed = args.seed;
+    base.namespace = NAMESPACE.to_owned();
+    base.l1_mb = 0;
+    let app = build_app(&base)
+        .await
+        .context("opening the load-test database")?;
+    let workload =
+        Arc::new(Workload::load(&app.repo, args.seed, args.zipf, args.write_share).await?);
+    Ok((base, app, workload))
+}
+
+/// Writes `count` request paths of the workload's reads (its writes left out), one per line, for
+/// replaying the same mix with another load generator (`wrk -s wrk-paths.lua`).
+pub async fn write_paths(args: &LoadtestArgs, path: &Path, count: usize) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir().context("temporary directory")?;
+    let (_, _, workload) = open_catalog(args, tmp.path()).await?;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut out = String::new();
+    let mut written = 0;
+    while written < count {
+        let request = workload.next(&mut rng);
+        if request.body.is_none() {
+            out.push_str(&request.path);
+            out.push('\n');
+            written += 1;
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// One scenario: a server process in `mode` (with an L2: the emptied `redis`), driven for the run's

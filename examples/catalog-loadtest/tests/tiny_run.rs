@@ -168,3 +168,37 @@ fn a_tiny_open_loop_run_keeps_its_rate() {
         "{markdown}"
     );
 }
+
+/// `--paths-out` writes the mix's reads for another generator, and runs nothing.
+#[test]
+fn paths_out_writes_the_reads_of_the_mix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = dir.path().join("paths.txt");
+    let output = Command::new(env!("CARGO_BIN_EXE_catalog-loadtest"))
+        .args(["--products", "400", "--categories", "30"])
+        .arg("--db")
+        .arg(dir.path().join("loadtest.sqlite3"))
+        .arg("--paths-out")
+        .arg(&paths)
+        .output()
+        .expect("catalog-loadtest runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "no report expected");
+    let text = std::fs::read_to_string(&paths).expect("paths written");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 100_000);
+    assert!(lines.iter().all(|l| l.starts_with('/')));
+    assert!(!lines.iter().any(|l| l.ends_with("/stock")), "a write");
+    for prefix in [
+        "/products/",
+        "/products?category=",
+        "/search?q=",
+        "/autocomplete?prefix=",
+    ] {
+        assert!(lines.iter().any(|l| l.starts_with(prefix)), "no {prefix}");
+    }
+}
