@@ -1,7 +1,8 @@
-//! Driving a server: `concurrency` client tasks, one connection and one request in flight each,
-//! for a bounded time, in a closed loop (the next request when the previous one is answered) or
-//! an open loop (requests on a fixed schedule, latency measured from the intended send time);
-//! latency histograms, per-second counts, and optionally a Redis outage at half time.
+//! Driving a server: `concurrency` client tasks, each with one HTTP/1.1 connection (hyper's,
+//! unpooled) and one request in flight, for a bounded time, in a closed loop (the next request
+//! when the previous one is answered) or an open loop (requests on a fixed schedule, latency
+//! measured from the intended send time); latency histograms, per-second counts, and optionally a
+//! Redis outage at half time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +10,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http::{Method, header};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tiercache_tests::RedisServer;
+use tokio::net::TcpStream;
 
 use crate::report::{Latency, Phase, Second};
 use crate::workload::{Request, Workload};
@@ -58,8 +65,8 @@ struct WorkerOut {
 
 /// What every client task shares.
 struct Shared {
-    client: reqwest::Client,
-    url: String,
+    /// `host:port` of the server.
+    authority: String,
     workload: Arc<Workload>,
     /// Per second: requests, errors, worst latency (µs).
     timeline: Vec<[AtomicU64; 3]>,
@@ -69,6 +76,9 @@ struct Shared {
     start: Instant,
     deadline: Instant,
 }
+
+/// How long a request may take before it counts as an error (and its connection is dropped).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn histogram() -> Histogram<u64> {
     // 1 µs to 10 min, 3 significant digits.
@@ -83,15 +93,13 @@ pub async fn drive(
     kill_redis: Option<&mut RedisServer>,
 ) -> anyhow::Result<LoadOutcome> {
     let concurrency = plan.concurrency as usize;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let authority = url
+        .strip_prefix("http://")
+        .with_context(|| format!("not an http:// URL: {url}"))?
+        .trim_end_matches('/');
     let start = Instant::now();
     let shared = Arc::new(Shared {
-        client,
-        url: url.to_owned(),
+        authority: authority.to_owned(),
         workload: workload.clone(),
         timeline: (0..plan.duration.as_secs() as usize + 2)
             .map(|_| [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)])
@@ -207,6 +215,7 @@ async fn worker(
     mut schedule: Option<(Instant, Duration)>,
 ) -> WorkerOut {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut connection = Connection::new(&shared.authority);
     let mut out = WorkerOut {
         all: Some(histogram()),
         before: Some(histogram()),
@@ -234,7 +243,7 @@ async fn worker(
         };
         let req = shared.workload.next(&mut rng);
         let after = shared.killed.load(Ordering::Relaxed);
-        let result = send(&shared.client, &shared.url, &req).await;
+        let result = connection.send(&req).await;
         let us = t0.elapsed().as_micros() as u64;
         *out.mix.entry(req.kind.name()).or_default() += 1;
         let phase = if after {
@@ -265,22 +274,86 @@ async fn worker(
     out
 }
 
-async fn send(client: &reqwest::Client, url: &str, req: &Request) -> Result<(), String> {
-    let full = format!("{url}{}", req.path);
-    let builder = match &req.body {
-        Some(body) => client.post(full).json(body),
-        None => client.get(full),
-    };
-    let response = builder.send().await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        ))
+/// One client connection: HTTP/1.1 with keep-alive, one request at a time, opened on first use
+/// and again after an error. Hyper's connection API directly, with no pool to share, so that a
+/// request costs the generator as little as it can.
+struct Connection {
+    authority: String,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    fn new(authority: &str) -> Connection {
+        Connection {
+            authority: authority.to_owned(),
+            sender: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, String> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.authority))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// Sends `req` and reads the whole response: `Err` unless it is a success (2xx).
+    async fn send(&mut self, req: &Request) -> Result<(), String> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(req)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                self.sender = None;
+                Err(format!("no response within {REQUEST_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    async fn exchange(&mut self, req: &Request) -> Result<(), String> {
+        let mut sender = match self.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let request = http::Request::builder()
+            .uri(req.path.as_str())
+            .header(header::HOST, self.authority.as_str());
+        let request = match &req.body {
+            Some(body) => request
+                .method(Method::POST)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(
+                    serde_json::to_vec(body).map_err(|e| e.to_string())?,
+                ))),
+            None => request.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        // The connection is kept only after a whole exchange.
+        self.sender = Some(sender);
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))
+        }
     }
 }
 
