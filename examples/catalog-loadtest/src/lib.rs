@@ -10,7 +10,7 @@
 //! - [`l2`]: the run's redis-server (harness) and its `INFO`.
 //! - [`drive`]: the client tasks, closed or open loop, latency histograms, the Redis outage.
 //! - [`usage`]: CPU time and resident size of this process and of the server.
-//! - [`run`]: the scenarios and the memory phase, in order.
+//! - [`run`](mod@run): the scenarios and the memory phase, in order.
 //! - [`report`]: the results and their markdown.
 
 pub mod args;

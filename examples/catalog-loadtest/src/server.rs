@@ -234,7 +234,7 @@ impl ServerProcess {
             .with_context(|| format!("no cache.l2.status in /health: {health}"))
     }
 
-    /// SIGINT (graceful shutdown), then SIGKILL if it is still running after [`STOP_TIMEOUT`].
+    /// SIGINT (graceful shutdown), then SIGKILL if it is still running after `STOP_TIMEOUT` (10 s).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let pid = i32::try_from(self.pid).context("pid out of range")?;
         if self.child.try_wait()?.is_none() {

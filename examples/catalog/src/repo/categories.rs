@@ -134,7 +134,7 @@ impl Repo {
     }
 
     /// Creates a category (with the given id, or the next one).
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn create_category(
         &self,
         id: Option<i64>,
@@ -171,7 +171,7 @@ impl Repo {
     }
 
     /// Replaces a category's name, slug and parent (moving its subtree).
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn update_category(
         &self,
         id: i64,
@@ -237,7 +237,7 @@ impl Repo {
     }
 
     /// Deletes a category that has neither children nor products.
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_category(&self, id: i64) -> Result<(), DbError> {
         self.write(move |tx| {
             if !category_exists(tx, id)? {

@@ -1,7 +1,7 @@
 //! The repository: every read is one method whose body is the database query, cached by
 //! `#[cached]`; every write is one transaction, after whose commit the cache is invalidated
-//! ([`Repo::write`]: the transaction returns what it changed, an [`Invalidates`], which names
-//! what to invalidate). The cache tags are named in [`tags`].
+//! (`Repo::write`: the transaction returns what it changed, an `Invalidates`, which names what
+//! to invalidate). The cache tags are named in [`tags`].
 
 pub mod attributes;
 pub mod categories;

@@ -288,7 +288,7 @@ impl Repo {
     }
 
     /// Creates a product (with the given id, or the next one) and its variants.
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn create_product(
         &self,
         id: Option<i64>,
@@ -349,7 +349,7 @@ impl Repo {
     }
 
     /// Replaces a product's fields (its variants stay).
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn update_product(
         &self,
         id: i64,
@@ -399,7 +399,7 @@ impl Repo {
     }
 
     /// Deletes a product, its variants and their stock movements.
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_product(&self, id: i64) -> Result<(), DbError> {
         self.write(move |tx| {
             let (sku, category) = old_product(tx, id)?;
@@ -418,7 +418,7 @@ impl Repo {
     }
 
     /// Changes the stock of a variant, refusing to go below zero; records the movement.
-    /// Runs to completion even if the caller's future is dropped (see [`Repo::write`]).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn change_stock(
         &self,
         id: i64,
