@@ -224,6 +224,17 @@ impl Report {
     /// The report as markdown.
     pub fn markdown(&self) -> String {
         let mut o = String::new();
+        self.write_header(&mut o);
+        self.write_scenarios(&mut o);
+        self.write_ratios(&mut o);
+        self.write_redis_kill(&mut o);
+        self.write_errors(&mut o);
+        self.write_memory(&mut o);
+        o
+    }
+
+    /// What was run, on what, and how the load was paced.
+    fn write_header(&self, o: &mut String) {
         let _ = writeln!(o, "# catalog loadtest\n");
         let rate = self
             .rate
@@ -254,10 +265,14 @@ impl Report {
             self.server_bin
         );
         let _ = writeln!(o, "{}\n", self.pacing_text());
+    }
+
+    /// The scenarios table and what its columns mean.
+    fn write_scenarios(&self, o: &mut String) {
         let _ = writeln!(o, "## Scenarios\n");
         o.push_str(HEADER);
         for r in &self.scenarios {
-            scenario_row(&mut o, r);
+            scenario_row(o, r);
         }
         let _ = writeln!(
             o,
@@ -273,6 +288,10 @@ impl Report {
              from /proc/<pid>/stat, the generator's from getrusage of its own process (on a machine with few \
              cores, the generator's share is taken from the server).\n"
         );
+    }
+
+    /// Each scenario against no cache and against the ceiling.
+    fn write_ratios(&self, o: &mut String) {
         let _ = writeln!(o, "## Ratios vs no cache\n");
         let _ = writeln!(
             o,
@@ -302,6 +321,10 @@ impl Report {
              Throughput ÷ ceiling: how close the scenario comes to the same server answering from \
              bytes in memory.)\n"
         );
+    }
+
+    /// Before and after the Redis kill, and second by second.
+    fn write_redis_kill(&self, o: &mut String) {
         if let Some(k) = self.scenarios.iter().find(|s| s.before_kill.is_some()) {
             let _ = writeln!(o, "## Redis killed at half time\n");
             let _ = writeln!(
@@ -352,6 +375,10 @@ impl Report {
             }
             o.push('\n');
         }
+    }
+
+    /// The first errors of each scenario that had any.
+    fn write_errors(&self, o: &mut String) {
         let errors: Vec<&ScenarioResult> = self
             .scenarios
             .iter()
@@ -367,6 +394,10 @@ impl Report {
             }
             o.push('\n');
         }
+    }
+
+    /// The memory phase.
+    fn write_memory(&self, o: &mut String) {
         if let Some(m) = &self.memory {
             let _ = writeln!(o, "## Memory\n");
             if !self.l1_residency.is_empty() {
@@ -437,10 +468,62 @@ impl Report {
                     r.l1_evictions,
                 );
                 o.push_str(HEADER);
-                scenario_row(&mut o, r);
+                scenario_row(o, r);
                 o.push('\n');
             }
         }
-        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str, throughput: f64, server_cpu_s: f64) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_owned(),
+            total: Phase {
+                requests: (throughput * 2.0) as u64,
+                seconds: 2.0,
+                throughput,
+                ..Phase::default()
+            },
+            server_cpu_s: Some(server_cpu_s),
+            generator_cpu_s: Some(0.5),
+            ..ScenarioResult::default()
+        }
+    }
+
+    #[test]
+    fn the_markdown_has_cpu_columns_and_ratios_to_the_ceiling() {
+        let report = Report {
+            duration_s: 2.0,
+            concurrency: 8,
+            rate: Some(500.0),
+            server_bin: "catalog-server".to_owned(),
+            scenarios: vec![
+                scenario("no cache", 1000.0, 1.5),
+                scenario("L1 only", 3000.0, 2.0),
+                scenario(CEILING, 6000.0, 1.0),
+            ],
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("`catalog-loadtest --duration 2s --concurrency 8 --rate 500`"),
+            "{md}"
+        );
+        assert!(md.contains("Open loop: 500 requests per second"), "{md}");
+        // CPU % of one core: 2.0 s over 2 s, and the generator's 0.5 s.
+        assert!(md.contains("| - | - | 100 | 25 |\n"), "{md}");
+        assert!(
+            md.contains("| L1 only | 3.00 | 0.00 | 0.00 | 0.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!("| {CEILING} | 6.00 | 0.00 | 0.00 | 1.00 |")),
+            "{md}"
+        );
+        assert!(!md.contains("## Redis killed"), "{md}");
     }
 }
