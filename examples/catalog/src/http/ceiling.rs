@@ -74,7 +74,8 @@ impl Snapshots {
 
 impl Snapshot {
     fn response(&self) -> Response {
-        let mut response = (self.status, self.body.clone()).into_response();
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = self.status;
         if let Some(ct) = &self.content_type {
             response
                 .headers_mut()
