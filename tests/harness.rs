@@ -91,6 +91,16 @@ impl RedisServer {
     /// appended after the harness's own (so they take precedence), e.g.
     /// `&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`.
     pub fn start_with_args(extra: &[&str]) -> RedisServer {
+        let bin = std::env::var_os(REDIS_SERVER_BIN_ENV)
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "redis-server".into());
+        Self::start_bin_with_args(bin, extra)
+    }
+
+    /// Like [`start_with_args`](Self::start_with_args), running `bin` instead of
+    /// the binary [`REDIS_SERVER_BIN_ENV`] names (for tools that take it as an
+    /// option, such as the catalog's load generator).
+    pub fn start_bin_with_args(bin: impl Into<OsString>, extra: &[&str]) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("tiercache-redis-")
             .tempdir()
@@ -102,9 +112,7 @@ impl RedisServer {
         let mut server = RedisServer {
             child: Mutex::new(None),
             port: 0,
-            bin: std::env::var_os(REDIS_SERVER_BIN_ENV)
-                .filter(|b| !b.is_empty())
-                .unwrap_or_else(|| "redis-server".into()),
+            bin: bin.into(),
             extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
             log_path: dir_path.join(LOG_FILE),
             stdio_path: dir_path.join(STDIO_FILE),

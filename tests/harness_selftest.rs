@@ -235,3 +235,9 @@ fn quiet_loglevel_still_becomes_ready() {
     let server = RedisServer::start_with_args(&["--loglevel", "warning"]);
     assert_eq!(sync_ping(&server).expect("PING"), "PONG");
 }
+
+#[test]
+#[should_panic(expected = "no-such-redis-server-binary")]
+fn an_explicit_binary_is_the_one_run() {
+    let _server = RedisServer::start_bin_with_args("no-such-redis-server-binary", &[]);
+}

@@ -5,9 +5,8 @@ use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::loadtest::{self, LoadtestArgs};
 use crate::ops::{self, ClearScope};
-use crate::{Config, Server, ShutdownSignals, build_cache, open_app};
+use crate::{Config, Server, ShutdownSignals, build_cache, http, open_app};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +36,10 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub warmup: bool,
+    /// Serve each distinct request's response from memory after computing it once, with no cache
+    /// and no database behind: the load test's ceiling (see `http/ceiling.rs`).
+    #[arg(long, conflicts_with = "warmup")]
+    pub ceiling: bool,
 }
 
 impl Cli {
@@ -65,8 +68,6 @@ pub enum Command {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Load-test the service in every cache mode (its own redis-server and generated catalog).
-    Loadtest(LoadtestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,10 +95,14 @@ pub struct ClearArgs {
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let (config, command) = cli.into_parts();
     match command {
-        Command::Serve(ServeArgs { warmup }) => {
+        Command::Serve(ServeArgs { warmup, ceiling }) => {
             // Before the server says it is up: a signal sent from then on stops it gracefully.
             let signals = ShutdownSignals::listen()?;
-            let server = Server::start(&config, warmup).await?;
+            let server = if ceiling {
+                http::ceiling::start(&config).await?
+            } else {
+                Server::start(&config, warmup).await?
+            };
             writeln!(
                 out,
                 "catalog service on {} (Ctrl-C or SIGTERM to stop)",
@@ -153,20 +158,6 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             let app = open_app(&config).await?;
             write!(out, "{}", ops::stats_text(&app.repo).await)?;
         }
-        Command::Loadtest(args) => {
-            let report = loadtest::run(&config, &args).await?;
-            let markdown = report.markdown();
-            write!(out, "{markdown}")?;
-            if let Some(path) = &args.out {
-                let text = if path.extension().is_some_and(|e| e == "json") {
-                    serde_json::to_string_pretty(&report)?
-                } else {
-                    markdown
-                };
-                std::fs::write(path, text)?;
-                eprintln!("loadtest: wrote {}", path.display());
-            }
-        }
     }
     Ok(())
 }
@@ -202,27 +193,40 @@ mod tests {
     }
 
     #[test]
+    fn the_ceiling_is_a_serve_option_exclusive_of_warmup() {
+        let (_, command) = Cli::try_parse_from(["catalog", "--ceiling"])
+            .expect("parses")
+            .into_parts();
+        assert!(matches!(
+            command,
+            Command::Serve(ServeArgs { ceiling: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["catalog", "serve", "--ceiling"]).is_ok());
+        assert!(Cli::try_parse_from(["catalog", "--ceiling", "--warmup"]).is_err());
+    }
+
+    #[test]
     fn the_default_command_honours_warmup() {
         let (_, command) = Cli::try_parse_from(["catalog", "--warmup"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: true })
+            Command::Serve(ServeArgs { warmup: true, .. })
         ));
         let (_, command) = Cli::try_parse_from(["catalog"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: false })
+            Command::Serve(ServeArgs { warmup: false, .. })
         ));
         let (_, command) = Cli::try_parse_from(["catalog", "serve", "--warmup"])
             .expect("parses")
             .into_parts();
         assert!(matches!(
             command,
-            Command::Serve(ServeArgs { warmup: true })
+            Command::Serve(ServeArgs { warmup: true, .. })
         ));
         // The top-level flag reads the same environment variable as `serve --warmup`.
         let cmd = Cli::command();
@@ -257,18 +261,5 @@ mod tests {
         let mut cmd = Cli::command();
         cmd.build();
         check(&cmd, "catalog");
-    }
-
-    #[test]
-    fn loadtest_bounds_its_concurrency() {
-        let cli = Cli::try_parse_from(["catalog", "loadtest", "--duration", "2s"]).expect("parses");
-        let Some(Command::Loadtest(args)) = cli.command else {
-            panic!("not loadtest")
-        };
-        assert_eq!(args.duration, std::time::Duration::from_secs(2));
-        assert_eq!(args.concurrency, 64);
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1000"]).is_ok());
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "1001"]).is_err());
-        assert!(Cli::try_parse_from(["catalog", "loadtest", "--concurrency", "0"]).is_err());
     }
 }

@@ -9,7 +9,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
-pub mod loadtest;
 pub mod ops;
 pub mod repo;
 pub mod server;
@@ -163,19 +162,23 @@ impl Server {
         listen: SocketAddr,
         limits: Limits,
     ) -> anyhow::Result<Server> {
+        let router = router(AppState::of(&app), &limits);
+        Server::serve_router(app, listen, limits, router).await
+    }
+
+    /// Serves `router` (built over `app`) on `listen` within `limits`: the one server loop of the
+    /// service and of its ceiling mode.
+    pub(crate) async fn serve_router(
+        app: App,
+        listen: SocketAddr,
+        limits: Limits,
+        router: axum::Router,
+    ) -> anyhow::Result<Server> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let router = router(
-            AppState {
-                repo: app.repo.clone(),
-                http: app.http.clone(),
-                startup_problem: app.startup_problem.clone(),
-            },
-            &limits,
-        );
         let metrics = app.http.clone();
         let task = tokio::spawn(server::serve(listener, router, limits, metrics, async {
             let _ = rx.await;

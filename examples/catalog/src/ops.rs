@@ -12,7 +12,7 @@ use cache_core::Cache;
 
 use crate::db::DbError;
 use crate::domain::ListQuery;
-use crate::repo::Repo;
+use crate::repo::{Repo, tags};
 
 /// How many loads warmup runs at once.
 pub const WARMUP_CONCURRENCY: usize = 8;
@@ -199,15 +199,15 @@ pub async fn clear_cache(cache: &Cache, scope: ClearScope) -> String {
             format!("cleared the whole namespace `{}`", cache.namespace())
         }
         ClearScope::Products => {
-            cache.invalidate_tag("products").await;
+            cache.invalidate_tag(tags::PRODUCTS).await;
             "cleared every product entry (tag `products`)".to_owned()
         }
         ClearScope::Categories => {
-            cache.invalidate_tag("categories").await;
+            cache.invalidate_tag(tags::CATEGORIES).await;
             "cleared every category entry (tag `categories`)".to_owned()
         }
         ClearScope::Colours => {
-            cache.invalidate_tag("colors").await;
+            cache.invalidate_tag(tags::COLORS).await;
             "cleared the colours (tag `colors`)".to_owned()
         }
         ClearScope::Product(id) => {

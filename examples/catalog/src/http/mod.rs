@@ -1,5 +1,6 @@
 //! The HTTP JSON API: routes, errors as JSON, metrics.
 
+pub mod ceiling;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -28,6 +29,17 @@ pub struct AppState {
     pub http: Arc<HttpMetrics>,
     /// A configuration problem the service started with (`--allow-degraded`).
     pub startup_problem: Option<String>,
+}
+
+impl AppState {
+    /// The state handlers of `app` share.
+    pub fn of(app: &crate::App) -> AppState {
+        AppState {
+            repo: app.repo.clone(),
+            http: app.http.clone(),
+            startup_problem: app.startup_problem.clone(),
+        }
+    }
 }
 
 /// The service's router, with its layers, outermost first: metrics (per route template), JSON

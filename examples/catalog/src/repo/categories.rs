@@ -5,7 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use cache_core::cached;
 use rusqlite::{OptionalExtension, params};
 
-use super::{CATEGORY_COLUMNS, Repo, ancestors, category_exists, category_row, detached, subtree};
+use super::{
+    CATEGORY_COLUMNS, Invalidates, Repo, ancestors, category_exists, category_row, subtree, tags,
+};
 use crate::db::DbError;
 use crate::domain::{Category, CategoryInput, CategoryNode, MAX_CATEGORY_DEPTH};
 
@@ -124,24 +126,13 @@ impl Repo {
     }
 
     /// Creates a category (with the given id, or the next one).
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn create_category(
         &self,
         id: Option<i64>,
         input: CategoryInput,
     ) -> Result<Category, DbError> {
-        let repo = self.clone();
-        detached(async move { repo.create_category_now(id, input).await }).await
-    }
-
-    /// Creates a category (with the given id, or the next one).
-    async fn create_category_now(
-        &self,
-        id: Option<i64>,
-        input: CategoryInput,
-    ) -> Result<Category, DbError> {
         let change = self
-            .db
             .write(move |tx| {
                 if let Some(id) = id
                     && category_exists(tx, id)?
@@ -167,31 +158,19 @@ impl Repo {
                 })
             })
             .await?;
-        self.categories_changed(&change).await;
         change
             .category
             .ok_or_else(|| DbError::Internal("category vanished".to_owned()))
     }
 
     /// Replaces a category's name, slug and parent (moving its subtree).
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn update_category(
         &self,
         id: i64,
         input: CategoryInput,
     ) -> Result<Category, DbError> {
-        let repo = self.clone();
-        detached(async move { repo.update_category_now(id, input).await }).await
-    }
-
-    /// Replaces a category's name, slug and parent (moving its subtree).
-    async fn update_category_now(
-        &self,
-        id: i64,
-        input: CategoryInput,
-    ) -> Result<Category, DbError> {
         let change = self
-            .db
             .write(move |tx| {
                 let old_parent: Option<i64> = tx
                     .query_row(
@@ -245,68 +224,60 @@ impl Repo {
                 })
             })
             .await?;
-        self.categories_changed(&change).await;
         change
             .category
             .ok_or_else(|| DbError::Internal("category vanished".to_owned()))
     }
 
     /// Deletes a category that has neither children nor products.
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_category(&self, id: i64) -> Result<(), DbError> {
-        let repo = self.clone();
-        detached(async move { repo.delete_category_now(id).await }).await
-    }
-
-    /// Deletes a category that has neither children nor products.
-    async fn delete_category_now(&self, id: i64) -> Result<(), DbError> {
-        let change = self
-            .db
-            .write(move |tx| {
-                if !category_exists(tx, id)? {
-                    return Err(DbError::NotFound(format!("category {id} not found")));
-                }
-                let children: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM categories WHERE parent_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                let products: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM products WHERE category_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                if children > 0 || products > 0 {
-                    return Err(DbError::Conflict(format!(
-                        "category {id} still has {children} children and {products} products"
-                    )));
-                }
-                tx.execute("DELETE FROM categories WHERE id = ?1", [id])?;
-                Ok(CategoryChange {
-                    category: None,
-                    moved: Vec::new(),
-                    created_or_deleted: Some(id),
-                })
+        self.write(move |tx| {
+            if !category_exists(tx, id)? {
+                return Err(DbError::NotFound(format!("category {id} not found")));
+            }
+            let children: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM categories WHERE parent_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            let products: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM products WHERE category_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            if children > 0 || products > 0 {
+                return Err(DbError::Conflict(format!(
+                    "category {id} still has {children} children and {products} products"
+                )));
+            }
+            tx.execute("DELETE FROM categories WHERE id = ?1", [id])?;
+            Ok(CategoryChange {
+                category: None,
+                moved: Vec::new(),
+                created_or_deleted: Some(id),
             })
-            .await?;
-        self.categories_changed(&change).await;
+        })
+        .await?;
         Ok(())
     }
+}
 
-    /// After a committed category write: every category read (one category, children, the
-    /// tree: a cached "not found" included), statistics; on a move, the listings and the searches
-    /// (`/search?category=` filters by subtree) of the categories whose subtree changed; on a
-    /// create or delete, what is keyed by the category's id and may hold a "not found" or an
-    /// empty answer: its listings, filters and attributes (`listing:<id>`).
-    async fn categories_changed(&self, change: &CategoryChange) {
-        self.cache.invalidate_tag("categories").await;
-        self.cache.invalidate_tag("stats").await;
-        if !change.moved.is_empty() {
-            self.invalidate_listings(&change.moved).await;
-            self.cache.invalidate_tag("search").await;
+/// After a committed category write: every category read (one category, children, the tree: a
+/// cached "not found" included), statistics; on a move, the listings and the searches
+/// (`/search?category=` filters by subtree) of the categories whose subtree changed; on a create
+/// or delete, what is keyed by the category's id and may hold a "not found" or an empty answer:
+/// its listings, filters and attributes (`listing:<id>`).
+impl Invalidates for CategoryChange {
+    async fn invalidate(&self, repo: &Repo) {
+        repo.cache.invalidate_tag(tags::CATEGORIES).await;
+        repo.cache.invalidate_tag(tags::STATS).await;
+        if !self.moved.is_empty() {
+            repo.invalidate_listings(&self.moved).await;
+            repo.cache.invalidate_tag(tags::SEARCH).await;
         }
-        if let Some(id) = change.created_or_deleted {
-            self.cache.invalidate_tag(&format!("listing:{id}")).await;
+        if let Some(id) = self.created_or_deleted {
+            repo.cache.invalidate_tag(&tags::listing(id)).await;
         }
     }
 }

@@ -1,25 +1,20 @@
 //! The repository: every read is one method whose body is the database query, cached by
-//! `#[cached]`; every write is one transaction, after whose commit the cache is invalidated.
-//!
-//! Tags (see the README's table):
-//! - `categories`: every category read; `products`: every product-derived read (for `clear`);
-//! - `listing:<c>`: listings and filters of category `c`'s subtree (`0`: the whole catalog);
-//! - `search`, `rankings`, `recs`, `stats`: search and autocomplete, top sellers / new arrivals /
-//!   most popular, recommendations, statistics;
-//! - `colors`: the colours of the variants (changed by product creation and deletion);
-//! - `stock`: the one statistic a stock change alters.
+//! `#[cached]`; every write is one transaction, after whose commit the cache is invalidated
+//! (`Repo::write`: the transaction returns what it changed, an `Invalidates`, which names what
+//! to invalidate). The cache tags are named in [`tags`].
 
 pub mod attributes;
 pub mod categories;
 pub mod products;
 pub mod search;
 pub mod stats;
+pub mod tags;
 
 use std::future::Future;
 
 use cache_core::Cache;
 use rusqlite::types::Type;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, Row, Transaction};
 
 use crate::db::{Db, DbError};
 use crate::domain::{Category, Product, Variant};
@@ -44,8 +39,34 @@ impl Repo {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            self.cache.invalidate_tag(&format!("listing:{id}")).await;
+            self.cache.invalidate_tag(&tags::listing(id)).await;
         }
+    }
+}
+
+/// What a committed write changed, as far as the cache is concerned.
+pub(crate) trait Invalidates: Send + Sync + 'static {
+    /// Invalidates every cached read the write changed. Runs after the commit.
+    fn invalidate(&self, repo: &Repo) -> impl Future<Output = ()> + Send;
+}
+
+impl Repo {
+    /// Runs a write: `transaction` (one database transaction, which returns what it changed),
+    /// then, after the commit, the invalidation of what it changed; both in a task of their own
+    /// (see [`detached`]), so that they run to completion even if the caller's future is dropped.
+    /// Returns what the transaction returned.
+    pub(crate) async fn write<C, F>(&self, transaction: F) -> Result<C, DbError>
+    where
+        C: Invalidates,
+        F: FnOnce(&Transaction<'_>) -> Result<C, DbError> + Send + 'static,
+    {
+        let repo = self.clone();
+        detached(async move {
+            let change = repo.db.write(transaction).await?;
+            change.invalidate(&repo).await;
+            Ok(change)
+        })
+        .await
     }
 }
 

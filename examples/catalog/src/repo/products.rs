@@ -6,7 +6,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, detached, product_row,
+    Invalidates, PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, product_row, tags,
     variant_row,
 };
 use crate::db::{DbError, now_secs};
@@ -29,6 +29,44 @@ struct ProductChange {
     detail: Option<ProductDetail>,
     /// Whether variants were created or deleted (the colours change).
     variants: bool,
+}
+
+/// After a committed product write: the product's own keys, and every list that can show it.
+impl Invalidates for ProductChange {
+    async fn invalidate(&self, repo: &Repo) {
+        repo.evict_product_detail(self.id).await;
+        repo.evict_variants(self.id).await;
+        for sku in &self.skus {
+            repo.evict_product_sku(sku).await;
+        }
+        for tag in tags::PRODUCT_WRITE {
+            repo.cache.invalidate_tag(tag).await;
+        }
+        if self.variants {
+            repo.cache.invalidate_tag(tags::COLORS).await;
+        }
+        repo.invalidate_listings(&self.categories).await;
+    }
+}
+
+/// What a stock change changed.
+#[derive(Debug)]
+struct StockChanged {
+    /// The product and its SKU.
+    id: i64,
+    sku: String,
+    movement: StockMovement,
+}
+
+/// What shows stock: the product (detail and by SKU), its variants, the product statistics (tag
+/// `stock`; the other statistics do not show stock).
+impl Invalidates for StockChanged {
+    async fn invalidate(&self, repo: &Repo) {
+        repo.evict_product_detail(self.id).await;
+        repo.evict_product_sku(&self.sku).await;
+        repo.evict_variants(self.id).await;
+        repo.cache.invalidate_tag(tags::STOCK).await;
+    }
 }
 
 impl Repo {
@@ -250,24 +288,13 @@ impl Repo {
     }
 
     /// Creates a product (with the given id, or the next one) and its variants.
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn create_product(
         &self,
         id: Option<i64>,
         input: ProductInput,
     ) -> Result<ProductDetail, DbError> {
-        let repo = self.clone();
-        detached(async move { repo.create_product_now(id, input).await }).await
-    }
-
-    /// Creates a product (with the given id, or the next one) and its variants.
-    async fn create_product_now(
-        &self,
-        id: Option<i64>,
-        input: ProductInput,
-    ) -> Result<ProductDetail, DbError> {
         let change = self
-            .db
             .write(move |tx| {
                 if let Some(id) = id
                     && product_exists(tx, id)?
@@ -316,31 +343,19 @@ impl Repo {
                 })
             })
             .await?;
-        self.products_changed(&change).await;
         change
             .detail
             .ok_or_else(|| DbError::Internal("product vanished".to_owned()))
     }
 
     /// Replaces a product's fields (its variants stay).
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn update_product(
         &self,
         id: i64,
         input: ProductInput,
     ) -> Result<ProductDetail, DbError> {
-        let repo = self.clone();
-        detached(async move { repo.update_product_now(id, input).await }).await
-    }
-
-    /// Replaces a product's fields (its variants stay).
-    async fn update_product_now(
-        &self,
-        id: i64,
-        input: ProductInput,
-    ) -> Result<ProductDetail, DbError> {
         let change = self
-            .db
             .write(move |tx| {
                 let (old_sku, old_category) = old_product(tx, id)?;
                 let mut categories = ancestors(tx, input.category_id)?;
@@ -378,61 +393,39 @@ impl Repo {
                 })
             })
             .await?;
-        self.products_changed(&change).await;
         change
             .detail
             .ok_or_else(|| DbError::Internal("product vanished".to_owned()))
     }
 
     /// Deletes a product, its variants and their stock movements.
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_product(&self, id: i64) -> Result<(), DbError> {
-        let repo = self.clone();
-        detached(async move { repo.delete_product_now(id).await }).await
-    }
-
-    /// Deletes a product, its variants and their stock movements.
-    async fn delete_product_now(&self, id: i64) -> Result<(), DbError> {
-        let change = self
-            .db
-            .write(move |tx| {
-                let (sku, category) = old_product(tx, id)?;
-                let categories = ancestors(tx, category)?;
-                tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
-                Ok(ProductChange {
-                    id,
-                    skus: vec![sku],
-                    categories,
-                    detail: None,
-                    variants: true,
-                })
+        self.write(move |tx| {
+            let (sku, category) = old_product(tx, id)?;
+            let categories = ancestors(tx, category)?;
+            tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
+            Ok(ProductChange {
+                id,
+                skus: vec![sku],
+                categories,
+                detail: None,
+                variants: true,
             })
-            .await?;
-        self.products_changed(&change).await;
+        })
+        .await?;
         Ok(())
     }
 
     /// Changes the stock of a variant, refusing to go below zero; records the movement.
-    /// Runs to completion even if the caller's future is dropped (see `detached`).
+    /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn change_stock(
         &self,
         id: i64,
         variant: i64,
         change: StockChange,
     ) -> Result<StockMovement, DbError> {
-        let repo = self.clone();
-        detached(async move { repo.change_stock_now(id, variant, change).await }).await
-    }
-
-    /// Changes the stock of a variant, refusing to go below zero; records the movement.
-    async fn change_stock_now(
-        &self,
-        id: i64,
-        variant: i64,
-        change: StockChange,
-    ) -> Result<StockMovement, DbError> {
-        let (movement, sku) = self
-            .db
+        let changed = self
             .write(move |tx| {
                 let (sku, _) = old_product(tx, id)?;
                 let stock: i64 = tx
@@ -477,32 +470,10 @@ impl Repo {
                     created_at: at,
                     stock_after: after,
                 };
-                Ok((movement, sku))
+                Ok(StockChanged { id, sku, movement })
             })
             .await?;
-        // What shows stock: the product (detail and by SKU), its variants, the product
-        // statistics (tag `stock`; the other statistics do not show stock).
-        self.evict_product_detail(id).await;
-        self.evict_product_sku(&sku).await;
-        self.evict_variants(id).await;
-        self.cache.invalidate_tag("stock").await;
-        Ok(movement)
-    }
-
-    /// After a committed product write: the product's own keys, and every list that can show it.
-    async fn products_changed(&self, change: &ProductChange) {
-        self.evict_product_detail(change.id).await;
-        self.evict_variants(change.id).await;
-        for sku in &change.skus {
-            self.evict_product_sku(sku).await;
-        }
-        for tag in ["search", "rankings", "recs", "stats"] {
-            self.cache.invalidate_tag(tag).await;
-        }
-        if change.variants {
-            self.cache.invalidate_tag("colors").await;
-        }
-        self.invalidate_listings(&change.categories).await;
+        Ok(changed.movement)
     }
 
     /// Evicts what is cached of one product: detail, by SKU, variants, recommendations (for
