@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::ttl::TtlPolicy;
 
 /// The largest value any duration setting of the builder accepts: 100 years. Every sum and
@@ -157,18 +157,24 @@ impl CacheBuilder {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
         if !ns_ok {
-            return Err(Error::Config(format!(
-                "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
-                self.namespace
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Namespace,
+                format!(
+                    "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
+                    self.namespace
+                ),
+            )
+            .into());
         }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
             || self.mark_refresh.is_zero()
         {
-            return Err(Error::Config(
-                "timeouts and intervals must be positive".into(),
-            ));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Duration,
+                "timeouts and intervals must be positive",
+            )
+            .into());
         }
         for (name, value) in [
             ("redis_timeout", self.op_timeout),
@@ -179,9 +185,13 @@ impl CacheBuilder {
             ("default_ttl", self.default_ttl),
         ] {
             if value > MAX_DURATION_SETTING {
-                return Err(Error::Config(format!(
-                    "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
-                )));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Duration,
+                    format!(
+                        "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
+                    ),
+                )
+                .into());
             }
         }
         // Under these caps nothing derived from the settings overflows: the L2 budgets (at most
@@ -203,7 +213,7 @@ mod tests {
 
     fn config_error(b: CacheBuilder) -> String {
         match b.validate() {
-            Err(Error::Config(m)) => m,
+            Err(Error::Config(e)) => e.message().to_owned(),
             other => panic!("expected a configuration error, got {other:?}"),
         }
     }

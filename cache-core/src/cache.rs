@@ -13,16 +13,17 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::builder::CacheBuilder;
-use crate::clock::{coarse_now_us, now_us};
+use crate::clock::Timestamp;
 use crate::codec::{self, Stamp};
 use crate::error::Error;
+use crate::error::RedisFailure;
 use crate::invalidation::{Invalidation, InvalidationLog, TagClock, Ticket, glob_match};
 use crate::key::registry::{PatternConfig, Registry};
 use crate::key::{Key, Pattern, Tags};
 use crate::metrics::{Stats, bump};
 use crate::single_flight::{Flights, Role, follow};
 use crate::store::memory::{L1Entry, MemoryStore};
-use crate::store::redis::{L2Error, Marks, RedisSettings, RedisStore};
+use crate::store::redis::{EntryWrite, Marks, RedisSettings, RedisStore, WriteMode};
 use crate::ttl::TtlPolicy;
 
 /// A two-tier cache: an in-process L1 (moka, bounded in bytes) in front of a shared L2 (Redis).
@@ -149,7 +150,7 @@ impl Cache {
                 ));
                 if let Err(e) = store.connect().await {
                     if b.require_redis {
-                        return Err(Error::RedisUnavailable(e.to_string()));
+                        return Err(Error::RedisUnavailable(e));
                     }
                     tracing::warn!(error = %e, "Redis unreachable at start: running on L1 until it answers");
                 }
@@ -246,7 +247,7 @@ impl Cache {
         pattern: &Pattern,
         absent: Absent,
     ) -> Probe<V> {
-        match self.l1_lookup::<V>(key, coarse_now_us()) {
+        match self.l1_lookup::<V>(key, Timestamp::coarse_now()) {
             Found::Fresh(v) if absent.accepts(&v) => {
                 bump(&pattern.0.stats.l1_hits);
                 Probe::Hit(v)
@@ -257,7 +258,11 @@ impl Cache {
     }
 
     #[inline]
-    fn l1_lookup<V: Send + Sync + 'static>(&self, key: &str, now: u64) -> Found<Option<Arc<V>>> {
+    fn l1_lookup<V: Send + Sync + 'static>(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Found<Option<Arc<V>>> {
         let Some(entry) = self.inner.l1.get(key) else {
             return Found::Missing;
         };
@@ -294,7 +299,7 @@ impl Cache {
     }
 
     /// Decodes an L2 value. A value that does not decode is counted, deleted and treated as absent.
-    async fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: u64) -> Found<FromL2<V>>
+    async fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: Timestamp) -> Found<FromL2<V>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
@@ -342,7 +347,7 @@ impl Cache {
     }
 
     /// Looks keys up in L2 (one round trip, marks included). Returns, per key, what was found.
-    async fn l2_lookup<V>(&self, keys: &[&Key], now: u64) -> Vec<Found<FromL2<V>>>
+    async fn l2_lookup<V>(&self, keys: &[&Key], now: Timestamp) -> Vec<Found<FromL2<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
@@ -370,7 +375,7 @@ impl Cache {
                 found
             }
             Err(e) => {
-                if !matches!(e, L2Error::Skipped) {
+                if !matches!(e, RedisFailure::CircuitOpen) {
                     for key in keys {
                         bump(&key.pattern.0.stats.l2_errors);
                     }
@@ -387,7 +392,7 @@ impl Cache {
         if items.is_empty() {
             return;
         }
-        let now = now_us();
+        let now = Timestamp::now();
         let Some(_shared) = self.inner.log.try_shared() else {
             return;
         };
@@ -403,13 +408,19 @@ impl Cache {
                 .pattern
                 .policy()
                 .lifetimes(found.value.is_none())
-                .map_or(0, |l| l.l1_fresh);
+                .map_or(Duration::ZERO, |l| l.l1_fresh);
             let stamp = Stamp {
-                fresh_until: found.stamp.fresh_until.min(now + l1_fresh * 1000),
+                fresh_until: found.stamp.fresh_until.min(now.saturating_add(l1_fresh)),
                 ..found.stamp
             };
             let value = found.value.map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(value, stamp, &found.tags, &key.pattern, found.decoded_size);
+            let entry = L1Entry::new(
+                value,
+                stamp,
+                &found.tags,
+                key.pattern.0.id,
+                found.decoded_size,
+            );
             // A plain insert: an entry written since `ticket` (a `set`) is refused by the log
             // check above, or dropped by the `set`'s settle pass (`set_many_shared`).
             self.inner.l1.insert(&key.text, entry);
@@ -436,7 +447,7 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, coarse_now_us()) {
+        if let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, Timestamp::coarse_now()) {
             bump(&key.pattern.0.stats.l1_hits);
             return v;
         }
@@ -462,7 +473,7 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        match self.l2_lookup::<V>(&[key], ticket.at_us).await.pop() {
+        match self.l2_lookup::<V>(&[key], ticket.at).await.pop() {
             Some(Found::Fresh(entry)) if absent.accepts(&entry.value) => {
                 bump(&key.pattern.0.stats.l2_hits);
                 let value = entry.value.clone();
@@ -514,7 +525,7 @@ impl Cache {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        let now = now_us();
+        let now = Timestamp::now();
         let ticket = self.inner.log.ticket();
         let mut results = Vec::with_capacity(keys.len());
         let mut stale: Vec<Option<Option<Arc<V>>>> = Vec::with_capacity(keys.len());
@@ -723,7 +734,7 @@ impl Cache {
         // finishing); otherwise look in L1 again, so that the loader does not run twice.
         let l2_serving = self.inner.l2.as_ref().is_some_and(|l2| l2.serving());
         if !l2_serving
-            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, ticket.at_us)
+            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, ticket.at)
             && absent.accepts(&v)
         {
             bump(&stats.l1_hits);
@@ -753,6 +764,7 @@ impl Cache {
                             value: value.clone(),
                         }],
                         ticket,
+                        WriteMode::Fill,
                     )
                     .await;
                 }
@@ -834,7 +846,7 @@ impl Cache {
                         value,
                     });
                 }
-                self.write_back(writes, ticket).await;
+                self.write_back(writes, ticket, WriteMode::Fill).await;
                 Ok(results)
             }
             Err(e) => {
@@ -923,7 +935,7 @@ impl Cache {
                 value: Some(v),
             })
             .collect();
-        crate::store::redis::overwriting(self.write_back(batch, ticket)).await;
+        self.write_back(batch, ticket, WriteMode::Overwrite).await;
         self.settle_set(&keys, ticket).await;
     }
 
@@ -936,29 +948,29 @@ impl Cache {
     async fn settle_set(&self, keys: &[Key], ticket: Ticket) {
         let _exclusive = self.inner.log.exclusive().await;
         for key in keys {
-            self.inner.l1.remove_if_older(&key.text, ticket.at_us);
+            self.inner.l1.remove_if_older(&key.text, ticket.at);
             self.inner.log.record(Invalidation::Key(key.text.clone()));
         }
     }
 
     /// Encodes and writes values to L1 and (one pipeline) L2, dropping those invalidated since
     /// `ticket` or already older than a known mark.
-    async fn write_back<V>(&self, items: Vec<WriteBack<'_, V>>, ticket: Ticket)
+    async fn write_back<V>(&self, items: Vec<WriteBack<'_, V>>, ticket: Ticket, mode: WriteMode)
     where
         V: Serialize + Send + Sync + 'static,
     {
-        let now = now_us();
+        let now = Timestamp::now();
         let mut encoded = Vec::with_capacity(items.len());
         for item in items {
             let policy = item.key.pattern.policy();
             let Some(life) = policy.lifetimes(item.value.is_none()) else {
                 continue;
             };
-            let fresh_until = now + life.l2_fresh * 1000;
+            let fresh_until = now.saturating_add(life.l2_fresh);
             let l2_stamp = Stamp {
-                written_at: ticket.at_us,
+                written_at: ticket.at,
                 fresh_until,
-                stale_until: fresh_until + life.stale * 1000,
+                stale_until: fresh_until.saturating_add(life.stale),
             };
             match codec::encode(item.value.as_deref(), l2_stamp, &item.key.tags) {
                 Ok((bytes, payload_start)) => {
@@ -971,7 +983,7 @@ impl Cache {
             }
         }
         let _shared = self.inner.log.shared().await;
-        let mut l2_batch: Vec<(&str, &[u8], u64)> = Vec::with_capacity(encoded.len());
+        let mut l2_batch: Vec<EntryWrite<'_>> = Vec::with_capacity(encoded.len());
         for (item, l2_stamp, l1_fresh, bytes, decoded_size) in &encoded {
             let key = item.key;
             if self
@@ -981,24 +993,28 @@ impl Cache {
                 || !self
                     .inner
                     .clock
-                    .is_current(ticket.at_us, key.tags.iter().map(|t| &**t))
+                    .is_current(ticket.at, key.tags.iter().map(|t| &**t))
             {
                 tracing::debug!(key = %key.text, "loaded value dropped: invalidated while loading");
                 continue;
             }
             let l1_stamp = Stamp {
-                fresh_until: (now + l1_fresh * 1000).min(l2_stamp.fresh_until),
+                fresh_until: now.saturating_add(*l1_fresh).min(l2_stamp.fresh_until),
                 ..*l2_stamp
             };
             let value = item.value.clone().map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(value, l1_stamp, &key.tags, &key.pattern, *decoded_size);
+            let entry = L1Entry::new(value, l1_stamp, &key.tags, key.pattern.0.id, *decoded_size);
             self.inner.l1.insert(&key.text, entry);
-            l2_batch.push((&key.text, bytes, l2_stamp.stale_until - now));
+            l2_batch.push(EntryWrite {
+                key: &key.text,
+                bytes,
+                time_to_live: l2_stamp.stale_until.saturating_duration_since(now),
+            });
         }
         if let Some(l2) = &self.inner.l2
             && !l2_batch.is_empty()
-            && let Err(e) = l2.write(&l2_batch, ticket.at_us).await
-            && !matches!(e, L2Error::Skipped)
+            && let Err(e) = l2.write(&l2_batch, ticket.at, mode).await
+            && !matches!(e, RedisFailure::CircuitOpen)
         {
             for (item, ..) in &encoded {
                 bump(&item.key.pattern.0.stats.l2_errors);
@@ -1099,7 +1115,7 @@ impl Cache {
     /// The one path of every invalidation. When it returns, no load that started before it can
     /// write its value into either tier.
     pub async fn invalidate_with(&self, what: Invalidation) {
-        let now = now_us();
+        let now = Timestamp::now();
         self.invalidate_locally(&what, now).await;
         tracing::debug!(?what, "invalidated");
         if let Some(l2) = &self.inner.l2 {
@@ -1121,7 +1137,7 @@ impl Cache {
 
     /// Logs an invalidation, applies it to L1 and detaches the loads in flight that it affects,
     /// all under the exclusive gate (so no write-back interleaves).
-    async fn invalidate_locally(&self, what: &Invalidation, now: u64) {
+    async fn invalidate_locally(&self, what: &Invalidation, now: Timestamp) {
         let _exclusive = self.inner.log.exclusive().await;
         self.inner.log.record(what.clone());
         match what {
@@ -1219,7 +1235,7 @@ where
 fn spawn_l1_sweep(inner: Weak<Inner>, every: Duration) {
     spawn_periodic(inner, every, |inner| async move {
         // A walk over every entry: off the async workers.
-        tokio::task::spawn_blocking(move || inner.l1.remove_expired(now_us()))
+        tokio::task::spawn_blocking(move || inner.l1.remove_expired(Timestamp::now()))
             .await
             .is_ok()
     });
@@ -1291,8 +1307,8 @@ mod tests {
             value: Some(Arc::new(String::from("old"))),
             stamp: Stamp {
                 written_at,
-                fresh_until: u64::MAX / 2,
-                stale_until: u64::MAX / 2,
+                fresh_until: Timestamp::from_micros(u64::MAX / 2),
+                stale_until: Timestamp::from_micros(u64::MAX / 2),
             },
             tags: key.tags.clone(),
             decoded_size: 3,
@@ -1309,8 +1325,13 @@ mod tests {
             key: &key,
             value: Some(Arc::new(String::from("new"))),
         };
-        cache.write_back(vec![new], set_ticket).await;
-        cache.fill_l1(vec![(&key, old(early.at_us - 1))], early);
+        cache
+            .write_back(vec![new], set_ticket, WriteMode::Overwrite)
+            .await;
+        cache.fill_l1(
+            vec![(&key, old(Timestamp::from_micros(early.at.as_micros() - 1)))],
+            early,
+        );
         assert!(
             cache.inner.l1.get(&key.text).is_some(),
             "the early copy lands"
@@ -1322,7 +1343,10 @@ mod tests {
             cache.inner.l1.get(&key.text).is_none(),
             "the settle pass drops the early copy"
         );
-        cache.fill_l1(vec![(&key, old(late.at_us - 1))], late);
+        cache.fill_l1(
+            vec![(&key, old(Timestamp::from_micros(late.at.as_micros() - 1)))],
+            late,
+        );
         assert!(
             cache.inner.l1.get(&key.text).is_none(),
             "the log refuses the late copy"

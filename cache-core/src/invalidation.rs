@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use crate::clock::Timestamp;
+
 /// Something to invalidate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -53,8 +55,8 @@ const LOG_CAPACITY: usize = 4096;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
     seq: u64,
-    /// When the ticket was taken (ms): the stamp of what the load produces.
-    pub(crate) at_us: u64,
+    /// When the ticket was taken: the stamp (`written_at`) of what the load produces.
+    pub(crate) at: Timestamp,
 }
 
 pub(crate) struct InvalidationLog {
@@ -75,7 +77,7 @@ impl InvalidationLog {
     pub(crate) fn ticket(&self) -> Ticket {
         Ticket {
             seq: self.seq.load(Ordering::Acquire),
-            at_us: crate::clock::now_us(),
+            at: Timestamp::now(),
         }
     }
 
@@ -127,8 +129,9 @@ impl InvalidationLog {
 /// shared read counter bouncing between cores); a write copies the map, and happens only when a
 /// mark advances.
 pub(crate) struct TagClock {
+    /// The clear mark, in µs since the epoch (a [`Timestamp`] in an atomic).
     clear: AtomicU64,
-    tags: ArcSwap<HashMap<Arc<str>, u64>>,
+    tags: ArcSwap<HashMap<Arc<str>, Timestamp>>,
     writer: Mutex<()>,
 }
 
@@ -141,12 +144,13 @@ impl TagClock {
         }
     }
 
-    pub(crate) fn observe_clear(&self, at: u64) {
-        self.clear.fetch_max(at, Ordering::AcqRel);
+    pub(crate) fn observe_clear(&self, at: Timestamp) {
+        self.clear.fetch_max(at.as_micros(), Ordering::AcqRel);
     }
 
-    pub(crate) fn observe_tag(&self, tag: &str, at: u64) {
-        let advances = |map: &HashMap<Arc<str>, u64>| map.get(tag).is_none_or(|&known| at > known);
+    pub(crate) fn observe_tag(&self, tag: &str, at: Timestamp) {
+        let advances =
+            |map: &HashMap<Arc<str>, Timestamp>| map.get(tag).is_none_or(|&known| at > known);
         if !advances(&self.tags.load()) {
             return;
         }
@@ -169,10 +173,10 @@ impl TagClock {
     #[inline]
     pub(crate) fn is_current<'a>(
         &self,
-        written_at: u64,
+        written_at: Timestamp,
         tags: impl IntoIterator<Item = &'a str>,
     ) -> bool {
-        if written_at <= self.clear.load(Ordering::Acquire) {
+        if written_at.as_micros() <= self.clear.load(Ordering::Acquire) {
             return false;
         }
         let mut tags = tags.into_iter().peekable();
@@ -316,14 +320,15 @@ mod tests {
     #[test]
     fn tag_clock_orders_stamps_and_marks() {
         let c = TagClock::new();
-        assert!(c.is_current(10, ["t"]));
-        c.observe_tag("t", 10);
-        assert!(!c.is_current(10, ["t"]));
-        assert!(c.is_current(11, ["t"]));
-        c.observe_tag("t", 5); // an older mark never rewinds
-        assert!(!c.is_current(10, ["t"]));
-        c.observe_clear(20);
-        assert!(!c.is_current(15, []));
-        assert!(c.is_current(21, ["t"]));
+        let at = Timestamp::from_micros;
+        assert!(c.is_current(at(10), ["t"]));
+        c.observe_tag("t", at(10));
+        assert!(!c.is_current(at(10), ["t"]));
+        assert!(c.is_current(at(11), ["t"]));
+        c.observe_tag("t", at(5)); // an older mark never rewinds
+        assert!(!c.is_current(at(10), ["t"]));
+        c.observe_clear(at(20));
+        assert!(!c.is_current(at(15), []));
+        assert!(c.is_current(at(21), ["t"]));
     }
 }
