@@ -1,8 +1,12 @@
-//! [`CacheBuilder`]: configuration of a [`Cache`].
+//! [`CacheBuilder`]: configuration of a [`Cache`]. Validates the settings, hands them to the
+//! engine's constructor ([`Engine::start`]) and wraps the engine in the facade.
+//!
+//! Owns the settings and their validation; never touches the engine's state.
 
 use std::time::Duration;
 
 use crate::cache::Cache;
+use crate::engine::{Config, Engine};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::ttl::TtlPolicy;
 
@@ -44,17 +48,17 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
-    pub(crate) namespace: String,
-    pub(crate) redis_url: Option<String>,
-    pub(crate) require_redis: bool,
-    pub(crate) l1_capacity_bytes: u64,
-    pub(crate) default_ttl: Duration,
-    pub(crate) op_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) failure_threshold: u32,
-    pub(crate) cool_down: Duration,
-    pub(crate) max_entry_lifetime: Duration,
-    pub(crate) mark_refresh: Duration,
+    namespace: String,
+    redis_url: Option<String>,
+    require_redis: bool,
+    l1_capacity_bytes: u64,
+    default_ttl: Duration,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    failure_threshold: u32,
+    cool_down: Duration,
+    max_entry_lifetime: Duration,
+    mark_refresh: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -150,7 +154,7 @@ impl CacheBuilder {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    fn validate(&self) -> Result<(), Error> {
         let ns_ok = !self.namespace.is_empty()
             && self
                 .namespace
@@ -203,7 +207,25 @@ impl CacheBuilder {
     /// Builds the cache. Fails on invalid settings, or when Redis is required and unreachable;
     /// otherwise an unreachable Redis only means starting degraded.
     pub async fn build(self) -> Result<Cache, Error> {
-        Cache::from_builder(self).await
+        self.validate()?;
+        let engine = Engine::start(self.into_config()).await?;
+        Ok(Cache::from_engine(engine))
+    }
+
+    fn into_config(self) -> Config {
+        Config {
+            namespace: self.namespace,
+            redis_url: self.redis_url,
+            require_redis: self.require_redis,
+            l1_capacity_bytes: self.l1_capacity_bytes,
+            default_ttl: self.default_ttl,
+            op_timeout: self.op_timeout,
+            connect_timeout: self.connect_timeout,
+            failure_threshold: self.failure_threshold,
+            cool_down: self.cool_down,
+            max_entry_lifetime: self.max_entry_lifetime,
+            mark_refresh: self.mark_refresh,
+        }
     }
 }
 

@@ -6,12 +6,12 @@ pub mod builder;
 pub mod cache;
 mod clock;
 pub mod codec;
+mod engine;
 pub mod error;
 pub mod health;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
-mod single_flight;
 mod store;
 pub mod ttl;
 

@@ -6,8 +6,10 @@
 //! are not separated by a delimiter. A value can therefore never contain `:` or a glob character,
 //! and can never widen a pattern invalidation.
 
+pub(crate) mod glob;
 pub(crate) mod pattern;
 pub(crate) mod registry;
+pub(crate) mod site;
 pub mod template;
 
 use std::fmt::{self, Write as _};

@@ -195,7 +195,7 @@ impl Registry {
     /// Counts an L1 eviction of an entry of pattern `id`.
     pub(crate) fn count_eviction(&self, id: u32) {
         if let Some(r) = self.patterns.read().by_id.get(id as usize) {
-            bump(&r.pattern.0.stats.evictions);
+            bump(&r.pattern.stats().evictions);
         }
     }
 

@@ -176,7 +176,7 @@ pub(crate) struct RedisStore {
     client: redis::Client,
     conn: RwLock<Option<MultiplexedConnection>>,
     connect_lock: tokio::sync::Mutex<()>,
-    pub(crate) circuit: Circuit,
+    circuit: Circuit,
     settings: RedisSettings,
     entry_prefix: String,
     tombstone_prefix: String,
@@ -186,7 +186,7 @@ pub(crate) struct RedisStore {
     pending_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
-    pub(crate) unattributed_errors: AtomicU64,
+    unattributed_errors: AtomicU64,
 }
 
 impl RedisStore {
@@ -579,6 +579,11 @@ impl RedisStore {
     /// Whether a read would be sent to Redis now (the circuit is closed).
     pub(crate) fn serving(&self) -> bool {
         !self.circuit.is_open()
+    }
+
+    /// Failed L2 calls that no key pattern is charged with (invalidations, marks, probes).
+    pub(crate) fn unattributed_errors(&self) -> u64 {
+        self.unattributed_errors.load(Ordering::Relaxed)
     }
 
     pub(crate) fn circuit_state(&self) -> CircuitState {
