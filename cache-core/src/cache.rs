@@ -467,12 +467,13 @@ impl Cache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
 
-    async fn l1_cache() -> (Cache, Pattern) {
+    /// An L1-only cache with one pattern, `item:<id>`.
+    pub(crate) async fn l1_cache() -> (Cache, Pattern) {
         let cache = Cache::builder().namespace("unit").build().await.unwrap();
         let p = cache
             .register(PatternConfig::new(

@@ -170,24 +170,16 @@ fn encode<V: Serialize>(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+    use crate::cache::tests::l1_cache;
     use crate::engine::read::FromL2;
-    use crate::{Cache, PatternConfig, TtlPolicy};
 
     /// A read that fetched the old value from L2 with a ticket taken while a `set` of the key was
     /// under way copies it into L1 either before the set settles (the settle pass drops it) or
     /// after (the log refuses it): never does the older value stay in L1.
     #[tokio::test]
     async fn a_copy_of_an_older_l2_value_never_outlives_a_set() {
-        let cache = Cache::builder().namespace("unit").build().await.unwrap();
-        let p = cache
-            .register(PatternConfig::new(
-                "item:<id>",
-                TtlPolicy::new(Duration::from_secs(60)),
-            ))
-            .unwrap();
+        let (cache, p) = l1_cache().await;
         let engine = cache.engine();
         let key = p.key(&[&1]).unwrap();
         let far = Timestamp::from_micros(u64::MAX / 2);

@@ -15,24 +15,27 @@
 //! live [`TOMBSTONE_TTL`]: a load that runs longer than that is not covered.
 //!
 //! Why not redis-rs's `ConnectionManager` (its feature is not enabled): it reconnects by itself,
-//! in the background, and a call made meanwhile waits for the reconnection or fails with its own
-//! retry policy. Here a call must instead (1) fail fast, without waiting, while Redis is known to
-//! be down (the circuit breaker, [`super::circuit`]), so that requests are served from L1 and the
-//! loaders at once; (2) find the replay queue flushed on the very connection it uses *before* it
-//! is sent, so that no read overtakes an invalidation made while Redis was down, which needs a
-//! hook at the moment a connection is (re)established, and `ConnectionManager` offers none; and
-//! (3) be bounded by one timeout covering connect, replay and the command. The hand-written
-//! connection slot below (one multiplexed connection, dropped on an I/O error, re-opened by the
-//! next call or the circuit's probe) is what these need, and is small.
+//! in the background, on its own schedule of retries and backoff, and a call made while it
+//! reconnects waits for it or fails after its retries. Here the circuit breaker
+//! ([`super::circuit`]) decides when Redis is tried again: while Redis is known to be down a call
+//! is skipped at once (one atomic load: no connect attempt, no wait), so requests are served from
+//! L1 and the loaders without delay, and one background probe (a fresh connection, PING, the
+//! replay of queued invalidations) closes the circuit. A manager reconnecting on its own would
+//! duplicate that and make calls wait on its reconnection instead of failing fast. And every call
+//! here is bounded by one timeout covering connecting, the replay and the command, which the
+//! manager's separate connection and response timeouts do not express. What stays hand-written
+//! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
+//! probe ([`connection`]).
 //!
-//! Owns the Redis connection, the key layout, the scripts and the circuit. Knows entries (bytes
-//! under a key), marks and tombstones, never key patterns or statistics per pattern: it never
-//! imports `key`, `engine` or the facade.
+//! Split by concern: this file holds the key layout, the scripts and the operations (read, write,
+//! unlink, mark); [`connection`] the connection, the guard around each call and the probe;
+//! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),
+//! marks and tombstones, never key patterns or statistics per pattern: `store/` never imports
+//! `key`, `engine` or the facade.
 
+mod connection;
 mod replay;
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,10 +43,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use tracing::Instrument;
 
+pub(crate) use self::connection::RedisSettings;
 use self::replay::{Pending, PendingQueue};
-use super::circuit::{Circuit, CircuitState, Permit};
+use super::circuit::{Circuit, Permit};
 use crate::clock::Timestamp;
 use crate::error::RedisFailure;
 use crate::metrics::bump;
@@ -130,40 +133,6 @@ fn split_read(
     ))
 }
 
-/// Settings of the L2 tier.
-#[derive(Debug, Clone)]
-pub(crate) struct RedisSettings {
-    pub(crate) namespace: String,
-    pub(crate) op_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) failure_threshold: u32,
-    pub(crate) cool_down: Duration,
-    pub(crate) mark_retention: Duration,
-}
-
-impl RedisSettings {
-    /// Time allowed to a background probe: connect, PING and replay. The builder rejects
-    /// settings for which these sums overflow; saturating here keeps that a config error only.
-    pub(crate) fn probe_budget(&self) -> Duration {
-        self.connect_timeout
-            .checked_add(self.op_timeout)
-            .unwrap_or(Duration::MAX)
-    }
-
-    /// Time allowed to one pattern invalidation (SCAN + UNLINK in batches).
-    pub(crate) fn scan_budget(&self) -> Duration {
-        self.op_timeout.checked_mul(100).unwrap_or(Duration::MAX)
-    }
-
-    /// Time allowed to a health diagnosis: connect, PING and INFO.
-    pub(crate) fn diagnose_budget(&self) -> Duration {
-        self.op_timeout
-            .checked_mul(2)
-            .and_then(|t| t.checked_add(self.connect_timeout))
-            .unwrap_or(Duration::MAX)
-    }
-}
-
 /// Marks read with entries: the namespace clear time and each requested tag's time
 /// ([`Timestamp::EPOCH`]: never).
 #[derive(Debug, Default, Clone)]
@@ -245,122 +214,6 @@ impl RedisStore {
 
     fn tag_key(&self, tag: &str) -> String {
         format!("{}{tag}", self.tag_prefix)
-    }
-
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
-        }
-        let _one_at_a_time = self.connect_lock.lock().await;
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
-        }
-        // Responses are bounded by the timeout around each call (`run`), not a second timer here.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.connect_timeout))
-            .set_response_timeout(None);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *self.conn.write() = Some(conn.clone());
-        Ok(conn)
-    }
-
-    fn drop_connection(&self) {
-        *self.conn.write() = None;
-    }
-
-    /// Tries to connect once (at build time); failure only means starting degraded.
-    pub(crate) async fn connect(&self) -> Result<(), RedisFailure> {
-        match tokio::time::timeout(self.settings.connect_timeout, self.connection()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.circuit.on_failure();
-                Err(e.into())
-            }
-            Err(_) => {
-                self.circuit.on_failure();
-                Err(RedisFailure::Timeout(self.settings.connect_timeout))
-            }
-        }
-    }
-
-    /// Runs one L2 operation under the circuit, the timeout and a tracing span.
-    async fn run<T, F, Fut>(self: &Arc<Self>, op: &'static str, f: F) -> Result<T, RedisFailure>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        match self.circuit.permit() {
-            Permit::Call => {}
-            Permit::Probe => {
-                self.spawn_probe();
-                return Err(RedisFailure::CircuitOpen);
-            }
-            Permit::Skip => return Err(RedisFailure::CircuitOpen),
-        }
-        let timeout = self.settings.op_timeout;
-        let call = async {
-            let mut conn = self.connection().await?;
-            if self.has_pending.load(Ordering::Acquire) {
-                self.flush_pending(&mut conn).await?;
-            }
-            f(conn).await
-        };
-        let span = tracing::debug_span!("l2", op);
-        match tokio::time::timeout(timeout, call).instrument(span).await {
-            Ok(Ok(v)) => {
-                self.circuit.on_success();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_unrecoverable_error()
-                {
-                    self.drop_connection();
-                }
-                self.failed(op, &e);
-                Err(e.into())
-            }
-            Err(_) => {
-                self.failed(op, &"timeout");
-                Err(RedisFailure::Timeout(timeout))
-            }
-        }
-    }
-
-    fn failed(&self, op: &str, error: &dyn std::fmt::Display) {
-        if self.circuit.on_failure() {
-            tracing::warn!(op, %error, cool_down = ?self.settings.cool_down, "Redis failing: circuit opened, serving without L2");
-        } else {
-            tracing::debug!(op, %error, "Redis call failed");
-        }
-    }
-
-    /// Probes Redis in the background with a fresh connection; closes the circuit on success.
-    fn spawn_probe(self: &Arc<Self>) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            this.drop_connection();
-            let probe = async {
-                let mut conn = this.connection().await?;
-                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-                this.flush_pending(&mut conn).await
-            };
-            match tokio::time::timeout(this.settings.probe_budget(), probe).await {
-                Ok(Ok(())) => {
-                    tracing::info!("Redis answers again: circuit closed");
-                    this.circuit.on_success();
-                }
-                _ => {
-                    this.drop_connection();
-                    this.circuit.on_failure();
-                }
-            }
-        });
     }
 
     /// Reads entries and, in the same round trip, the clear mark and the given tags' marks.
@@ -551,43 +404,9 @@ impl RedisStore {
         }
     }
 
-    /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
-    /// diagnosis) but not the timeout.
-    pub(crate) async fn diagnose(
-        &self,
-    ) -> Result<(Duration, HashMap<String, String>), RedisFailure> {
-        let timeout = self.settings.diagnose_budget();
-        let probe = async {
-            let mut conn = self.connection().await?;
-            let started = Instant::now();
-            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-            let ping = started.elapsed();
-            let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
-            let fields = info
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-                .collect();
-            Ok::<_, redis::RedisError>((ping, fields))
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(r) => r.map_err(RedisFailure::from),
-            Err(_) => Err(RedisFailure::Timeout(timeout)),
-        }
-    }
-
-    /// Whether a read would be sent to Redis now (the circuit is closed).
-    pub(crate) fn serving(&self) -> bool {
-        !self.circuit.is_open()
-    }
-
     /// Failed L2 calls that no key pattern is charged with (invalidations, marks, probes).
     pub(crate) fn unattributed_errors(&self) -> u64 {
         self.unattributed_errors.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn circuit_state(&self) -> CircuitState {
-        self.circuit.state()
     }
 
     pub(crate) fn pending_invalidations(&self) -> usize {
@@ -617,20 +436,5 @@ mod tests {
         assert_eq!(entries, vec![None]);
         let at = Timestamp::from_micros;
         assert_eq!((marks.clear, marks.tags), (at(12), vec![at(34)]));
-    }
-
-    #[test]
-    fn budgets_saturate_instead_of_overflowing() {
-        let settings = RedisSettings {
-            namespace: "ns".into(),
-            op_timeout: Duration::MAX,
-            connect_timeout: Duration::MAX,
-            failure_threshold: 1,
-            cool_down: Duration::from_secs(1),
-            mark_retention: Duration::MAX,
-        };
-        assert_eq!(settings.probe_budget(), Duration::MAX);
-        assert_eq!(settings.scan_budget(), Duration::MAX);
-        assert_eq!(settings.diagnose_budget(), Duration::MAX);
     }
 }
