@@ -233,11 +233,57 @@ impl CacheBuilder {
 mod tests {
     use super::*;
 
+    #[test]
+    fn config_errors_have_a_kind() {
+        let kind = |b: CacheBuilder| match b.validate() {
+            Err(Error::Config(e)) => e.kind(),
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        let b = CacheBuilder::default;
+        assert_eq!(kind(b().namespace("")), ConfigErrorKind::Namespace);
+        assert_eq!(
+            kind(b().redis_timeout(Duration::ZERO)),
+            ConfigErrorKind::Duration
+        );
+        assert_eq!(
+            kind(b().default_ttl(Duration::MAX)),
+            ConfigErrorKind::Duration
+        );
+        let long = Duration::from_secs(10 * 24 * 3600);
+        assert_eq!(kind(b().default_ttl(long)), ConfigErrorKind::Policy);
+    }
+
     fn config_error(b: CacheBuilder) -> String {
         match b.validate() {
             Err(Error::Config(e)) => e.message().to_owned(),
             other => panic!("expected a configuration error, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_required_redis_that_cannot_be_reached_is_an_error_with_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let built = CacheBuilder::default()
+            .redis_url(format!("redis://127.0.0.1:{port}/"))
+            .require_redis(true)
+            .build()
+            .await;
+        let Err(error) = built else {
+            panic!("nothing listens on port {port}");
+        };
+        let Error::RedisUnavailable(failure) = &error else {
+            panic!("expected RedisUnavailable, got {error:?}");
+        };
+        assert!(
+            failure
+                .redis_error()
+                .is_some_and(|e| e.is_connection_refusal()),
+            "the refusal is kept: {failure:?}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
     }
 
     #[test]

@@ -519,6 +519,25 @@ pub(crate) mod tests {
         assert_eq!(cache.stats().l1_entries, 0);
     }
 
+    /// A cached absence (stored through `get_or_load_optional`) is no answer for `get_or_load`,
+    /// whose loader always yields a value: its loader runs.
+    #[tokio::test]
+    async fn get_or_load_passes_over_a_cached_absence() {
+        let cache = Cache::builder().build().await.unwrap();
+        let policy = TtlPolicy::new(Duration::from_secs(60)).negative_ttl(Duration::from_secs(60));
+        let p = cache
+            .register(PatternConfig::new("user:<id>", policy))
+            .unwrap();
+        let key = p.key(&[&1]).unwrap();
+        let none = cache
+            .get_or_load_optional(&key, || async { Ok::<Option<u8>, ()>(None) })
+            .await;
+        assert_eq!(none, Ok(None));
+        let one = cache.get_or_load(&key, || async { Ok::<_, ()>(1u8) }).await;
+        assert_eq!(one.as_deref(), Ok(&1));
+        assert_eq!(cache.stats().total.loads, 2);
+    }
+
     #[tokio::test]
     async fn wrong_type_is_a_miss_not_a_panic() {
         let (cache, p) = l1_cache().await;

@@ -433,6 +433,20 @@ mod tests {
     }
 
     #[test]
+    fn a_site_of_another_shape_is_an_error_not_a_panic() {
+        let p = pattern("prod:<id>:<cat>", &["cat:<cat>"]);
+        let site = BoundTemplate::bind(
+            Template::parse("prod:<id>", TemplateKind::Key).unwrap(),
+            &["id"],
+        )
+        .unwrap();
+        assert!(matches!(
+            p.tags_for_site(&site),
+            Err(KeyError::UnknownPlaceholder { .. })
+        ));
+    }
+
+    #[test]
     fn rejects_wrong_arguments() {
         let p = pattern("search:<q:hash>", &[]);
         assert!(matches!(

@@ -142,3 +142,27 @@ impl SiteRegistry {
         Arc::clone(self.bindings.write().entry(site).or_insert(binding))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SITE: u8 = 0;
+
+    #[test]
+    fn a_site_keeps_the_binding_kept_first() {
+        let registry = SiteRegistry::default();
+        let id = SiteId::of(&SITE);
+        assert!(registry.get(id).is_none());
+        let binding = || Arc::new(SiteBinding::new(None, None, Vec::new(), None).unwrap());
+        let first = registry.insert(id, binding());
+        let second = registry.insert(id, binding());
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(registry.get(id).is_some_and(|b| Arc::ptr_eq(&b, &first)));
+        assert_eq!(
+            first.static_tags().map(|t| t.len()),
+            Some(0),
+            "no tags: all literal"
+        );
+    }
+}

@@ -415,8 +415,46 @@ impl RedisStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A store whose Redis is a loopback port nothing listens on (every call is refused).
+    pub(crate) fn unreachable_store() -> Arc<RedisStore> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        Arc::new(RedisStore::new(client, RedisSettings::for_tests("unit")))
+    }
+
+    #[tokio::test]
+    async fn only_an_overwrite_that_misses_redis_queues_the_deletion_of_its_keys() {
+        let store = unreachable_store();
+        let entries = [EntryWrite {
+            key: "k",
+            bytes: b"v",
+            time_to_live: Duration::from_secs(1),
+        }];
+        let fill = store
+            .write(&entries, Timestamp::now(), WriteMode::Fill)
+            .await;
+        assert!(fill.is_err());
+        assert_eq!(
+            store.pending_invalidations(),
+            0,
+            "a failed fill leaves nothing to undo"
+        );
+        let overwrite = store
+            .write(&entries, Timestamp::now(), WriteMode::Overwrite)
+            .await;
+        assert!(overwrite.is_err());
+        assert_eq!(
+            store.pending_invalidations(),
+            1,
+            "the old value's deletion is queued"
+        );
+    }
 
     #[test]
     fn a_short_mget_reply_is_an_error_not_a_panic() {

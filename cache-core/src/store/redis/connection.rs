@@ -211,18 +211,30 @@ impl RedisStore {
 }
 
 #[cfg(test)]
+impl RedisSettings {
+    /// Settings for unit tests: short timeouts, a threshold that keeps the circuit closed.
+    pub(crate) fn for_tests(namespace: &str) -> RedisSettings {
+        RedisSettings {
+            namespace: namespace.to_owned(),
+            op_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            failure_threshold: 100,
+            cool_down: Duration::from_secs(1),
+            mark_retention: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn budgets_saturate_instead_of_overflowing() {
         let settings = RedisSettings {
-            namespace: "ns".into(),
             op_timeout: Duration::MAX,
             connect_timeout: Duration::MAX,
-            failure_threshold: 1,
-            cool_down: Duration::from_secs(1),
-            mark_retention: Duration::MAX,
+            ..RedisSettings::for_tests("ns")
         };
         assert_eq!(settings.probe_budget(), Duration::MAX);
         assert_eq!(settings.scan_budget(), Duration::MAX);

@@ -214,3 +214,47 @@ impl RedisStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redis::tests::unreachable_store;
+
+    fn mark(n: u64) -> Pending {
+        Pending::Mark(format!("m{n}"), Timestamp::from_micros(n))
+    }
+
+    #[test]
+    fn a_pattern_invalidation_is_a_chunk_of_its_own() {
+        let store = unreachable_store();
+        store.queue(Pending::UnlinkMatching("ns:k:p*".into()));
+        store.queue(mark(1));
+        assert!(matches!(
+            store.next_chunk(),
+            Some(Chunk::Scan { last_seq: 0, ref glob }) if glob == "ns:k:p*"
+        ));
+    }
+
+    #[test]
+    fn a_pipeline_stops_before_a_pattern_invalidation_and_at_its_budget() {
+        let store = unreachable_store();
+        store.queue(mark(1));
+        store.queue(Pending::Unlink(vec!["a".into(), "b".into()]));
+        store.queue(Pending::UnlinkMatching("ns:k:p*".into()));
+        let chunk = store.next_chunk();
+        assert!(matches!(chunk, Some(Chunk::Pipeline { last_seq: 1, ref ops }) if ops.len() == 2));
+
+        let store = unreachable_store();
+        store.queue(Pending::Unlink(
+            (0..REPLAY_CHUNK - 1).map(|i| i.to_string()).collect(),
+        ));
+        store.queue(mark(1));
+        store.queue(mark(2));
+        let chunk = store.next_chunk();
+        assert!(
+            matches!(chunk, Some(Chunk::Pipeline { last_seq: 1, ref ops }) if ops.len() == 2),
+            "{REPLAY_CHUNK} commands at most"
+        );
+        assert!(unreachable_store().next_chunk().is_none(), "an empty queue");
+    }
+}
