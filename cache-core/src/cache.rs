@@ -145,7 +145,7 @@ impl Cache {
     {
         match self
             .engine
-            .l1_probe::<V, Option<Arc<V>>>(&key.text, &key.pattern)
+            .l1_probe::<V, Option<Arc<V>>>(key.as_str(), key.pattern())
         {
             Probe::Hit(hit) => hit,
             Probe::Miss { .. } => self.engine.get_from_l2(key).await,
@@ -205,7 +205,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        match self.engine.l1_probe::<V, Arc<V>>(&key.text, &key.pattern) {
+        match self
+            .engine
+            .l1_probe::<V, Arc<V>>(key.as_str(), key.pattern())
+        {
             Probe::Hit(hit) => Ok(hit),
             Probe::Miss { stale } => {
                 let loader = || async move { loader().await.map(|v| Loaded::cache(Arc::new(v))) };
@@ -253,7 +256,7 @@ impl Cache {
     {
         match self
             .engine
-            .l1_probe::<V, Option<Arc<V>>>(&key.text, &key.pattern)
+            .l1_probe::<V, Option<Arc<V>>>(key.as_str(), key.pattern())
         {
             Probe::Hit(hit) => Ok(hit),
             Probe::Miss { stale } => {
@@ -357,7 +360,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate(&self, key: &Key) {
-        self.invalidate_with(Invalidation::Key(key.text.clone()))
+        self.invalidate_with(Invalidation::Key(key.as_str().to_owned()))
             .await;
     }
 

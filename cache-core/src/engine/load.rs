@@ -55,9 +55,9 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Loaded<A>, E>>,
     {
-        let stats = key.pattern.stats();
+        let stats = key.pattern().stats();
         let leader = loop {
-            match self.flights.join::<V, E>(&key.text) {
+            match self.flights.join::<V, E>(key.as_str()) {
                 Role::Leader(leader) => break Some(leader),
                 Role::Alone => break None,
                 Role::Follower(rx) => match follow(rx).await {
@@ -98,14 +98,14 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Loaded<A>, E>>,
     {
-        let stats = key.pattern.stats();
+        let stats = key.pattern().stats();
         let ticket = self.log.ticket();
         // A previous leader may have filled L1 between this call's probe and its joining. While
         // Redis serves, the read below finds that leader's value there (it wrote it before
         // finishing); otherwise look in L1 again, so that the loader does not run twice.
         let l2_serving = self.l2.as_ref().is_some_and(|l2| l2.serving());
         if !l2_serving
-            && let Found::Fresh(v) = self.l1_lookup::<V>(&key.text, ticket.at)
+            && let Found::Fresh(v) = self.l1_lookup::<V>(key.as_str(), ticket.at)
             && let Some(answer) = A::from_cached(v)
         {
             bump(&stats.l1_hits);
@@ -121,7 +121,7 @@ impl Engine {
         bump(&stats.misses);
         let started = Instant::now();
         let span =
-            tracing::debug_span!("cache.load", pattern = key.pattern.template(), key = %key.text);
+            tracing::debug_span!("cache.load", pattern = key.pattern().template(), key = %key);
         let result = loader().instrument(span).await;
         stats.record_load(started.elapsed(), result.is_ok());
         match result {
@@ -136,7 +136,7 @@ impl Engine {
             Err(e) => match stale {
                 Some(answer) => {
                     bump(&stats.stale_served);
-                    tracing::warn!(key = %key.text, "loader failed: serving the stale value (fail-safe)");
+                    tracing::warn!(key = %key, "loader failed: serving the stale value (fail-safe)");
                     Ok(answer)
                 }
                 None => Err(e),
@@ -167,7 +167,7 @@ impl Engine {
             return Ok(results);
         }
         for &i in &missing {
-            bump(&keys[i].pattern.stats().misses);
+            bump(&keys[i].pattern().stats().misses);
         }
         let started = Instant::now();
         let span = tracing::debug_span!("cache.load_many", keys = missing.len());
@@ -203,7 +203,7 @@ fn record_batch_load(keys: &[Key], missing: &[usize], started: Instant, ok: bool
     let took = started.elapsed();
     let mut seen: Vec<&Pattern> = Vec::new();
     for &i in missing {
-        let p = &keys[i].pattern;
+        let p = keys[i].pattern();
         if !seen.iter().any(|s| s.is_same(p)) {
             p.stats().record_load(took, ok);
             seen.push(p);
@@ -223,7 +223,7 @@ fn serve_stale<V>(
         return None;
     }
     for &i in missing {
-        bump(&keys[i].pattern.stats().stale_served);
+        bump(&keys[i].pattern().stats().stale_served);
         results[i] = stale[i].clone().flatten();
     }
     tracing::warn!(

@@ -154,7 +154,7 @@ impl Engine {
         match self.l2_read_one::<V, Option<Arc<V>>>(key, ticket).await {
             Found::Fresh(value) => value,
             _ => {
-                bump(&key.pattern.stats().misses);
+                bump(&key.pattern().stats().misses);
                 None
             }
         }
@@ -170,7 +170,7 @@ impl Engine {
         match self.l2_lookup::<V>(&[key], ticket.at).await.pop() {
             Some(Found::Fresh(entry)) => match A::from_cached(entry.value.clone()) {
                 Some(answer) => {
-                    bump(&key.pattern.stats().l2_hits);
+                    bump(&key.pattern().stats().l2_hits);
                     self.fill_l1(vec![(key, entry)], ticket);
                     Found::Fresh(answer)
                 }
@@ -191,7 +191,7 @@ impl Engine {
     {
         let found = self.lookup_many::<V>(keys).await;
         for &i in &found.missing {
-            bump(&keys[i].pattern.stats().misses);
+            bump(&keys[i].pattern().stats().misses);
         }
         found.fresh.into_iter().map(Option::flatten).collect()
     }
@@ -210,9 +210,9 @@ impl Engine {
         };
         let mut l2_keys = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let stale = match self.l1_lookup::<V>(&key.text, now) {
+            let stale = match self.l1_lookup::<V>(key.as_str(), now) {
                 Found::Fresh(v) => {
-                    bump(&key.pattern.stats().l1_hits);
+                    bump(&key.pattern().stats().l1_hits);
                     found.fresh.push(Some(v));
                     found.stale.push(None);
                     continue;
@@ -233,7 +233,7 @@ impl Engine {
         for (&i, from_l2) in l2_keys.iter().zip(from_l2) {
             match from_l2 {
                 Found::Fresh(entry) => {
-                    bump(&keys[i].pattern.stats().l2_hits);
+                    bump(&keys[i].pattern().stats().l2_hits);
                     found.fresh[i] = Some(entry.value.clone());
                     fill.push((&keys[i], entry));
                 }
@@ -257,10 +257,10 @@ impl Engine {
         let Some(l2) = &self.l2 else {
             return missing();
         };
-        let texts: Vec<&str> = keys.iter().map(|k| k.text.as_str()).collect();
+        let texts: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         let mut tags: Vec<&str> = keys
             .iter()
-            .flat_map(|k| k.tags.iter().map(|t| &**t))
+            .flat_map(|k| k.shared_tags().iter().map(|t| &**t))
             .collect();
         tags.sort_unstable();
         tags.dedup();
@@ -279,7 +279,7 @@ impl Engine {
             Err(e) => {
                 if !matches!(e, RedisFailure::CircuitOpen) {
                     for key in keys {
-                        bump(&key.pattern.stats().l2_errors);
+                        bump(&key.pattern().stats().l2_errors);
                     }
                 }
                 missing()
@@ -300,10 +300,10 @@ impl Engine {
         let (stamp, tags, value, decoded_size) = match decoded {
             Ok(d) => d,
             Err(error) => {
-                bump(&key.pattern.stats().decode_errors);
-                tracing::warn!(key = %key.text, %error, "undecodable value in Redis: deleted, reloading");
+                bump(&key.pattern().stats().decode_errors);
+                tracing::warn!(key = %key, %error, "undecodable value in Redis: deleted, reloading");
                 if let Some(l2) = &self.l2 {
-                    l2.unlink_best_effort(&key.text).await;
+                    l2.unlink_best_effort(key.as_str()).await;
                 }
                 return Found::Missing;
             }
@@ -314,8 +314,12 @@ impl Engine {
         {
             return Found::Missing;
         }
-        let tags = if tags.iter().copied().eq(key.tags.iter().map(|t| &**t)) {
-            key.tags.clone()
+        let tags = if tags
+            .iter()
+            .copied()
+            .eq(key.shared_tags().iter().map(|t| &**t))
+        {
+            key.shared_tags().clone()
         } else {
             tags.iter().map(|t| Arc::<str>::from(*t)).collect()
         };
@@ -350,11 +354,14 @@ impl Engine {
             return;
         };
         for (key, found) in items {
-            if self.log.invalidated_since(ticket, &key.text, &found.tags) {
+            if self
+                .log
+                .invalidated_since(ticket, key.as_str(), &found.tags)
+            {
                 continue;
             }
             let l1_fresh = key
-                .pattern
+                .pattern()
                 .policy()
                 .lifetimes(found.value.is_none())
                 .map_or(Duration::ZERO, |l| l.l1_fresh);
@@ -367,12 +374,12 @@ impl Engine {
                 value,
                 stamp,
                 &found.tags,
-                key.pattern.id(),
+                key.pattern().id(),
                 found.decoded_size,
             );
             // A plain insert: an entry written since `ticket` (a `set`) is refused by the log
             // check above, or dropped by the `set`'s settle pass (`Engine::settle_set`).
-            self.l1.insert(&key.text, entry);
+            self.l1.insert(key.as_str(), entry);
         }
     }
 }

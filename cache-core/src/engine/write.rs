@@ -48,8 +48,8 @@ impl Engine {
         {
             let _exclusive = self.log.exclusive().await;
             for (key, _) in &entries {
-                self.log.record(Invalidation::Key(key.text.clone()));
-                self.flights.detach(|k| k == key.text);
+                self.log.record(Invalidation::Key(key.as_str().to_owned()));
+                self.flights.detach(|k| k == key.as_str());
             }
         }
         let ticket = self.log.ticket();
@@ -75,8 +75,8 @@ impl Engine {
     async fn settle_set(&self, keys: &[Key], ticket: Ticket) {
         let _exclusive = self.log.exclusive().await;
         for key in keys {
-            self.l1.remove_if_older(&key.text, ticket.at);
-            self.log.record(Invalidation::Key(key.text.clone()));
+            self.l1.remove_if_older(key.as_str(), ticket.at);
+            self.log.record(Invalidation::Key(key.as_str().to_owned()));
         }
     }
 
@@ -99,12 +99,14 @@ impl Engine {
         let mut l2_batch: Vec<EntryWrite<'_>> = Vec::with_capacity(encoded.len());
         for e in &encoded {
             let key = e.item.key;
-            if self.log.invalidated_since(ticket, &key.text, &key.tags)
+            if self
+                .log
+                .invalidated_since(ticket, key.as_str(), key.shared_tags())
                 || !self
                     .marks
-                    .is_current(ticket.at, key.tags.iter().map(|t| &**t))
+                    .is_current(ticket.at, key.shared_tags().iter().map(|t| &**t))
             {
-                tracing::debug!(key = %key.text, "loaded value dropped: invalidated while loading");
+                tracing::debug!(key = %key, "loaded value dropped: invalidated while loading");
                 continue;
             }
             let l1_stamp = Stamp {
@@ -116,10 +118,16 @@ impl Engine {
                 .value
                 .clone()
                 .map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(value, l1_stamp, &key.tags, key.pattern.id(), e.decoded_size);
-            self.l1.insert(&key.text, entry);
+            let entry = L1Entry::new(
+                value,
+                l1_stamp,
+                key.shared_tags(),
+                key.pattern().id(),
+                e.decoded_size,
+            );
+            self.l1.insert(key.as_str(), entry);
             l2_batch.push(EntryWrite {
-                key: &key.text,
+                key: key.as_str(),
                 bytes: &e.bytes,
                 time_to_live: e.stamp.stale_until.saturating_duration_since(now),
             });
@@ -130,7 +138,7 @@ impl Engine {
             && !matches!(e, RedisFailure::CircuitOpen)
         {
             for e in &encoded {
-                bump(&e.item.key.pattern.stats().l2_errors);
+                bump(&e.item.key.pattern().stats().l2_errors);
             }
         }
     }
@@ -143,14 +151,18 @@ fn encode<V: Serialize>(
     ticket: Ticket,
     now: Timestamp,
 ) -> Option<Encoded<'_, V>> {
-    let life = item.key.pattern.policy().lifetimes(item.value.is_none())?;
+    let life = item
+        .key
+        .pattern()
+        .policy()
+        .lifetimes(item.value.is_none())?;
     let fresh_until = now.saturating_add(life.l2_fresh);
     let stamp = Stamp {
         written_at: ticket.at,
         fresh_until,
         stale_until: fresh_until.saturating_add(life.stale),
     };
-    match codec::encode(item.value.as_deref(), stamp, &item.key.tags) {
+    match codec::encode(item.value.as_deref(), stamp, item.key.shared_tags()) {
         Ok((bytes, payload_start)) => {
             let decoded_size = codec::decoded_size_estimate(&bytes[payload_start..]);
             Some(Encoded {
@@ -162,7 +174,7 @@ fn encode<V: Serialize>(
             })
         }
         Err(error) => {
-            tracing::warn!(key = %item.key.text, %error, "value not cached: it does not serialize");
+            tracing::warn!(key = %item.key, %error, "value not cached: it does not serialize");
             None
         }
     }
@@ -190,14 +202,16 @@ mod tests {
                 fresh_until: far,
                 stale_until: far,
             },
-            tags: key.tags.clone(),
+            tags: key.shared_tags().clone(),
             decoded_size: 3,
         };
         // The set, step by step as `set_many_shared` runs it; the reads' tickets are taken after
         // its first record.
         {
             let _exclusive = engine.log.exclusive().await;
-            engine.log.record(Invalidation::Key(key.text.clone()));
+            engine
+                .log
+                .record(Invalidation::Key(key.as_str().to_owned()));
         }
         let (early, late) = (engine.log.ticket(), engine.log.ticket());
         let set_ticket = engine.log.ticket();
@@ -209,17 +223,20 @@ mod tests {
             .write_back(vec![new], set_ticket, WriteMode::Overwrite)
             .await;
         engine.fill_l1(vec![(&key, old(early))], early);
-        assert!(engine.l1.get(&key.text).is_some(), "the early copy lands");
+        assert!(
+            engine.l1.get(key.as_str()).is_some(),
+            "the early copy lands"
+        );
         engine
             .settle_set(std::slice::from_ref(&key), set_ticket)
             .await;
         assert!(
-            engine.l1.get(&key.text).is_none(),
+            engine.l1.get(key.as_str()).is_none(),
             "the settle pass drops the early copy"
         );
         engine.fill_l1(vec![(&key, old(late))], late);
         assert!(
-            engine.l1.get(&key.text).is_none(),
+            engine.l1.get(key.as_str()).is_none(),
             "the log refuses the late copy"
         );
     }

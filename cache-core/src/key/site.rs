@@ -73,6 +73,7 @@ impl SiteBinding {
         self.key.as_ref()
     }
 
+    #[inline]
     pub(crate) fn tags(&self) -> &[BoundTemplate] {
         &self.tags
     }
