@@ -2,7 +2,7 @@
 //! All behaviour stays here (and in the engine); the macros only arrange calls.
 //!
 //! Owns the static description of a call site ([`SiteSpec`], [`Site`]), its binding to a cache
-//! (parsed templates, its pattern: [`crate::key::site`]), the rendering of a call's key, and the
+//! (parsed templates, its pattern: `key/site.rs`), the rendering of a call's key, and the
 //! calls into the engine: the L1 probe, the load, the write-through and the invalidation. The
 //! names and signatures of the `pub` items here are what the macros emit: keep them. Never
 //! touches a tier directly.

@@ -1,5 +1,5 @@
 //! [`CacheBuilder`]: configuration of a [`Cache`]. Validates the settings, hands them to the
-//! engine's constructor ([`Engine::start`]) and wraps the engine in the facade.
+//! engine's constructor (`Engine::start`) and wraps the engine in the facade.
 //!
 //! Owns the settings and their validation; never touches the engine's state.
 

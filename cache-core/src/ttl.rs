@@ -1,6 +1,6 @@
 //! TTL policy: how long an entry lives in L2 and in L1, with jitter and a fail-safe stale window.
 //!
-//! Owns the policy and the draw of one write's [`Lifetimes`]. Never touches stamps or the tiers:
+//! Owns the policy and the draw of one write's `Lifetimes`. Never touches stamps or the tiers:
 //! the engine turns lifetimes into timestamps.
 
 use std::time::Duration;

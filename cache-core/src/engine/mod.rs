@@ -5,7 +5,7 @@
 //!   trip, marks included) and the copies of L2 values into L1;
 //! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]) and batch,
 //!   with fail-safe (a stale value served when the loader fails);
-//! - [`write`]: write-backs of loaded values and write-throughs (`set`), under the invalidation
+//! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
 //!   gate;
 //! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
 //! - [`background`]: the periodic L1 sweep and mark refresh.
@@ -15,6 +15,11 @@
 //! registry of patterns and of macro call sites, the log, the marks and the loads in flight. It
 //! never touches the public API's shapes (the facade's) nor the code the macros generate
 //! (`__private`'s), and never imports the facade or the builder.
+//!
+//! What the macros' support (`__private`) calls, its whole interface to the engine: [`Engine::id`]
+//! and [`Engine::sites`] (a call site's binding), [`Engine::register_site`] (its pattern),
+//! [`Engine::l1_probe`] (the hit path), [`Engine::load`] with a [`Loaded`] loader, and
+//! [`Engine::set_many_shared`] and [`Engine::invalidate`] (`#[cache_put]`, `#[cache_evict]`).
 
 mod background;
 mod invalidate;
