@@ -64,12 +64,14 @@ impl Timestamp {
     }
 
     /// The timestamp `span` later (saturating; a span is truncated to whole microseconds).
+    /// In `u64` arithmetic (not `Duration::as_micros`'s `u128`): it runs on every L2 hit.
     #[inline]
     pub(crate) fn saturating_add(self, span: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(span.as_micros()).unwrap_or(u64::MAX)),
-        )
+        let micros = span
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(span.subsec_micros()));
+        Timestamp(self.0.saturating_add(micros))
     }
 
     /// How long after `earlier` this is; zero if it is not after it.

@@ -172,7 +172,8 @@ impl TtlPolicy {
         Some(Lifetimes {
             l2_fresh: jittered(ttl),
             l1_fresh: jittered(l1),
-            stale: Duration::from_millis(u64::try_from(self.stale.as_millis()).unwrap_or(u64::MAX)),
+            // Whole milliseconds, like the others.
+            stale: Duration::new(self.stale.as_secs(), self.stale.subsec_millis() * 1_000_000),
         })
     }
 }

@@ -145,11 +145,14 @@ impl Engine {
         }
     }
 
-    /// `get` after an L1 miss: L2, fresh as of now, copied into L1; else a counted miss.
-    pub(crate) async fn get_from_l2<V>(&self, key: &Key) -> Option<Arc<V>>
+    /// A fresh value from L1, else from L2 (copied into L1); else a counted miss.
+    pub(crate) async fn get<V>(&self, key: &Key) -> Option<Arc<V>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
+        if let Probe::Hit(hit) = self.l1_probe::<V, Option<Arc<V>>>(key.as_str(), key.pattern()) {
+            return hit;
+        }
         let ticket = self.log.ticket();
         match self.l2_read_one::<V, Option<Arc<V>>>(key, ticket).await {
             Found::Fresh(value) => value,

@@ -56,8 +56,8 @@ const SCAN_BATCH: usize = 1_000;
 /// How long a key invalidation's tombstone lives: the longest load it protects against.
 pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
 
-/// Writes an entry (KEYS[1]) unless its tombstone (KEYS[2]) is at least as recent as the time the
-/// value's load started (ARGV[3]); ARGV[1] the bytes, ARGV[2] the time to live in ms.
+/// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
+/// the value's load started (`ARGV[3]`); `ARGV[1]` the bytes, `ARGV[2]` the time to live in ms.
 const WRITE_SCRIPT: &str = "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
      if t >= tonumber(ARGV[3]) then return 0 end \
      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
