@@ -1,9 +1,13 @@
-//! [`CacheBuilder`]: configuration of a [`Cache`].
+//! [`CacheBuilder`]: configuration of a [`Cache`]. Validates the settings, hands them to the
+//! engine's constructor (`Engine::start`) and wraps the engine in the facade.
+//!
+//! Owns the settings and their validation; never touches the engine's state.
 
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::error::Error;
+use crate::engine::{Config, Engine};
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::ttl::TtlPolicy;
 
 /// The largest value any duration setting of the builder accepts: 100 years. Every sum and
@@ -44,17 +48,17 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
-    pub(crate) namespace: String,
-    pub(crate) redis_url: Option<String>,
-    pub(crate) require_redis: bool,
-    pub(crate) l1_capacity_bytes: u64,
-    pub(crate) default_ttl: Duration,
-    pub(crate) op_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) failure_threshold: u32,
-    pub(crate) cool_down: Duration,
-    pub(crate) max_entry_lifetime: Duration,
-    pub(crate) mark_refresh: Duration,
+    namespace: String,
+    redis_url: Option<String>,
+    require_redis: bool,
+    l1_capacity_bytes: u64,
+    default_ttl: Duration,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    failure_threshold: u32,
+    cool_down: Duration,
+    max_entry_lifetime: Duration,
+    mark_refresh: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -150,25 +154,31 @@ impl CacheBuilder {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    fn validate(&self) -> Result<(), Error> {
         let ns_ok = !self.namespace.is_empty()
             && self
                 .namespace
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
         if !ns_ok {
-            return Err(Error::Config(format!(
-                "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
-                self.namespace
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Namespace,
+                format!(
+                    "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
+                    self.namespace
+                ),
+            )
+            .into());
         }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
             || self.mark_refresh.is_zero()
         {
-            return Err(Error::Config(
-                "timeouts and intervals must be positive".into(),
-            ));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Duration,
+                "timeouts and intervals must be positive",
+            )
+            .into());
         }
         for (name, value) in [
             ("redis_timeout", self.op_timeout),
@@ -179,9 +189,13 @@ impl CacheBuilder {
             ("default_ttl", self.default_ttl),
         ] {
             if value > MAX_DURATION_SETTING {
-                return Err(Error::Config(format!(
-                    "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
-                )));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Duration,
+                    format!(
+                        "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
+                    ),
+                )
+                .into());
             }
         }
         // Under these caps nothing derived from the settings overflows: the L2 budgets (at most
@@ -193,7 +207,25 @@ impl CacheBuilder {
     /// Builds the cache. Fails on invalid settings, or when Redis is required and unreachable;
     /// otherwise an unreachable Redis only means starting degraded.
     pub async fn build(self) -> Result<Cache, Error> {
-        Cache::from_builder(self).await
+        self.validate()?;
+        let engine = Engine::start(self.into_config()).await?;
+        Ok(Cache::from_engine(engine))
+    }
+
+    fn into_config(self) -> Config {
+        Config {
+            namespace: self.namespace,
+            redis_url: self.redis_url,
+            require_redis: self.require_redis,
+            l1_capacity_bytes: self.l1_capacity_bytes,
+            default_ttl: self.default_ttl,
+            op_timeout: self.op_timeout,
+            connect_timeout: self.connect_timeout,
+            failure_threshold: self.failure_threshold,
+            cool_down: self.cool_down,
+            max_entry_lifetime: self.max_entry_lifetime,
+            mark_refresh: self.mark_refresh,
+        }
     }
 }
 
@@ -201,11 +233,57 @@ impl CacheBuilder {
 mod tests {
     use super::*;
 
+    #[test]
+    fn config_errors_have_a_kind() {
+        let kind = |b: CacheBuilder| match b.validate() {
+            Err(Error::Config(e)) => e.kind(),
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        let b = CacheBuilder::default;
+        assert_eq!(kind(b().namespace("")), ConfigErrorKind::Namespace);
+        assert_eq!(
+            kind(b().redis_timeout(Duration::ZERO)),
+            ConfigErrorKind::Duration
+        );
+        assert_eq!(
+            kind(b().default_ttl(Duration::MAX)),
+            ConfigErrorKind::Duration
+        );
+        let long = Duration::from_secs(10 * 24 * 3600);
+        assert_eq!(kind(b().default_ttl(long)), ConfigErrorKind::Policy);
+    }
+
     fn config_error(b: CacheBuilder) -> String {
         match b.validate() {
-            Err(Error::Config(m)) => m,
+            Err(Error::Config(e)) => e.message().to_owned(),
             other => panic!("expected a configuration error, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_required_redis_that_cannot_be_reached_is_an_error_with_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let built = CacheBuilder::default()
+            .redis_url(format!("redis://127.0.0.1:{port}/"))
+            .require_redis(true)
+            .build()
+            .await;
+        let Err(error) = built else {
+            panic!("nothing listens on port {port}");
+        };
+        let Error::RedisUnavailable(failure) = &error else {
+            panic!("expected RedisUnavailable, got {error:?}");
+        };
+        assert!(
+            failure
+                .redis_error()
+                .is_some_and(|e| e.is_connection_refusal()),
+            "the refusal is kept: {failure:?}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
     }
 
     #[test]

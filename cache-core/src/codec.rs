@@ -8,9 +8,13 @@
 //! load that produced the value *started*, so that an invalidation issued during a load also
 //! invalidates its result. Anything that does not parse, or has another format version, is a
 //! [`CodecError`]; the cache treats it as a miss, deletes it and reloads.
+//!
+//! Owns the byte format only: never touches the tiers, keys or the engine.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::clock::Timestamp;
 
 const MAGIC: [u8; 2] = *b"tc";
 /// The envelope format version written by this library.
@@ -36,12 +40,15 @@ pub enum CodecError {
     Serialize(String),
 }
 
-/// The metadata of an entry.
+/// The times of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
-    pub(crate) written_at: u64,
-    pub(crate) fresh_until: u64,
-    pub(crate) stale_until: u64,
+    /// When the load that produced the value started (a write-through: when the write started).
+    pub(crate) written_at: Timestamp,
+    /// Served as a hit until then.
+    pub(crate) fresh_until: Timestamp,
+    /// Kept until then, served only when a load fails (fail-safe).
+    pub(crate) stale_until: Timestamp,
 }
 
 /// A parsed envelope borrowing from the bytes read.
@@ -141,7 +148,7 @@ pub(crate) fn encode<V: Serialize + ?Sized>(
     out.push(FORMAT_VERSION);
     out.push(if value.is_none() { FLAG_ABSENT } else { 0 });
     for t in [stamp.written_at, stamp.fresh_until, stamp.stale_until] {
-        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&t.as_micros().to_be_bytes());
     }
     let count = u16::try_from(tags.len())
         .map_err(|_| CodecError::Serialize("more than 65535 tags".into()))?;
@@ -171,11 +178,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u64(&mut self) -> Result<u64, CodecError> {
+    fn timestamp(&mut self) -> Result<Timestamp, CodecError> {
         let b = self.take(8)?;
-        Ok(u64::from_be_bytes(
+        Ok(Timestamp::from_micros(u64::from_be_bytes(
             b.try_into().map_err(|_| CodecError::Foreign)?,
-        ))
+        )))
     }
 
     fn u16(&mut self) -> Result<u16, CodecError> {
@@ -196,9 +203,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, CodecError> {
     }
     let flags = r.take(1)?[0];
     let stamp = Stamp {
-        written_at: r.u64()?,
-        fresh_until: r.u64()?,
-        stale_until: r.u64()?,
+        written_at: r.timestamp()?,
+        fresh_until: r.timestamp()?,
+        stale_until: r.timestamp()?,
     };
     let count = r.u16()?;
     let mut tags = Vec::with_capacity(usize::from(count));
@@ -265,9 +272,9 @@ mod tests {
     }
 
     const STAMP: Stamp = Stamp {
-        written_at: 1,
-        fresh_until: 2,
-        stale_until: 3,
+        written_at: Timestamp::from_micros(1),
+        fresh_until: Timestamp::from_micros(2),
+        stale_until: Timestamp::from_micros(3),
     };
 
     #[test]

@@ -1,5 +1,11 @@
 //! Errors of configuration and key rendering. Cache operations themselves never fail because of
 //! the cache: Redis trouble is counted and logged, and the call is served from L1 or the loader.
+//!
+//! In the style of redis-rs's error: a variant says what failed, a kind says which way, and the
+//! underlying error stays reachable through [`std::error::Error::source`]. Owns the public error
+//! types only; never touches the tiers or the engine.
+
+use std::time::Duration;
 
 use crate::key::template::TemplateError;
 
@@ -18,13 +24,104 @@ pub enum Error {
     },
     /// A builder or policy setting is out of range.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[source] ConfigError),
     /// The Redis URL does not parse.
     #[error("invalid Redis URL: {0}")]
     RedisUrl(#[source] redis::RedisError),
     /// Redis was required at build time (`require_redis(true)`) and could not be reached.
     #[error("Redis is required but could not be reached: {0}")]
-    RedisUnavailable(String),
+    RedisUnavailable(#[source] RedisFailure),
+}
+
+/// A setting out of range: its [kind](ConfigErrorKind) and what is wrong, in words.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cache_core::error::{ConfigErrorKind, Error};
+/// let Err(Error::Config(e)) = cache_core::Cache::builder().namespace("a b").build().await else {
+///     panic!("a namespace with a space is rejected");
+/// };
+/// assert_eq!(e.kind(), ConfigErrorKind::Namespace);
+/// assert!(e.message().contains("a b"));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
+        ConfigError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Which kind of setting is wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// What is wrong, in words (names the setting).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// The kind of a [`ConfigError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The namespace is empty or uses characters other than letters, digits and `_ - . :`.
+    Namespace,
+    /// A timeout or interval is zero, or a duration exceeds the 100-year cap.
+    Duration,
+    /// A TTL policy is invalid: zero TTL, L1 TTL above the TTL, jitter out of range, or
+    /// `ttl + stale` above the cache's max entry lifetime.
+    Policy,
+    /// A limit of one cache is reached (more than 2^32 key patterns).
+    Limit,
+}
+
+/// Why a call to Redis produced no answer: a timeout, an error of Redis or of the connection (the
+/// redis-rs error, kept as the source), or the circuit breaker skipping Redis.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisFailure {
+    /// No answer within the timeout (connect or call).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis, or the connection to it, failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// Not sent: the circuit breaker is open after repeated failures.
+    #[error("skipped: the circuit breaker is open")]
+    CircuitOpen,
+}
+
+impl RedisFailure {
+    /// `true` for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RedisFailure::Timeout(_))
+    }
+
+    /// The redis-rs error, when Redis or the connection failed.
+    pub fn redis_error(&self) -> Option<&redis::RedisError> {
+        match self {
+            RedisFailure::Redis(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Why a key could not be rendered.

@@ -1,4 +1,7 @@
-//! Health of both tiers: [`Cache::health`](crate::Cache::health).
+//! Health of both tiers: [`Cache::health`](crate::Cache::health), the report's types and how it
+//! is read off the engine (L1 usage) and the L2 store (circuit, replay queue, PING and INFO).
+//!
+//! Reads only: never changes a tier or the circuit.
 
 use std::time::Duration;
 
@@ -105,13 +108,13 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn health(&self) -> Health {
-        let (entries, weighted_bytes, capacity_bytes) = self.inner.l1.usage();
+        let (entries, weighted_bytes, capacity_bytes) = self.engine().l1_usage();
         let l1 = L1Health {
             entries,
             weighted_bytes,
             capacity_bytes,
         };
-        let Some(l2) = &self.inner.l2 else {
+        let Some(l2) = self.engine().l2() else {
             let l2 = L2Health {
                 status: L2Status::Disabled,
                 circuit: None,

@@ -1,4 +1,16 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ## Crate layout
+//!
+//! - [`Cache`] (`cache.rs`): the public facade, thin methods with their docs, over the
+//!   crate-private engine (`engine/`: reads, loads with single flight and fail-safe, writes,
+//!   invalidation, background tasks), which [`CacheBuilder`] (`builder.rs`) starts;
+//! - [`key`]: templates, rendering, the registry of [`Pattern`]s, macro call sites' bindings, glob
+//!   matching; [`ttl`]: the TTL policy; [`invalidation`]: what can be invalidated;
+//! - the tiers (`store/`, crate-private): L1 (moka) and L2 (Redis, with its circuit breaker and
+//!   replay queue), which know entries and bytes, never patterns;
+//! - [`codec`]: the L2 envelope; [`metrics`], [`health`], [`error`]; time (`clock.rs`);
+//! - `__private`: what the macros' generated code calls.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -6,12 +18,12 @@ pub mod builder;
 pub mod cache;
 mod clock;
 pub mod codec;
+mod engine;
 pub mod error;
 pub mod health;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
-mod single_flight;
 mod store;
 pub mod ttl;
 
@@ -20,7 +32,7 @@ pub mod __private;
 
 pub use builder::CacheBuilder;
 pub use cache::Cache;
-pub use error::{Error, KeyError};
+pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};

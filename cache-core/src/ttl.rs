@@ -1,8 +1,11 @@
 //! TTL policy: how long an entry lives in L2 and in L1, with jitter and a fail-safe stale window.
+//!
+//! Owns the policy and the draw of one write's `Lifetimes`. Never touches stamps or the tiers:
+//! the engine turns lifetimes into timestamps.
 
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{ConfigError, ConfigErrorKind, Error};
 
 /// The lifetime rules of one key pattern.
 ///
@@ -39,12 +42,15 @@ pub const DEFAULT_JITTER: f64 = 0.05;
 /// The longest default L1 TTL.
 pub const DEFAULT_MAX_L1_TTL: Duration = Duration::from_secs(60);
 
-/// Lifetimes of one write, in milliseconds after the write (already jittered).
+/// Lifetimes of one write, counted from the write (already jittered, whole milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lifetimes {
-    pub(crate) l2_fresh: u64,
-    pub(crate) l1_fresh: u64,
-    pub(crate) stale: u64,
+    /// Fresh in L2 for this long.
+    pub(crate) l2_fresh: Duration,
+    /// Fresh in L1 for this long (never longer than in L2).
+    pub(crate) l1_fresh: Duration,
+    /// Kept this much longer than fresh, for fail-safe.
+    pub(crate) stale: Duration,
 }
 
 impl TtlPolicy {
@@ -109,7 +115,7 @@ impl TtlPolicy {
 
     /// Checks the policy; `max_lifetime` bounds `ttl + stale`.
     pub(crate) fn validate(&self, max_lifetime: Duration) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::Config(m));
+        let bad = |m: String| Err(ConfigError::new(ConfigErrorKind::Policy, m).into());
         if self.ttl.is_zero() {
             return bad("ttl must be positive".into());
         }
@@ -161,11 +167,13 @@ impl TtlPolicy {
         } else {
             1.0
         };
-        let ms = |d: Duration| ((d.as_millis() as f64 * factor) as u64).max(1);
+        let jittered =
+            |d: Duration| Duration::from_millis(((d.as_millis() as f64 * factor) as u64).max(1));
         Some(Lifetimes {
-            l2_fresh: ms(ttl),
-            l1_fresh: ms(l1),
-            stale: self.stale.as_millis() as u64,
+            l2_fresh: jittered(ttl),
+            l1_fresh: jittered(l1),
+            // Whole milliseconds, like the others.
+            stale: Duration::new(self.stale.as_secs(), self.stale.subsec_millis() * 1_000_000),
         })
     }
 }
@@ -189,10 +197,11 @@ mod tests {
     #[test]
     fn jitter_spreads_and_stays_below_ttl() {
         let p = TtlPolicy::new(Duration::from_secs(1000)).jitter(0.1);
-        let draws: Vec<u64> = (0..200)
+        let draws: Vec<Duration> = (0..200)
             .map(|_| p.lifetimes(false).unwrap().l2_fresh)
             .collect();
-        assert!(draws.iter().all(|&d| (900_000..=1_000_000).contains(&d)));
+        let (low, high) = (Duration::from_secs(900), Duration::from_secs(1000));
+        assert!(draws.iter().all(|&d| (low..=high).contains(&d)));
         let distinct: std::collections::HashSet<_> = draws.iter().collect();
         assert!(
             distinct.len() > 100,

@@ -6,8 +6,10 @@
 //! are not separated by a delimiter. A value can therefore never contain `:` or a glob character,
 //! and can never widen a pattern invalidation.
 
+pub(crate) mod glob;
 pub(crate) mod pattern;
 pub(crate) mod registry;
+pub(crate) mod site;
 pub mod template;
 
 use std::fmt::{self, Write as _};
@@ -208,18 +210,20 @@ pub(crate) type Tags = Arc<[Arc<str>]>;
 /// Build one with [`Pattern::key`].
 #[derive(Clone, Debug)]
 pub struct Key {
-    pub(crate) text: String,
-    pub(crate) pattern: Pattern,
-    pub(crate) tags: Tags,
+    text: String,
+    pattern: Pattern,
+    tags: Tags,
 }
 
 impl Key {
     /// The rendered key, without the namespace prefix.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The pattern the key was rendered from.
+    #[inline]
     pub fn pattern(&self) -> &Pattern {
         &self.pattern
     }
@@ -227,6 +231,12 @@ impl Key {
     /// The rendered tags the entry will carry.
     pub fn tags(&self) -> impl Iterator<Item = &str> {
         self.tags.iter().map(|t| &**t)
+    }
+
+    /// The rendered tags, shared (a clone is one reference count).
+    #[inline]
+    pub(crate) fn shared_tags(&self) -> &Tags {
+        &self.tags
     }
 }
 

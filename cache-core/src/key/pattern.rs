@@ -1,4 +1,8 @@
-//! A registered key pattern: its compiled template, TTL policy, tags and statistics.
+//! A registered key pattern: its compiled template, TTL policy, tags and statistics; and the
+//! binding of templates to argument slots ([`BoundTemplate`]), which renders keys.
+//!
+//! Owns rendering and the pattern's state (private, read through accessors). Never touches a
+//! tier: counters are bumped by the engine.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,42 +15,101 @@ use crate::error::KeyError;
 use crate::metrics::PatternStats;
 use crate::ttl::TtlPolicy;
 
-/// A template whose placeholders are bound to positions in an argument list.
+/// A template whose placeholders are bound to positions in an argument list, as the pieces a
+/// render copies or fills: binding resolved every placeholder, so rendering cannot meet an
+/// unbound one.
 #[derive(Debug, Clone)]
 pub(crate) struct BoundTemplate {
     template: Template,
-    /// For each placeholder in order, the index of its argument.
-    slots: Vec<usize>,
+    parts: Vec<Part>,
+}
+
+/// One piece of a bound template.
+#[derive(Debug, Clone)]
+enum Part {
+    /// Text copied as is.
+    Text(String),
+    /// The argument at `slot`, escaped (or hashed, for a `:hash` placeholder).
+    Arg {
+        slot: usize,
+        hash: bool,
+        /// The placeholder's spec (`id`, `query:hash`), for errors.
+        spec: String,
+    },
 }
 
 impl BoundTemplate {
     /// Binds the placeholders of `template` to `args`, a list of argument specs (`id`,
     /// `product.id`, `query:hash`).
     pub(crate) fn bind(template: Template, args: &[impl AsRef<str>]) -> Result<Self, KeyError> {
-        let slots = template
-            .placeholders()
-            .map(|p| {
-                let spec = p.spec();
-                args.iter().position(|a| a.as_ref() == spec).ok_or_else(|| {
-                    KeyError::UnknownPlaceholder {
-                        template: template.source().to_owned(),
-                        placeholder: spec,
+        let parts = template
+            .segments()
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(text) => Ok(Part::Text(text.clone())),
+                Segment::Placeholder(p) => {
+                    let spec = p.spec();
+                    match args.iter().position(|a| a.as_ref() == spec) {
+                        Some(slot) => Ok(Part::Arg {
+                            slot,
+                            hash: p.hash,
+                            spec,
+                        }),
+                        None => Err(KeyError::UnknownPlaceholder {
+                            template: template.source().to_owned(),
+                            placeholder: spec,
+                        }),
                     }
-                })
+                }
             })
             .collect::<Result<_, _>>()?;
-        Ok(BoundTemplate { template, slots })
+        Ok(BoundTemplate { template, parts })
     }
 
-    /// Binds a template to its own placeholders, in order of first appearance.
+    /// Binds a template to its own placeholders, in order of first appearance (the order of
+    /// [`own_specs`]): each placeholder takes the slot of its spec's first appearance.
     pub(crate) fn own(template: Template) -> Self {
-        let specs = own_specs(&template);
-        Self::bind(template, &specs)
-            .unwrap_or_else(|_| unreachable!("a template's own placeholders bind"))
+        let mut specs: Vec<String> = Vec::new();
+        let parts = template
+            .segments()
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(text) => Part::Text(text.clone()),
+                Segment::Placeholder(p) => {
+                    let spec = p.spec();
+                    let slot = match specs.iter().position(|s| *s == spec) {
+                        Some(slot) => slot,
+                        None => {
+                            specs.push(spec.clone());
+                            specs.len() - 1
+                        }
+                    };
+                    Part::Arg {
+                        slot,
+                        hash: p.hash,
+                        spec,
+                    }
+                }
+            })
+            .collect();
+        BoundTemplate { template, parts }
     }
 
     pub(crate) fn template(&self) -> &Template {
         &self.template
+    }
+
+    /// The slot of each placeholder, in order.
+    fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Arg { slot, .. } => Some(*slot),
+            Part::Text(_) => None,
+        })
+    }
+
+    /// How many arguments a render takes: one past the highest slot.
+    fn arity(&self) -> usize {
+        self.slots().max().map_or(0, |m| m + 1)
     }
 
     /// Renders into `out`. Literals are copied; values are escaped or hashed by their `KeyArg`.
@@ -55,23 +118,19 @@ impl BoundTemplate {
         args: &[&dyn KeyArg],
         out: &mut impl KeyText,
     ) -> Result<(), KeyError> {
-        let mut slot = self.slots.iter();
-        for segment in self.template.segments() {
-            match segment {
-                Segment::Literal(text) => out.push_text(text),
-                Segment::Placeholder(p) => {
-                    let &index = slot
-                        .next()
-                        .unwrap_or_else(|| unreachable!("one slot per placeholder"));
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_text(text),
+                Part::Arg { slot, hash, spec } => {
                     // `ok_or_else`: the error owns a copy of the template, built only on failure.
-                    let arg = args.get(index).ok_or_else(|| KeyError::Arity {
+                    let arg = args.get(*slot).ok_or_else(|| KeyError::Arity {
                         template: self.template.source().to_owned(),
-                        expected: self.slots.iter().max().map_or(0, |m| m + 1),
+                        expected: self.arity(),
                         got: args.len(),
                     })?;
-                    if arg.is_hashed() != p.hash {
+                    if arg.is_hashed() != *hash {
                         return Err(KeyError::HashMismatch {
-                            placeholder: p.spec(),
+                            placeholder: spec.clone(),
                         });
                     }
                     out.push_arg(*arg)?;
@@ -107,15 +166,15 @@ pub(crate) fn own_specs(template: &Template) -> Vec<String> {
     specs
 }
 
-pub(crate) struct PatternEntry {
+struct PatternEntry {
     /// Its index in the registry of its cache.
-    pub(crate) id: u32,
-    pub(crate) key: BoundTemplate,
-    pub(crate) tags: Vec<BoundTemplate>,
+    id: u32,
+    key: BoundTemplate,
+    tags: Vec<BoundTemplate>,
     /// The rendered tags when every tag template is literal, shared by every key.
-    pub(crate) static_tags: Option<Tags>,
-    pub(crate) policy: TtlPolicy,
-    pub(crate) stats: PatternStats,
+    static_tags: Option<Tags>,
+    policy: TtlPolicy,
+    stats: PatternStats,
 }
 
 /// A registered key pattern such as `prod:<id>`: renders keys and carries the TTL policy, the
@@ -123,7 +182,7 @@ pub(crate) struct PatternEntry {
 ///
 /// Obtain one from [`Cache::register`](crate::Cache::register); cloning is cheap.
 #[derive(Clone)]
-pub struct Pattern(pub(crate) Arc<PatternEntry>);
+pub struct Pattern(Arc<PatternEntry>);
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -181,6 +240,23 @@ impl Pattern {
         &self.0.policy
     }
 
+    /// Its id in the registry of its cache (what L1 entries carry).
+    #[inline]
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id
+    }
+
+    /// The live counters of every key of this pattern.
+    #[inline]
+    pub(crate) fn stats(&self) -> &PatternStats {
+        &self.0.stats
+    }
+
+    /// Whether `other` is this very pattern (not merely one with the same id in another cache).
+    pub(crate) fn is_same(&self, other: &Pattern) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The placeholder specs that [`Pattern::key`] takes, in order (`id`, `query:hash`, ...).
     pub fn arguments(&self) -> Vec<String> {
         own_specs(self.0.key.template())
@@ -204,7 +280,7 @@ impl Pattern {
     /// # Ok(()) }
     /// ```
     pub fn key(&self, args: &[&dyn KeyArg]) -> Result<Key, KeyError> {
-        let expected = self.0.key.slots.iter().max().map_or(0, |m| m + 1);
+        let expected = self.0.key.arity();
         if args.len() != expected {
             return Err(KeyError::Arity {
                 template: self.template().to_owned(),
@@ -240,23 +316,40 @@ impl Pattern {
     /// The pattern's tag templates, rebound to the arguments of a macro call site whose key
     /// template `site_key` has this pattern's shape (`prod:<product.id>` for `prod:<id>`): a tag
     /// placeholder takes the site's argument at the position its name first takes in the key.
-    pub(crate) fn tags_for_site(&self, site_key: &BoundTemplate) -> Vec<BoundTemplate> {
-        let own = &self.0.key.slots;
-        debug_assert_eq!(own.len(), site_key.slots.len(), "same shape");
-        let site_slot = |spec: usize| {
-            own.iter()
-                .zip(&site_key.slots)
-                .find_map(|(&o, &s)| (o == spec).then_some(s))
-                .unwrap_or_else(|| unreachable!("every own spec appears in the key"))
-        };
-        self.0
-            .tags
-            .iter()
-            .map(|t| BoundTemplate {
-                template: t.template.clone(),
-                slots: t.slots.iter().map(|&spec| site_slot(spec)).collect(),
+    /// A site key of another shape is an error (the registry only binds sites of the same shape).
+    pub(crate) fn tags_for_site(
+        &self,
+        site_key: &BoundTemplate,
+    ) -> Result<Vec<BoundTemplate>, KeyError> {
+        let own: Vec<usize> = self.0.key.slots().collect();
+        let site: Vec<usize> = site_key.slots().collect();
+        let rebind = |tag: &BoundTemplate| {
+            let parts = tag
+                .parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => Ok(Part::Text(text.clone())),
+                    Part::Arg { slot, hash, spec } => own
+                        .iter()
+                        .zip(&site)
+                        .find_map(|(&o, &s)| (o == *slot).then_some(s))
+                        .map(|slot| Part::Arg {
+                            slot,
+                            hash: *hash,
+                            spec: spec.clone(),
+                        })
+                        .ok_or_else(|| KeyError::UnknownPlaceholder {
+                            template: site_key.template.source().to_owned(),
+                            placeholder: spec.clone(),
+                        }),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(BoundTemplate {
+                template: tag.template.clone(),
+                parts,
             })
-            .collect()
+        };
+        self.0.tags.iter().map(rebind).collect()
     }
 
     /// The pattern's rendered tags when all are literal, shared by every key.
@@ -333,10 +426,24 @@ mod tests {
             &["other", "product.category", "product.id"],
         )
         .unwrap();
-        let tags = p.tags_for_site(&site);
+        let tags = p.tags_for_site(&site).unwrap();
         let args: [&dyn KeyArg; 3] = [&"x", &3, &7];
         let rendered: Vec<String> = tags.iter().map(|t| t.render(&args).unwrap()).collect();
         assert_eq!(rendered, ["products", "cat:3", "p:7"]);
+    }
+
+    #[test]
+    fn a_site_of_another_shape_is_an_error_not_a_panic() {
+        let p = pattern("prod:<id>:<cat>", &["cat:<cat>"]);
+        let site = BoundTemplate::bind(
+            Template::parse("prod:<id>", TemplateKind::Key).unwrap(),
+            &["id"],
+        )
+        .unwrap();
+        assert!(matches!(
+            p.tags_for_site(&site),
+            Err(KeyError::UnknownPlaceholder { .. })
+        ));
     }
 
     #[test]

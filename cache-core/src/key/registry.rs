@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use super::pattern::Pattern;
 use super::template::{Template, TemplateKind};
-use crate::error::{Error, KeyError};
+use crate::error::{ConfigError, ConfigErrorKind, Error, KeyError};
 use crate::metrics::bump;
 use crate::ttl::TtlPolicy;
 
@@ -94,7 +94,10 @@ impl Patterns {
             Entry::Occupied(slot) => *slot.get(),
             Entry::Vacant(slot) => {
                 let id = u32::try_from(self.by_id.len()).map_err(|_| {
-                    Error::Config(String::from("more than 2^32 key patterns in one cache"))
+                    ConfigError::new(
+                        ConfigErrorKind::Limit,
+                        "more than 2^32 key patterns in one cache",
+                    )
                 })?;
                 self.by_id.push(Registered {
                     policy,
@@ -192,7 +195,7 @@ impl Registry {
     /// Counts an L1 eviction of an entry of pattern `id`.
     pub(crate) fn count_eviction(&self, id: u32) {
         if let Some(r) = self.patterns.read().by_id.get(id as usize) {
-            bump(&r.pattern.0.stats.evictions);
+            bump(&r.pattern.stats().evictions);
         }
     }
 

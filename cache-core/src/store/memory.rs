@@ -5,6 +5,10 @@
 //! moka's clock (about a sixth of a hit's instructions), so moka only bounds the bytes; an expired
 //! entry is removed when a read finds it, or by [`MemoryStore::remove_expired`], which the cache
 //! runs periodically.
+//!
+//! Owns entries and bytes. Knows nothing of key patterns (an entry carries its pattern's id, an
+//! opaque number handed back on eviction), of invalidation or of statistics: it never imports
+//! `key`, `engine` or the facade.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -12,8 +16,8 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use moka::notification::RemovalCause;
 
+use crate::clock::Timestamp;
 use crate::codec::Stamp;
-use crate::key::{Pattern, Tags};
 
 /// Bytes charged per entry beyond its key and its value's decoded size: what moka keeps per entry
 /// (its entry, the key's allocation, deque and hash-table nodes), the value's `Arc` header and
@@ -32,17 +36,19 @@ const ENTRY_OVERHEAD: u32 = 360;
 pub(crate) struct L1Entry {
     pub(crate) value: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) stamp: Stamp,
-    tags: Option<Tags>,
+    tags: Option<Arc<[Arc<str>]>>,
+    /// The id of the entry's key pattern: opaque here, handed to the eviction listener.
     pattern_id: u32,
     weight: u32,
 }
 
 impl L1Entry {
+    /// An entry of pattern `pattern_id`, weighing `decoded_size` (plus the per-entry overhead).
     pub(crate) fn new(
         value: Option<Arc<dyn Any + Send + Sync>>,
         stamp: Stamp,
-        tags: &Tags,
-        pattern: &Pattern,
+        tags: &[Arc<str>],
+        pattern_id: u32,
         decoded_size: usize,
     ) -> Self {
         let weight = u32::try_from(decoded_size)
@@ -51,13 +57,14 @@ impl L1Entry {
         L1Entry {
             value,
             stamp,
-            tags: (!tags.is_empty()).then(|| Tags::from(&tags[..])),
-            pattern_id: pattern.0.id,
+            tags: (!tags.is_empty()).then(|| Arc::from(tags)),
+            pattern_id,
             weight,
         }
     }
 
     /// The entry's tags.
+    #[inline]
     pub(crate) fn tags(&self) -> impl Iterator<Item = &str> {
         self.tags.iter().flat_map(|t| t.iter().map(|t| &**t))
     }
@@ -115,8 +122,8 @@ impl MemoryStore {
         }
     }
 
-    /// Removes the entry under `key` if it was written before `at` (µs).
-    pub(crate) fn remove_if_older(&self, key: &str, at: u64) {
+    /// Removes the entry under `key` if it was written before `at`.
+    pub(crate) fn remove_if_older(&self, key: &str, at: Timestamp) {
         if self
             .cache
             .get(key)
@@ -135,8 +142,8 @@ impl MemoryStore {
         self.remove_where(|key, _| matches(key));
     }
 
-    /// Removes the entries past their stale window (`now` in µs since the epoch).
-    pub(crate) fn remove_expired(&self, now: u64) {
+    /// Removes the entries past their stale window at `now`.
+    pub(crate) fn remove_expired(&self, now: Timestamp) {
         self.remove_where(|_, entry| entry.stamp.stale_until <= now);
     }
 
@@ -171,22 +178,19 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::registry::{PatternConfig, Registry};
-    use crate::ttl::TtlPolicy;
-    use std::time::Duration;
 
-    fn entry(pattern: &Pattern, written_at: u64, value: &'static str) -> L1Entry {
-        entry_until(pattern, written_at, u64::MAX / 2, value)
+    fn entry(written_at: u64, value: &'static str) -> L1Entry {
+        entry_until(written_at, u64::MAX / 2, value)
     }
 
-    fn entry_until(pattern: &Pattern, written_at: u64, until: u64, value: &'static str) -> L1Entry {
+    fn entry_until(written_at: u64, until: u64, value: &'static str) -> L1Entry {
         let stamp = Stamp {
-            written_at,
-            fresh_until: until,
-            stale_until: until,
+            written_at: Timestamp::from_micros(written_at),
+            fresh_until: Timestamp::from_micros(until),
+            stale_until: Timestamp::from_micros(until),
         };
         let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-        L1Entry::new(Some(value), stamp, &Tags::from([]), pattern, 8)
+        L1Entry::new(Some(value), stamp, &[], 0, 8)
     }
 
     fn value_of(store: &MemoryStore, key: &str) -> &'static str {
@@ -195,22 +199,12 @@ mod tests {
         *value.downcast::<&'static str>().expect("a &str")
     }
 
-    fn pattern() -> Pattern {
-        Registry::default()
-            .register(
-                PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))),
-                Duration::from_secs(86_400),
-            )
-            .expect("registers")
-    }
-
     #[test]
     fn the_sweep_removes_expired_entries_only() {
-        let pattern = pattern();
         let store = MemoryStore::new(1 << 20, |_| {});
-        store.insert("prod:1", entry_until(&pattern, 1, 100, "expired"));
-        store.insert("prod:2", entry_until(&pattern, 1, 300, "alive"));
-        store.remove_expired(200);
+        store.insert("prod:1", entry_until(1, 100, "expired"));
+        store.insert("prod:2", entry_until(1, 300, "alive"));
+        store.remove_expired(Timestamp::from_micros(200));
         assert!(store.get("prod:1").is_none());
         assert_eq!(value_of(&store, "prod:2"), "alive");
         assert_eq!(store.usage().0, 1);
@@ -218,12 +212,11 @@ mod tests {
 
     #[test]
     fn remove_if_older_keeps_entries_written_since() {
-        let pattern = pattern();
         let store = MemoryStore::new(1 << 20, |_| {});
-        store.insert("prod:1", entry(&pattern, 5, "first"));
-        store.remove_if_older("prod:1", 5);
+        store.insert("prod:1", entry(5, "first"));
+        store.remove_if_older("prod:1", Timestamp::from_micros(5));
         assert_eq!(value_of(&store, "prod:1"), "first", "not older than 5");
-        store.remove_if_older("prod:1", 6);
+        store.remove_if_older("prod:1", Timestamp::from_micros(6));
         assert!(store.get("prod:1").is_none());
     }
 }

@@ -1,10 +1,8 @@
 //! L2: Redis through one multiplexed connection, every call bounded by a timeout and guarded by a
 //! circuit breaker. Invalidations that could not reach Redis, and deletions of the keys of
-//! write-throughs (`set`, `set_many`) that could not, are queued and replayed, before any other
-//! L2 call, once Redis answers again, so that a write made while Redis was down does not leave
-//! an old value readable when it comes back. The replay is pipelined in chunks and keeps its
-//! progress across attempts; more than [`MAX_PENDING`] queued operations collapse into one clear
-//! of the namespace.
+//! write-throughs ([`WriteMode::Overwrite`]) that could not, are queued and replayed ([`replay`]),
+//! before any other L2 call, once Redis answers again, so that a write made while Redis was down
+//! does not leave an old value readable when it comes back.
 //!
 //! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>`, the
 //! namespace's clear mark `ns:c`, and key tombstones `ns:d:<key>`; marks and tombstones hold the
@@ -15,9 +13,29 @@
 //! write-back is a script that writes the entry only if the key has no tombstone as recent as the
 //! time B's load started, so the old value never reaches Redis after A's invalidation. Tombstones
 //! live [`TOMBSTONE_TTL`]: a load that runs longer than that is not covered.
+//!
+//! Why not redis-rs's `ConnectionManager` (its feature is not enabled): it reconnects by itself,
+//! in the background, on its own schedule of retries and backoff, and a call made while it
+//! reconnects waits for it or fails after its retries. Here the circuit breaker
+//! ([`super::circuit`]) decides when Redis is tried again: while Redis is known to be down a call
+//! is skipped at once (one atomic load: no connect attempt, no wait), so requests are served from
+//! L1 and the loaders without delay, and one background probe (a fresh connection, PING, the
+//! replay of queued invalidations) closes the circuit. A manager reconnecting on its own would
+//! duplicate that and make calls wait on its reconnection instead of failing fast. And every call
+//! here is bounded by one timeout covering connecting, the replay and the command, which the
+//! manager's separate connection and response timeouts do not express. What stays hand-written
+//! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
+//! probe ([`connection`]).
+//!
+//! Split by concern: this file holds the key layout, the scripts and the operations (read, write,
+//! unlink, mark); [`connection`] the connection, the guard around each call and the probe;
+//! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),
+//! marks and tombstones, never key patterns or statistics per pattern: `store/` never imports
+//! `key`, `engine` or the facade.
 
-use std::collections::{HashMap, VecDeque};
-use std::future::Future;
+mod connection;
+mod replay;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,43 +43,21 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use tracing::Instrument;
 
-use super::circuit::{Circuit, CircuitState, Permit};
+pub(crate) use self::connection::RedisSettings;
+use self::replay::{Pending, PendingQueue};
+use super::circuit::{Circuit, Permit};
+use crate::clock::Timestamp;
+use crate::error::RedisFailure;
 use crate::metrics::bump;
 
-/// Why an L2 call produced no result. Never surfaced to callers of the cache.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum L2Error {
-    #[error("L2 skipped: circuit open")]
-    Skipped,
-    #[error("L2 call timed out after {0:?}")]
-    Timeout(Duration),
-    #[error(transparent)]
-    Redis(#[from] redis::RedisError),
-}
-
-/// An invalidation that has not reached Redis yet.
-#[derive(Debug, Clone)]
-enum Pending {
-    Unlink(Vec<String>),
-    UnlinkMatching(String),
-    Mark(String, u64),
-}
-
-/// More queued invalidations than this collapse into one clear of the namespace.
-const MAX_PENDING: usize = 10_000;
 const SCAN_BATCH: usize = 1_000;
-/// Replay sends queued invalidations in pipelines of at most this many commands (an `Unlink`
-/// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
-/// large backlog makes progress even when one call's timeout cuts the replay short.
-const REPLAY_CHUNK: usize = 500;
 
 /// How long a key invalidation's tombstone lives: the longest load it protects against.
 pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
 
-/// Writes an entry (KEYS[1]) unless its tombstone (KEYS[2]) is at least as recent as the time the
-/// value's load started (ARGV[3]); ARGV[1] the bytes, ARGV[2] the time to live in ms.
+/// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
+/// the value's load started (`ARGV[3]`); `ARGV[1]` the bytes, `ARGV[2]` the time to live in ms.
 const WRITE_SCRIPT: &str = "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
      if t >= tonumber(ARGV[3]) then return 0 end \
      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
@@ -71,36 +67,25 @@ const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0
      if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
      return 1";
 
-/// The replay queue: operations in order, each with a sequence number, so that a replay removes
-/// exactly the operations it sent even if the queue changed meanwhile.
-#[derive(Debug, Default)]
-struct PendingQueue {
-    ops: VecDeque<(u64, Pending)>,
-    next_seq: u64,
+/// What an L2 write replaces, which decides what a write that does not reach Redis leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// A write-back of loaded values: it replaces nothing newer, so a failed write leaves
+    /// nothing to undo and does not fill the replay queue.
+    Fill,
+    /// A write-through of new values (`Cache::set`, `Cache::set_many`): they replace whatever
+    /// Redis holds for their keys, so a write that fails, times out or is skipped because the
+    /// circuit is open queues the deletion of its keys for replay. Otherwise the old value would
+    /// stay in Redis and be read again once Redis is back.
+    Overwrite,
 }
 
-impl Pending {
-    /// Commands this operation costs in a replay pipeline.
-    fn weight(&self) -> usize {
-        match self {
-            Pending::Unlink(keys) => keys.len().max(1),
-            Pending::UnlinkMatching(_) | Pending::Mark(..) => 1,
-        }
-    }
-}
-
-tokio::task_local! {
-    /// Set while a write-through of new values runs (see [`overwriting`]).
-    static OVERWRITE: ();
-}
-
-/// Runs `writes`, a write-through of values that replace whatever Redis holds for their keys
-/// (`Cache::set`, `Cache::set_many`). An L2 write inside it that fails, times out or is skipped
-/// because the circuit is open queues the deletion of its keys in the replay queue: otherwise the
-/// old value would stay in Redis and be read again once Redis is back. Write-backs of loaded
-/// values do not need this (they replace nothing newer) and do not fill the queue.
-pub(crate) async fn overwriting<F: Future>(writes: F) -> F::Output {
-    OVERWRITE.scope((), writes).await
+/// One entry to write: its key (without the namespace), its bytes and how long Redis keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryWrite<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) time_to_live: Duration,
 }
 
 /// A Redis key written as two parts (a namespace prefix, then the key), with no string built.
@@ -136,9 +121,9 @@ fn split_read(
     let mut marks = all.split_off(entries).into_iter().map(|m| {
         m.and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+            .map_or(Timestamp::EPOCH, Timestamp::from_micros)
     });
-    let clear = marks.next().unwrap_or(0);
+    let clear = marks.next().unwrap_or(Timestamp::EPOCH);
     Ok((
         all,
         Marks {
@@ -148,52 +133,19 @@ fn split_read(
     ))
 }
 
-/// Settings of the L2 tier.
-#[derive(Debug, Clone)]
-pub(crate) struct RedisSettings {
-    pub(crate) namespace: String,
-    pub(crate) op_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) failure_threshold: u32,
-    pub(crate) cool_down: Duration,
-    pub(crate) mark_retention: Duration,
-}
-
-impl RedisSettings {
-    /// Time allowed to a background probe: connect, PING and replay. The builder rejects
-    /// settings for which these sums overflow; saturating here keeps that a config error only.
-    pub(crate) fn probe_budget(&self) -> Duration {
-        self.connect_timeout
-            .checked_add(self.op_timeout)
-            .unwrap_or(Duration::MAX)
-    }
-
-    /// Time allowed to one pattern invalidation (SCAN + UNLINK in batches).
-    pub(crate) fn scan_budget(&self) -> Duration {
-        self.op_timeout.checked_mul(100).unwrap_or(Duration::MAX)
-    }
-
-    /// Time allowed to a health diagnosis: connect, PING and INFO.
-    pub(crate) fn diagnose_budget(&self) -> Duration {
-        self.op_timeout
-            .checked_mul(2)
-            .and_then(|t| t.checked_add(self.connect_timeout))
-            .unwrap_or(Duration::MAX)
-    }
-}
-
-/// Marks read with entries: the namespace clear time and each requested tag's time (0 = never).
+/// Marks read with entries: the namespace clear time and each requested tag's time
+/// ([`Timestamp::EPOCH`]: never).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Marks {
-    pub(crate) clear: u64,
-    pub(crate) tags: Vec<u64>,
+    pub(crate) clear: Timestamp,
+    pub(crate) tags: Vec<Timestamp>,
 }
 
 pub(crate) struct RedisStore {
     client: redis::Client,
     conn: RwLock<Option<MultiplexedConnection>>,
     connect_lock: tokio::sync::Mutex<()>,
-    pub(crate) circuit: Circuit,
+    circuit: Circuit,
     settings: RedisSettings,
     entry_prefix: String,
     tombstone_prefix: String,
@@ -203,7 +155,7 @@ pub(crate) struct RedisStore {
     pending_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
-    pub(crate) unattributed_errors: AtomicU64,
+    unattributed_errors: AtomicU64,
 }
 
 impl RedisStore {
@@ -247,12 +199,12 @@ impl RedisStore {
 
     /// Adds to `pipe`, for each entry key, its tombstone at `time` then the entry's deletion: a
     /// write-back that reaches Redis after these sees the tombstone, one before is deleted.
-    fn delete_with_tombstones(&self, pipe: &mut redis::Pipeline, keys: &[String], time: u64) {
+    fn delete_with_tombstones(&self, pipe: &mut redis::Pipeline, keys: &[String], time: Timestamp) {
         let ttl_ms = u64::try_from(TOMBSTONE_TTL.as_millis()).unwrap_or(u64::MAX);
         for key in keys {
             pipe.cmd("SET")
                 .arg(self.tombstone_of(key))
-                .arg(time)
+                .arg(time.as_micros())
                 .arg("PX")
                 .arg(ttl_ms)
                 .ignore();
@@ -264,234 +216,12 @@ impl RedisStore {
         format!("{}{tag}", self.tag_prefix)
     }
 
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
-        }
-        let _one_at_a_time = self.connect_lock.lock().await;
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
-        }
-        // Responses are bounded by the timeout around each call (`run`), not a second timer here.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.connect_timeout))
-            .set_response_timeout(None);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *self.conn.write() = Some(conn.clone());
-        Ok(conn)
-    }
-
-    fn drop_connection(&self) {
-        *self.conn.write() = None;
-    }
-
-    /// Tries to connect once (at build time); failure only means starting degraded.
-    pub(crate) async fn connect(&self) -> Result<(), L2Error> {
-        match tokio::time::timeout(self.settings.connect_timeout, self.connection()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.circuit.on_failure();
-                Err(e.into())
-            }
-            Err(_) => {
-                self.circuit.on_failure();
-                Err(L2Error::Timeout(self.settings.connect_timeout))
-            }
-        }
-    }
-
-    /// Runs one L2 operation under the circuit, the timeout and a tracing span.
-    async fn run<T, F, Fut>(self: &Arc<Self>, op: &'static str, f: F) -> Result<T, L2Error>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        match self.circuit.permit() {
-            Permit::Call => {}
-            Permit::Probe => {
-                self.spawn_probe();
-                return Err(L2Error::Skipped);
-            }
-            Permit::Skip => return Err(L2Error::Skipped),
-        }
-        let timeout = self.settings.op_timeout;
-        let call = async {
-            let mut conn = self.connection().await?;
-            if self.has_pending.load(Ordering::Acquire) {
-                self.flush_pending(&mut conn).await?;
-            }
-            f(conn).await
-        };
-        let span = tracing::debug_span!("l2", op);
-        match tokio::time::timeout(timeout, call).instrument(span).await {
-            Ok(Ok(v)) => {
-                self.circuit.on_success();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_unrecoverable_error()
-                {
-                    self.drop_connection();
-                }
-                self.failed(op, &e);
-                Err(e.into())
-            }
-            Err(_) => {
-                self.failed(op, &"timeout");
-                Err(L2Error::Timeout(timeout))
-            }
-        }
-    }
-
-    fn failed(&self, op: &str, error: &dyn std::fmt::Display) {
-        if self.circuit.on_failure() {
-            tracing::warn!(op, %error, cool_down = ?self.settings.cool_down, "Redis failing: circuit opened, serving without L2");
-        } else {
-            tracing::debug!(op, %error, "Redis call failed");
-        }
-    }
-
-    /// Probes Redis in the background with a fresh connection; closes the circuit on success.
-    fn spawn_probe(self: &Arc<Self>) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            this.drop_connection();
-            let probe = async {
-                let mut conn = this.connection().await?;
-                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-                this.flush_pending(&mut conn).await
-            };
-            match tokio::time::timeout(this.settings.probe_budget(), probe).await {
-                Ok(Ok(())) => {
-                    tracing::info!("Redis answers again: circuit closed");
-                    this.circuit.on_success();
-                }
-                _ => {
-                    this.drop_connection();
-                    this.circuit.on_failure();
-                }
-            }
-        });
-    }
-
-    fn queue(&self, op: Pending) {
-        let mut pending = self.pending.lock();
-        if pending.ops.len() >= MAX_PENDING {
-            self.pending_overflow.store(true, Ordering::Release);
-            pending.ops.clear();
-        } else {
-            let seq = pending.next_seq;
-            pending.next_seq += 1;
-            pending.ops.push_back((seq, op));
-        }
-        self.has_pending.store(true, Ordering::Release);
-    }
-
-    /// The next replay chunk from the front of the queue: either one `UnlinkMatching` (a SCAN
-    /// loop of its own) or up to [`REPLAY_CHUNK`] commands of the other kinds, in order.
-    fn next_chunk(&self) -> Vec<(u64, Pending)> {
-        let pending = self.pending.lock();
-        let mut chunk = Vec::new();
-        let mut weight = 0;
-        for (seq, op) in &pending.ops {
-            let scan = matches!(op, Pending::UnlinkMatching(_));
-            if !chunk.is_empty() && (scan || weight + op.weight() > REPLAY_CHUNK) {
-                break;
-            }
-            chunk.push((*seq, op.clone()));
-            weight += op.weight();
-            if scan {
-                break;
-            }
-        }
-        chunk
-    }
-
-    /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
-    /// for it, so no read overtakes an invalidation. The queue is sent in pipelined chunks and
-    /// each chunk leaves the queue once it succeeded: if the replay is interrupted (error or
-    /// timeout), the next attempt resumes where this one stopped. Replaying an operation twice
-    /// is harmless (deletions and later-wins marks are idempotent).
-    async fn flush_pending(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let _one_replay = self.flush_lock.lock().await;
-        if !self.has_pending.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut replayed = 0usize;
-        let mut overflowed = false;
-        loop {
-            if self.pending_overflow.load(Ordering::Acquire) {
-                // Queued operations were dropped: one clear of the namespace covers them.
-                self.mark_with(conn, &self.clear_key, crate::clock::now_us())
-                    .await?;
-                self.pending_overflow.store(false, Ordering::Release);
-                overflowed = true;
-            }
-            let chunk = self.next_chunk();
-            let Some(&(last_seq, _)) = chunk.last() else {
-                break;
-            };
-            if let [(_, Pending::UnlinkMatching(glob))] = chunk.as_slice() {
-                self.unlink_matching_with(conn, glob).await?;
-            } else {
-                let mut pipe = redis::pipe();
-                for (_, op) in &chunk {
-                    match op {
-                        Pending::Unlink(keys) => {
-                            // Stamped with the replay's time: later than the invalidation, so at
-                            // worst a load that began in between is not written back.
-                            self.delete_with_tombstones(&mut pipe, keys, crate::clock::now_us());
-                        }
-                        Pending::Mark(key, time) => {
-                            pipe.cmd("EVAL")
-                                .arg(MARK_SCRIPT)
-                                .arg(1)
-                                .arg(key)
-                                .arg(*time)
-                                .arg(self.mark_retention_ms())
-                                .ignore();
-                        }
-                        Pending::UnlinkMatching(_) => {
-                            unreachable!("an UnlinkMatching is always a chunk of its own")
-                        }
-                    }
-                }
-                pipe.query_async::<()>(conn).await?;
-            }
-            // Keep the progress: what was sent and succeeded leaves the queue now. (An overflow
-            // meanwhile cleared the queue; then there is nothing of this chunk left to remove.)
-            let mut pending = self.pending.lock();
-            while pending.ops.front().is_some_and(|(seq, _)| *seq <= last_seq) {
-                pending.ops.pop_front();
-            }
-            replayed += chunk.len();
-        }
-        {
-            let pending = self.pending.lock();
-            if pending.ops.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
-                self.has_pending.store(false, Ordering::Release);
-            }
-        }
-        tracing::info!(
-            replayed,
-            overflow = overflowed,
-            "replayed invalidations queued while Redis was unavailable"
-        );
-        Ok(())
-    }
-
     /// Reads entries and, in the same round trip, the clear mark and the given tags' marks.
     pub(crate) async fn read(
         self: &Arc<Self>,
         keys: &[&str],
         tags: &[&str],
-    ) -> Result<(Vec<Option<Vec<u8>>>, Marks), L2Error> {
+    ) -> Result<(Vec<Option<Vec<u8>>>, Marks), RedisFailure> {
         // One MGET: the entries, then the clear mark, then the tags' marks; each name written
         // straight into the command (prefix, then key), not built as a string of its own first.
         let mut mget = redis::cmd("MGET");
@@ -511,33 +241,31 @@ impl RedisStore {
     }
 
     /// Reads marks only: the clear mark and the given tags.
-    pub(crate) async fn read_marks(self: &Arc<Self>, tags: &[&str]) -> Result<Marks, L2Error> {
+    pub(crate) async fn read_marks(self: &Arc<Self>, tags: &[&str]) -> Result<Marks, RedisFailure> {
         self.read(&[], tags).await.map(|(_, m)| m)
     }
 
-    /// Writes entries (key, bytes, time to live in µs) of values whose load started at
-    /// `written_at`, in one pipeline; an entry whose key was invalidated since then (its
-    /// tombstone, possibly from another instance) is not written. Inside [`overwriting`], a write
-    /// that does not reach Redis queues the deletion of its keys for replay.
+    /// Writes entries of values whose load (or write) started at `written_at`, in one pipeline;
+    /// an entry whose key was invalidated since then (its tombstone, possibly from another
+    /// instance) is not written. `mode` says what a write that does not reach Redis leaves behind.
     pub(crate) async fn write(
         self: &Arc<Self>,
-        entries: &[(&str, &[u8], u64)],
-        written_at: u64,
-    ) -> Result<(), L2Error> {
-        let full: Vec<String> = entries
-            .iter()
-            .map(|(key, ..)| self.entry_key(key))
-            .collect();
+        entries: &[EntryWrite<'_>],
+        written_at: Timestamp,
+        mode: WriteMode,
+    ) -> Result<(), RedisFailure> {
+        let full: Vec<String> = entries.iter().map(|e| self.entry_key(e.key)).collect();
         let mut pipe = redis::pipe();
-        for (key, (_, bytes, ttl_us)) in full.iter().zip(entries) {
+        for (key, entry) in full.iter().zip(entries) {
+            let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
             pipe.cmd("EVAL")
                 .arg(WRITE_SCRIPT)
                 .arg(2)
                 .arg(key)
                 .arg(self.tombstone_of(key))
-                .arg(*bytes)
-                .arg((*ttl_us / 1000).max(1))
-                .arg(written_at)
+                .arg(entry.bytes)
+                .arg(ttl_ms.max(1))
+                .arg(written_at.as_micros())
                 .ignore();
         }
         let result = self
@@ -545,7 +273,7 @@ impl RedisStore {
                 pipe.query_async::<()>(&mut conn).await
             })
             .await;
-        if result.is_err() && OVERWRITE.try_with(|()| ()).is_ok() {
+        if result.is_err() && mode == WriteMode::Overwrite {
             tracing::debug!(
                 keys = full.len(),
                 "write-through missed Redis: deletion of the old values queued"
@@ -557,7 +285,7 @@ impl RedisStore {
 
     /// Deletes entries, leaving tombstones stamped `time` (the invalidation's); if Redis cannot be
     /// reached the deletion is queued for replay.
-    pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str], time: u64) {
+    pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str], time: Timestamp) {
         let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
         let mut pipe = redis::pipe();
         self.delete_with_tombstones(&mut pipe, &full, time);
@@ -597,13 +325,13 @@ impl RedisStore {
                 this.unlink_matching_with(&mut conn, &scan).await
             })
             .await
-            .map_err(|_| L2Error::Timeout(budget))
-            .and_then(|r| r.map_err(L2Error::from)),
+            .map_err(|_| RedisFailure::Timeout(budget))
+            .and_then(|r| r.map_err(RedisFailure::from)),
             Permit::Probe => {
                 self.spawn_probe();
-                Err(L2Error::Skipped)
+                Err(RedisFailure::CircuitOpen)
             }
-            Permit::Skip => Err(L2Error::Skipped),
+            Permit::Skip => Err(RedisFailure::CircuitOpen),
         };
         match result {
             Ok(()) => tracing::debug!(glob, took = ?started.elapsed(), "pattern invalidated in L2"),
@@ -644,11 +372,11 @@ impl RedisStore {
         &self,
         conn: &mut MultiplexedConnection,
         key: &str,
-        time: u64,
+        time: Timestamp,
     ) -> redis::RedisResult<()> {
         redis::Script::new(MARK_SCRIPT)
             .key(key)
-            .arg(time)
+            .arg(time.as_micros())
             .arg(self.mark_retention_ms())
             .invoke_async::<i64>(conn)
             .await
@@ -660,7 +388,7 @@ impl RedisStore {
     }
 
     /// Records a tag invalidation (or, with `None`, a clear of the namespace) at `time`.
-    pub(crate) async fn mark(self: &Arc<Self>, tag: Option<&str>, time: u64) {
+    pub(crate) async fn mark(self: &Arc<Self>, tag: Option<&str>, time: Timestamp) {
         let key = tag.map_or_else(|| self.clear_key.clone(), |t| self.tag_key(t));
         let this = Arc::clone(self);
         let sent = key.clone();
@@ -676,46 +404,57 @@ impl RedisStore {
         }
     }
 
-    /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
-    /// diagnosis) but not the timeout.
-    pub(crate) async fn diagnose(&self) -> Result<(Duration, HashMap<String, String>), L2Error> {
-        let timeout = self.settings.diagnose_budget();
-        let probe = async {
-            let mut conn = self.connection().await?;
-            let started = Instant::now();
-            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-            let ping = started.elapsed();
-            let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
-            let fields = info
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-                .collect();
-            Ok::<_, redis::RedisError>((ping, fields))
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(r) => r.map_err(L2Error::from),
-            Err(_) => Err(L2Error::Timeout(timeout)),
-        }
-    }
-
-    /// Whether a read would be sent to Redis now (the circuit is closed).
-    pub(crate) fn serving(&self) -> bool {
-        !self.circuit.is_open()
-    }
-
-    pub(crate) fn circuit_state(&self) -> CircuitState {
-        self.circuit.state()
+    /// Failed L2 calls that no key pattern is charged with (invalidations, marks, probes).
+    pub(crate) fn unattributed_errors(&self) -> u64 {
+        self.unattributed_errors.load(Ordering::Relaxed)
     }
 
     pub(crate) fn pending_invalidations(&self) -> usize {
-        self.pending.lock().ops.len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
+        self.pending.lock().len() + usize::from(self.pending_overflow.load(Ordering::Acquire))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A store whose Redis is a loopback port nothing listens on (every call is refused).
+    pub(crate) fn unreachable_store() -> Arc<RedisStore> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        Arc::new(RedisStore::new(client, RedisSettings::for_tests("unit")))
+    }
+
+    #[tokio::test]
+    async fn only_an_overwrite_that_misses_redis_queues_the_deletion_of_its_keys() {
+        let store = unreachable_store();
+        let entries = [EntryWrite {
+            key: "k",
+            bytes: b"v",
+            time_to_live: Duration::from_secs(1),
+        }];
+        let fill = store
+            .write(&entries, Timestamp::now(), WriteMode::Fill)
+            .await;
+        assert!(fill.is_err());
+        assert_eq!(
+            store.pending_invalidations(),
+            0,
+            "a failed fill leaves nothing to undo"
+        );
+        let overwrite = store
+            .write(&entries, Timestamp::now(), WriteMode::Overwrite)
+            .await;
+        assert!(overwrite.is_err());
+        assert_eq!(
+            store.pending_invalidations(),
+            1,
+            "the old value's deletion is queued"
+        );
+    }
 
     #[test]
     fn a_short_mget_reply_is_an_error_not_a_panic() {
@@ -733,21 +472,7 @@ mod tests {
         let (entries, marks) =
             split_read(vec![None, Some(b"12".to_vec()), Some(b"34".to_vec())], 1, 2).unwrap();
         assert_eq!(entries, vec![None]);
-        assert_eq!((marks.clear, marks.tags), (12, vec![34]));
-    }
-
-    #[test]
-    fn budgets_saturate_instead_of_overflowing() {
-        let settings = RedisSettings {
-            namespace: "ns".into(),
-            op_timeout: Duration::MAX,
-            connect_timeout: Duration::MAX,
-            failure_threshold: 1,
-            cool_down: Duration::from_secs(1),
-            mark_retention: Duration::MAX,
-        };
-        assert_eq!(settings.probe_budget(), Duration::MAX);
-        assert_eq!(settings.scan_budget(), Duration::MAX);
-        assert_eq!(settings.diagnose_budget(), Duration::MAX);
+        let at = Timestamp::from_micros;
+        assert_eq!((marks.clear, marks.tags), (at(12), vec![at(34)]));
     }
 }

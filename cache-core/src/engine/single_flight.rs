@@ -1,5 +1,8 @@
 //! Single-flight: concurrent loads of one missing key run the loader once; the others await its
 //! result (value or error). If the leading call is cancelled or panics, a waiter takes over.
+//!
+//! Owns the map of loads in flight and its leaders and followers. Never touches a tier or a
+//! pattern: a flight is a key and a type-erased outcome.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -44,8 +47,8 @@ where
     E: Clone + Send + Sync + 'static,
 {
     /// Publishes the outcome to every follower.
-    pub(crate) fn finish(self, outcome: &Result<Option<Arc<V>>, E>) {
-        self.flight.tx.send_replace(Some(outcome.clone()));
+    pub(crate) fn finish(self, outcome: Result<Option<Arc<V>>, E>) {
+        self.flight.tx.send_replace(Some(outcome));
     }
 }
 

@@ -1,0 +1,287 @@
+//! Invalidation, and the bookkeeping that makes it win races with loads.
+//!
+//! Two mechanisms keep old values out:
+//! - **The log and the gate** (in process). Every load or L2 read takes a ticket (the current
+//!   sequence number) before it reads anything, and writes its result back while holding the gate
+//!   shared, only if no invalidation affecting its key was logged after its ticket. An
+//!   invalidation logs itself while holding the gate exclusively, so a write-back is either fully
+//!   before it (and then removed by it) or sees it (and is dropped).
+//! - **Marks** (across instances, O(1)). A tag invalidation or a `clear()` records its time in a
+//!   mark (locally at once, and in Redis); an entry whose stamp (the time its load started) is not
+//!   after every mark that applies to it is stale, wherever it is found. Other instances learn
+//!   marks with every L2 read and from a periodic refresh, both through [`TagClock::apply`].
+//!
+//! Owns the log, the gate, the marks and the invalidation path. Never writes values.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use super::Engine;
+use crate::clock::Timestamp;
+use crate::invalidation::Invalidation;
+use crate::key::glob::glob_match;
+use crate::store::redis::Marks;
+
+/// How many recent invalidations the log keeps; a load older than that is not written back.
+const LOG_CAPACITY: usize = 4096;
+
+/// A position in the invalidation log, taken before reading, checked before writing back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    seq: u64,
+    /// When the ticket was taken: the stamp (`written_at`) of what the load produces.
+    pub(crate) at: Timestamp,
+}
+
+pub(crate) struct InvalidationLog {
+    seq: AtomicU64,
+    recent: Mutex<VecDeque<(u64, Invalidation)>>,
+    gate: tokio::sync::RwLock<()>,
+}
+
+impl InvalidationLog {
+    pub(crate) fn new() -> Self {
+        InvalidationLog {
+            seq: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
+            gate: tokio::sync::RwLock::new(()),
+        }
+    }
+
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket {
+            seq: self.seq.load(Ordering::Acquire),
+            at: Timestamp::now(),
+        }
+    }
+
+    /// Holds write-backs out while an invalidation is logged.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
+    /// The shared guard if it is free right now (an optional write-back may skip instead of wait).
+    pub(crate) fn try_shared(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        self.gate.try_read().ok()
+    }
+
+    /// Held by a write-back across its check and its writes.
+    pub(crate) async fn shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Logs an invalidation; call with the exclusive guard held.
+    pub(crate) fn record(&self, what: Invalidation) {
+        let mut recent = self.recent.lock();
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        if recent.len() == LOG_CAPACITY {
+            recent.pop_front();
+        }
+        recent.push_back((seq, what));
+    }
+
+    /// Whether an invalidation logged after `ticket` affects the key; call with the shared guard.
+    pub(crate) fn invalidated_since(&self, ticket: Ticket, key: &str, tags: &[Arc<str>]) -> bool {
+        if self.seq.load(Ordering::Acquire) == ticket.seq {
+            return false;
+        }
+        let recent = self.recent.lock();
+        match recent.front() {
+            Some(&(oldest, _)) if oldest > ticket.seq + 1 => true, // forgotten: assume the worst
+            _ => recent
+                .iter()
+                .rev()
+                .take_while(|(s, _)| *s > ticket.seq)
+                .any(|(_, w)| w.affects(key, tags)),
+        }
+    }
+}
+
+/// The latest known mark of each tag and of the namespace clear.
+///
+/// Read on every L1 hit of a tagged entry, so reads are lock-free (an `ArcSwap` snapshot: no
+/// shared read counter bouncing between cores); a write copies the map, and happens only when a
+/// mark advances.
+pub(crate) struct TagClock {
+    /// The clear mark, in µs since the epoch (a [`Timestamp`] in an atomic).
+    clear: AtomicU64,
+    tags: ArcSwap<HashMap<Arc<str>, Timestamp>>,
+    writer: Mutex<()>,
+}
+
+impl TagClock {
+    pub(crate) fn new() -> Self {
+        TagClock {
+            clear: AtomicU64::new(0),
+            tags: ArcSwap::from_pointee(HashMap::new()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn observe_clear(&self, at: Timestamp) {
+        self.clear.fetch_max(at.as_micros(), Ordering::AcqRel);
+    }
+
+    pub(crate) fn observe_tag(&self, tag: &str, at: Timestamp) {
+        let advances =
+            |map: &HashMap<Arc<str>, Timestamp>| map.get(tag).is_none_or(|&known| at > known);
+        if !advances(&self.tags.load()) {
+            return;
+        }
+        let _one_writer = self.writer.lock();
+        let current = self.tags.load_full();
+        if !advances(&current) {
+            return;
+        }
+        let mut next = (*current).clone();
+        next.insert(Arc::from(tag), at);
+        self.tags.store(Arc::new(next));
+    }
+
+    /// Applies marks read from Redis (the clear mark, and the marks of `tags`, in order): the one
+    /// place where marks other instances set reach this one.
+    pub(crate) fn apply(&self, marks: &Marks, tags: &[&str]) {
+        self.observe_clear(marks.clear);
+        for (tag, &at) in tags.iter().zip(&marks.tags) {
+            self.observe_tag(tag, at);
+        }
+    }
+
+    /// Tags known here, for the periodic refresh.
+    pub(crate) fn known_tags(&self) -> Vec<Arc<str>> {
+        self.tags.load().keys().cloned().collect()
+    }
+
+    /// Whether an entry stamped `written_at` with these tags is newer than every mark.
+    #[inline]
+    pub(crate) fn is_current<'a>(
+        &self,
+        written_at: Timestamp,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        if written_at.as_micros() <= self.clear.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut tags = tags.into_iter().peekable();
+        if tags.peek().is_none() {
+            return true;
+        }
+        let known = self.tags.load();
+        tags.all(|t| known.get(t).is_none_or(|&mark| written_at > mark))
+    }
+}
+
+impl Engine {
+    /// The one path of every invalidation. When it returns, no load that started before it can
+    /// write its value into either tier.
+    pub(crate) async fn invalidate(&self, what: Invalidation) {
+        let now = Timestamp::now();
+        self.invalidate_locally(&what, now).await;
+        tracing::debug!(?what, "invalidated");
+        if let Some(l2) = &self.l2 {
+            match &what {
+                Invalidation::Key(k) => l2.unlink(&[k], now).await,
+                Invalidation::Tag(t) => l2.mark(Some(t), now).await,
+                Invalidation::Pattern(g) => l2.unlink_matching(g).await,
+                Invalidation::All => l2.mark(None, now).await,
+            }
+            // A read that took its ticket after the first pass may have fetched the old value
+            // from Redis before the UNLINK landed, and may be about to copy it into L1: a second
+            // pass removes such a copy and makes such a write-back drop it. (Tags and clears need
+            // none: their marks already make every value stamped before them stale.)
+            if matches!(what, Invalidation::Key(_) | Invalidation::Pattern(_)) {
+                self.invalidate_locally(&what, now).await;
+            }
+        }
+    }
+
+    /// Logs an invalidation, applies it to L1 and detaches the loads in flight that it affects,
+    /// all under the exclusive gate (so no write-back interleaves).
+    async fn invalidate_locally(&self, what: &Invalidation, now: Timestamp) {
+        let _exclusive = self.log.exclusive().await;
+        self.log.record(what.clone());
+        match what {
+            Invalidation::Key(k) => {
+                self.l1.remove(k);
+                self.flights.detach(|key| key == k);
+            }
+            Invalidation::Tag(t) => {
+                self.marks.observe_tag(t, now);
+                // Flights do not know their tags: detach them all (a few extra loads, at worst).
+                self.flights.detach(|_| true);
+            }
+            Invalidation::Pattern(g) => {
+                let matches = |k: &str| glob_match(g.as_bytes(), k.as_bytes());
+                self.l1.remove_matching(matches);
+                self.flights.detach(matches);
+            }
+            Invalidation::All => {
+                self.marks.observe_clear(now);
+                self.l1.clear();
+                self.flights.detach(|_| true);
+            }
+        }
+    }
+
+    /// Re-reads from Redis the clear mark and the marks of every tag known here, so that L1 hits
+    /// notice tag invalidations and clears made by other instances.
+    pub(super) async fn refresh_marks(&self) {
+        let Some(l2) = &self.l2 else {
+            return;
+        };
+        let tags = self.marks.known_tags();
+        let names: Vec<&str> = tags.iter().map(|t| &**t).collect();
+        if let Ok(marks) = l2.read_marks(&names).await {
+            self.marks.apply(&marks, &names);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_reports_only_invalidations_after_the_ticket() {
+        let log = InvalidationLog::new();
+        log.record(Invalidation::Key("a".into()));
+        let t = log.ticket();
+        assert!(!log.invalidated_since(t, "a", &[]));
+        log.record(Invalidation::Tag("x".into()));
+        assert!(!log.invalidated_since(t, "a", &[]));
+        assert!(log.invalidated_since(t, "a", &["x".into()]));
+        log.record(Invalidation::Pattern("b*".into()));
+        assert!(log.invalidated_since(t, "bee", &[]));
+        log.record(Invalidation::All);
+        assert!(log.invalidated_since(t, "zzz", &[]));
+    }
+
+    #[test]
+    fn a_forgotten_ticket_is_treated_as_invalidated() {
+        let log = InvalidationLog::new();
+        let t = log.ticket();
+        for i in 0..LOG_CAPACITY + 1 {
+            log.record(Invalidation::Key(format!("other{i}")));
+        }
+        assert!(log.invalidated_since(t, "mine", &[]));
+    }
+
+    #[test]
+    fn tag_clock_orders_stamps_and_marks() {
+        let c = TagClock::new();
+        let at = Timestamp::from_micros;
+        assert!(c.is_current(at(10), ["t"]));
+        c.observe_tag("t", at(10));
+        assert!(!c.is_current(at(10), ["t"]));
+        assert!(c.is_current(at(11), ["t"]));
+        c.observe_tag("t", at(5)); // an older mark never rewinds
+        assert!(!c.is_current(at(10), ["t"]));
+        c.observe_clear(at(20));
+        assert!(!c.is_current(at(15), []));
+        assert!(c.is_current(at(21), ["t"]));
+    }
+}

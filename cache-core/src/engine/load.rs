@@ -1,0 +1,234 @@
+//! Cache-aside loads: after an L1 miss, one leader per key (single flight, [`super::single_flight`])
+//! reads L2 and else runs the loader and writes its value back; the others await its outcome.
+//! Batches read both tiers for all their keys, then call one loader for the keys still missing.
+//! When a loader fails and a stale value is within its pattern's window, the stale value is served
+//! instead (fail-safe).
+//!
+//! Owns leadership, the loader call (its span and its latency) and fail-safe. Writes go through
+//! [`super::write`]; never touches the invalidation log other than to take a ticket.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::Engine;
+use super::read::{Answer, Found, Lookup};
+use super::single_flight::{Role, follow};
+use super::write::WriteBack;
+use crate::key::{Key, Pattern};
+use crate::metrics::bump;
+use crate::store::redis::WriteMode;
+
+/// What a single-key loader produced: the answer, and whether to cache it (`unless` of
+/// `#[cached]` may veto caching a value it still returns).
+#[derive(Debug)]
+pub(crate) struct Loaded<A> {
+    pub(crate) value: A,
+    pub(crate) cache: bool,
+}
+
+impl<A> Loaded<A> {
+    /// A value to return and cache.
+    pub(crate) fn cache(value: A) -> Self {
+        Loaded { value, cache: true }
+    }
+}
+
+impl Engine {
+    /// The cache-aside path of every single-key load, after an L1 miss
+    /// ([`l1_probe`](Engine::l1_probe)) that found `stale`. Concurrent calls for one key run one
+    /// loader (the leader's); its error reaches every waiter and is never cached.
+    pub(crate) async fn load<V, A, E, F, Fut>(
+        &self,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+    ) -> Result<A, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
+    {
+        let stats = key.pattern().stats();
+        let leader = loop {
+            match self.flights.join::<V, E>(key.as_str()) {
+                Role::Leader(leader) => break Some(leader),
+                Role::Alone => break None,
+                Role::Follower(rx) => match follow(rx).await {
+                    Some(Ok(v)) => match A::from_cached(v) {
+                        Some(answer) => {
+                            bump(&stats.misses);
+                            return Ok(answer);
+                        }
+                        // The leader's answer (an absence) is none for this caller: load alone.
+                        None => break None,
+                    },
+                    Some(Err(e)) => {
+                        bump(&stats.misses);
+                        return Err(e);
+                    }
+                    // The leader went away without a result: try to lead.
+                    None => {}
+                },
+            }
+        };
+        let outcome = self.lead(key, stale, loader).await;
+        if let Some(leader) = leader {
+            leader.finish(outcome.as_ref().map(|a| A::to_cached(a)).map_err(E::clone));
+        }
+        outcome
+    }
+
+    /// The leader's part: L1 again when Redis is not serving, L2, else the loader.
+    async fn lead<V, A, E, F, Fut>(
+        &self,
+        key: &Key,
+        mut stale: Option<A>,
+        loader: F,
+    ) -> Result<A, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
+    {
+        let stats = key.pattern().stats();
+        let ticket = self.log.ticket();
+        // A previous leader may have filled L1 between this call's probe and its joining. While
+        // Redis serves, the read below finds that leader's value there (it wrote it before
+        // finishing); otherwise look in L1 again, so that the loader does not run twice.
+        let l2_serving = self.l2.as_ref().is_some_and(|l2| l2.serving());
+        if !l2_serving
+            && let Found::Fresh(v) = self.l1_lookup::<V>(key.as_str(), ticket.at)
+            && let Some(answer) = A::from_cached(v)
+        {
+            bump(&stats.l1_hits);
+            return Ok(answer);
+        }
+        if self.l2.is_some() {
+            match self.l2_read_one::<V, A>(key, ticket).await {
+                Found::Fresh(answer) => return Ok(answer),
+                Found::Stale(answer) if stale.is_none() => stale = Some(answer),
+                _ => {}
+            }
+        }
+        bump(&stats.misses);
+        let started = Instant::now();
+        let span =
+            tracing::debug_span!("cache.load", pattern = key.pattern().template(), key = %key);
+        let result = loader().instrument(span).await;
+        stats.record_load(started.elapsed(), result.is_ok());
+        match result {
+            Ok(loaded) => {
+                if loaded.cache {
+                    let value = loaded.value.to_cached();
+                    let write = WriteBack { key, value };
+                    self.write_back(vec![write], ticket, WriteMode::Fill).await;
+                }
+                Ok(loaded.value)
+            }
+            Err(e) => match stale {
+                Some(answer) => {
+                    bump(&stats.stale_served);
+                    tracing::warn!(key = %key, "loader failed: serving the stale value (fail-safe)");
+                    Ok(answer)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Batch cache-aside: one L1 pass, one L2 round trip for the rest, then **one** loader call
+    /// for just the keys still missing (their indices into `keys`; values in the same order).
+    pub(crate) async fn get_many_or_load<V, E, F, Fut>(
+        &self,
+        keys: &[Key],
+        loader: F,
+    ) -> Result<Vec<Option<Arc<V>>>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<V>>, E>>,
+    {
+        let ticket = self.log.ticket();
+        let Lookup {
+            fresh,
+            stale,
+            missing,
+        } = self.lookup_many::<V>(keys).await;
+        let mut results: Vec<Option<Arc<V>>> = fresh.into_iter().map(Option::flatten).collect();
+        if missing.is_empty() {
+            return Ok(results);
+        }
+        for &i in &missing {
+            bump(&keys[i].pattern().stats().misses);
+        }
+        let started = Instant::now();
+        let span = tracing::debug_span!("cache.load_many", keys = missing.len());
+        let loaded = loader(missing.clone()).instrument(span).await;
+        record_batch_load(keys, &missing, started, loaded.is_ok());
+        let values = match loaded {
+            Ok(values) => values,
+            Err(e) => return serve_stale(keys, &missing, stale, results).ok_or(e),
+        };
+        if values.len() != missing.len() {
+            tracing::error!(
+                expected = missing.len(),
+                got = values.len(),
+                "get_many_or_load: the loader returned a different number of values; extra ones ignored, absent ones not cached"
+            );
+        }
+        let mut writes = Vec::with_capacity(values.len());
+        for (&i, value) in missing.iter().zip(values) {
+            let value = value.map(Arc::new);
+            results[i] = value.clone();
+            writes.push(WriteBack {
+                key: &keys[i],
+                value,
+            });
+        }
+        self.write_back(writes, ticket, WriteMode::Fill).await;
+        Ok(results)
+    }
+}
+
+/// Records one batch loader call once for each pattern among the `missing` keys.
+fn record_batch_load(keys: &[Key], missing: &[usize], started: Instant, ok: bool) {
+    let took = started.elapsed();
+    let mut seen: Vec<&Pattern> = Vec::new();
+    for &i in missing {
+        let p = keys[i].pattern();
+        if !seen.iter().any(|s| s.is_same(p)) {
+            p.stats().record_load(took, ok);
+            seen.push(p);
+        }
+    }
+}
+
+/// Fail-safe of a batch whose loader failed: the results with every missing key's stale value, if
+/// each has one (else `None`: the error stands).
+fn serve_stale<V>(
+    keys: &[Key],
+    missing: &[usize],
+    stale: Vec<Option<Option<Arc<V>>>>,
+    mut results: Vec<Option<Arc<V>>>,
+) -> Option<Vec<Option<Arc<V>>>> {
+    if !missing.iter().all(|&i| stale[i].is_some()) {
+        return None;
+    }
+    for &i in missing {
+        bump(&keys[i].pattern().stats().stale_served);
+        results[i] = stale[i].clone().flatten();
+    }
+    tracing::warn!(
+        keys = missing.len(),
+        "batch loader failed: serving stale values (fail-safe)"
+    );
+    Some(results)
+}

@@ -1,0 +1,208 @@
+//! The two-tier engine under the facade ([`Cache`](crate::Cache)): what the cache does, one file
+//! per concern.
+//!
+//! - [`read`]: the L1 probe every single-key read starts with (the hit path), L2 reads (one round
+//!   trip, marks included) and the copies of L2 values into L1;
+//! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]) and batch,
+//!   with fail-safe (a stale value served when the loader fails);
+//! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
+//!   gate;
+//! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
+//! - [`background`]: the periodic L1 sweep and mark refresh.
+//!
+//! This file holds the [`Engine`] (private fields), its [`Config`] and constructor, and what the
+//! facade reads of it (registry, statistics). The engine owns the tiers ([`crate::store`]), the
+//! registry of patterns and of macro call sites, the log, the marks and the loads in flight. It
+//! never touches the public API's shapes (the facade's) nor the code the macros generate
+//! (`__private`'s), and never imports the facade or the builder.
+//!
+//! What the macros' support (`__private`) calls, its whole interface to the engine: [`Engine::id`]
+//! and [`Engine::sites`] (a call site's binding), [`Engine::register_site`] (its pattern),
+//! [`Engine::l1_probe`] (the hit path), [`Engine::load`] with a [`Loaded`] loader, and
+//! [`Engine::set_many_shared`] and [`Engine::invalidate`] (`#[cache_put]`, `#[cache_evict]`).
+
+mod background;
+mod invalidate;
+mod load;
+mod read;
+mod single_flight;
+mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) use load::Loaded;
+pub(crate) use read::Probe;
+
+use self::invalidate::{InvalidationLog, TagClock};
+use self::single_flight::Flights;
+use crate::error::Error;
+use crate::key::Pattern;
+use crate::key::registry::{PatternConfig, Registry};
+use crate::key::site::SiteRegistry;
+use crate::key::template::Template;
+use crate::metrics::Stats;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisSettings, RedisStore};
+use crate::ttl::TtlPolicy;
+
+/// What an engine is built from: the builder's settings, already validated.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) namespace: String,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) require_redis: bool,
+    pub(crate) l1_capacity_bytes: u64,
+    pub(crate) default_ttl: Duration,
+    pub(crate) op_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) failure_threshold: u32,
+    pub(crate) cool_down: Duration,
+    pub(crate) max_entry_lifetime: Duration,
+    pub(crate) mark_refresh: Duration,
+}
+
+/// The engine of one cache (shared by all its clones).
+pub(crate) struct Engine {
+    /// Distinguishes caches in one process (a macro call site binds to the first it meets).
+    id: u64,
+    namespace: String,
+    registry: Arc<Registry>,
+    sites: SiteRegistry,
+    l1: MemoryStore,
+    l2: Option<Arc<RedisStore>>,
+    marks: TagClock,
+    log: InvalidationLog,
+    flights: Flights,
+    default_policy: TtlPolicy,
+    max_lifetime: Duration,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Engine {
+    /// Builds an engine and starts its background tasks. With an L2, connects once: failure is an
+    /// error only if `require_redis`, else the engine starts degraded and connects later.
+    pub(crate) async fn start(config: Config) -> Result<Arc<Engine>, Error> {
+        let l2 = match &config.redis_url {
+            None => None,
+            Some(url) => Some(connect_l2(url, &config).await?),
+        };
+        let registry = Arc::new(Registry::default());
+        let l1 = MemoryStore::new(config.l1_capacity_bytes, {
+            let registry = Arc::clone(&registry);
+            move |pattern| registry.count_eviction(pattern)
+        });
+        let engine = Arc::new(Engine {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            namespace: config.namespace,
+            registry,
+            sites: SiteRegistry::default(),
+            l1,
+            l2,
+            marks: TagClock::new(),
+            log: InvalidationLog::new(),
+            flights: Flights::default(),
+            default_policy: TtlPolicy::new(config.default_ttl),
+            max_lifetime: config.max_entry_lifetime,
+        });
+        background::start(&engine, config.mark_refresh).await;
+        Ok(engine)
+    }
+
+    /// The cache's identity in this process.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub(crate) fn has_l2(&self) -> bool {
+        self.l2.is_some()
+    }
+
+    /// The L2 store, for health checks.
+    pub(crate) fn l2(&self) -> Option<&RedisStore> {
+        self.l2.as_deref()
+    }
+
+    /// (entries, weighted bytes, capacity bytes) of L1.
+    pub(crate) fn l1_usage(&self) -> (u64, u64, u64) {
+        self.l1.usage()
+    }
+
+    pub(crate) fn default_policy(&self) -> &TtlPolicy {
+        &self.default_policy
+    }
+
+    /// The bindings of macro call sites to this cache (other than each site's first cache).
+    #[inline]
+    pub(crate) fn sites(&self) -> &SiteRegistry {
+        &self.sites
+    }
+
+    pub(crate) fn register(&self, config: PatternConfig) -> Result<Pattern, Error> {
+        self.registry.register(config, self.max_lifetime)
+    }
+
+    /// The pattern a macro call site uses (see [`Registry::register_site`]).
+    pub(crate) fn register_site(
+        &self,
+        key: &Template,
+        policy: Option<TtlPolicy>,
+    ) -> Result<Pattern, Error> {
+        self.registry
+            .register_site(key, policy, &self.default_policy, self.max_lifetime)
+    }
+
+    pub(crate) fn pattern(&self, template: &str) -> Option<Pattern> {
+        self.registry.get(template)
+    }
+
+    pub(crate) fn patterns(&self) -> Vec<Pattern> {
+        self.registry.all()
+    }
+
+    /// A snapshot of the counters of every pattern, and L1 usage.
+    pub(crate) fn stats(&self) -> Stats {
+        let patterns = self
+            .registry
+            .all()
+            .iter()
+            .map(|p| p.stats().snapshot(p.template()))
+            .collect();
+        let unattributed = self.l2.as_ref().map_or(0, |l2| l2.unattributed_errors());
+        Stats::new(patterns, unattributed, self.l1.usage())
+    }
+
+    pub(crate) fn loads_in_flight(&self) -> usize {
+        self.flights.in_flight()
+    }
+}
+
+/// The L2 store of `config`, connected once.
+async fn connect_l2(url: &str, config: &Config) -> Result<Arc<RedisStore>, Error> {
+    let client = redis::Client::open(url).map_err(Error::RedisUrl)?;
+    let store = Arc::new(RedisStore::new(
+        client,
+        RedisSettings {
+            namespace: config.namespace.clone(),
+            op_timeout: config.op_timeout,
+            connect_timeout: config.connect_timeout,
+            failure_threshold: config.failure_threshold,
+            cool_down: config.cool_down,
+            mark_retention: config.max_entry_lifetime,
+        },
+    ));
+    if let Err(e) = store.connect().await {
+        if config.require_redis {
+            return Err(Error::RedisUnavailable(e));
+        }
+        tracing::warn!(error = %e, "Redis unreachable at start: running on L1 until it answers");
+    }
+    Ok(store)
+}

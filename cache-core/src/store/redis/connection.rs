@@ -1,0 +1,243 @@
+//! The connection to Redis and the guard around every call: one multiplexed connection, opened
+//! on demand and dropped on an I/O error; each call checked by the circuit breaker (skipped, not
+//! waited for, while Redis is known to be down), bounded by one timeout that covers connecting,
+//! the replay of queued invalidations and the command; and the background probe that closes the
+//! circuit once Redis answers again. (Why this and not redis-rs's `ConnectionManager`: see
+//! [`super`].)
+//!
+//! Owns the connection slot, the circuit's bookkeeping and the call budgets. Knows no key layout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use tracing::Instrument;
+
+use super::RedisStore;
+use crate::error::RedisFailure;
+use crate::store::circuit::{CircuitState, Permit};
+
+/// Settings of the L2 tier.
+#[derive(Debug, Clone)]
+pub(crate) struct RedisSettings {
+    pub(crate) namespace: String,
+    pub(crate) op_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) failure_threshold: u32,
+    pub(crate) cool_down: Duration,
+    pub(crate) mark_retention: Duration,
+}
+
+impl RedisSettings {
+    /// Time allowed to a background probe: connect, PING and replay. The builder rejects
+    /// settings for which these sums overflow; saturating here keeps that a config error only.
+    pub(crate) fn probe_budget(&self) -> Duration {
+        self.connect_timeout
+            .checked_add(self.op_timeout)
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to one pattern invalidation (SCAN + UNLINK in batches).
+    pub(crate) fn scan_budget(&self) -> Duration {
+        self.op_timeout.checked_mul(100).unwrap_or(Duration::MAX)
+    }
+
+    /// Time allowed to a health diagnosis: connect, PING and INFO.
+    pub(crate) fn diagnose_budget(&self) -> Duration {
+        self.op_timeout
+            .checked_mul(2)
+            .and_then(|t| t.checked_add(self.connect_timeout))
+            .unwrap_or(Duration::MAX)
+    }
+}
+
+impl RedisStore {
+    pub(super) async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(c) = self.conn.read().as_ref() {
+            return Ok(c.clone());
+        }
+        let _one_at_a_time = self.connect_lock.lock().await;
+        if let Some(c) = self.conn.read().as_ref() {
+            return Ok(c.clone());
+        }
+        // Responses are bounded by the timeout around each call (`run`), not a second timer here.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.connect_timeout))
+            .set_response_timeout(None);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *self.conn.write() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    pub(super) fn drop_connection(&self) {
+        *self.conn.write() = None;
+    }
+
+    /// Tries to connect once (at build time); failure only means starting degraded.
+    pub(crate) async fn connect(&self) -> Result<(), RedisFailure> {
+        match tokio::time::timeout(self.settings.connect_timeout, self.connection()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.circuit.on_failure();
+                Err(e.into())
+            }
+            Err(_) => {
+                self.circuit.on_failure();
+                Err(RedisFailure::Timeout(self.settings.connect_timeout))
+            }
+        }
+    }
+
+    /// Runs one L2 operation under the circuit, the timeout and a tracing span.
+    pub(super) async fn run<T, F, Fut>(
+        self: &Arc<Self>,
+        op: &'static str,
+        f: F,
+    ) -> Result<T, RedisFailure>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match self.circuit.permit() {
+            Permit::Call => {}
+            Permit::Probe => {
+                self.spawn_probe();
+                return Err(RedisFailure::CircuitOpen);
+            }
+            Permit::Skip => return Err(RedisFailure::CircuitOpen),
+        }
+        let timeout = self.settings.op_timeout;
+        let call = async {
+            let mut conn = self.connection().await?;
+            if self.has_pending.load(Ordering::Acquire) {
+                self.flush_pending(&mut conn).await?;
+            }
+            f(conn).await
+        };
+        let span = tracing::debug_span!("l2", op);
+        match tokio::time::timeout(timeout, call).instrument(span).await {
+            Ok(Ok(v)) => {
+                self.circuit.on_success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+                {
+                    self.drop_connection();
+                }
+                self.failed(op, &e);
+                Err(e.into())
+            }
+            Err(_) => {
+                self.failed(op, &"timeout");
+                Err(RedisFailure::Timeout(timeout))
+            }
+        }
+    }
+
+    pub(super) fn failed(&self, op: &str, error: &dyn std::fmt::Display) {
+        if self.circuit.on_failure() {
+            tracing::warn!(op, %error, cool_down = ?self.settings.cool_down, "Redis failing: circuit opened, serving without L2");
+        } else {
+            tracing::debug!(op, %error, "Redis call failed");
+        }
+    }
+
+    /// Probes Redis in the background with a fresh connection; closes the circuit on success.
+    pub(super) fn spawn_probe(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            this.drop_connection();
+            let probe = async {
+                let mut conn = this.connection().await?;
+                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+                this.flush_pending(&mut conn).await
+            };
+            match tokio::time::timeout(this.settings.probe_budget(), probe).await {
+                Ok(Ok(())) => {
+                    tracing::info!("Redis answers again: circuit closed");
+                    this.circuit.on_success();
+                }
+                _ => {
+                    this.drop_connection();
+                    this.circuit.on_failure();
+                }
+            }
+        });
+    }
+
+    /// PING latency and the INFO fields a health report shows. Bypasses the circuit (it is a
+    /// diagnosis) but not the timeout.
+    pub(crate) async fn diagnose(
+        &self,
+    ) -> Result<(Duration, HashMap<String, String>), RedisFailure> {
+        let timeout = self.settings.diagnose_budget();
+        let probe = async {
+            let mut conn = self.connection().await?;
+            let started = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            let ping = started.elapsed();
+            let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
+            let fields = info
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+                .collect();
+            Ok::<_, redis::RedisError>((ping, fields))
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(r) => r.map_err(RedisFailure::from),
+            Err(_) => Err(RedisFailure::Timeout(timeout)),
+        }
+    }
+
+    /// Whether a read would be sent to Redis now (the circuit is closed).
+    pub(crate) fn serving(&self) -> bool {
+        !self.circuit.is_open()
+    }
+
+    pub(crate) fn circuit_state(&self) -> CircuitState {
+        self.circuit.state()
+    }
+}
+
+#[cfg(test)]
+impl RedisSettings {
+    /// Settings for unit tests: short timeouts, a threshold that keeps the circuit closed.
+    pub(crate) fn for_tests(namespace: &str) -> RedisSettings {
+        RedisSettings {
+            namespace: namespace.to_owned(),
+            op_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            failure_threshold: 100,
+            cool_down: Duration::from_secs(1),
+            mark_retention: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_saturate_instead_of_overflowing() {
+        let settings = RedisSettings {
+            op_timeout: Duration::MAX,
+            connect_timeout: Duration::MAX,
+            ..RedisSettings::for_tests("ns")
+        };
+        assert_eq!(settings.probe_budget(), Duration::MAX);
+        assert_eq!(settings.scan_budget(), Duration::MAX);
+        assert_eq!(settings.diagnose_budget(), Duration::MAX);
+    }
+}
