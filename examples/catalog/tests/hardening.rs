@@ -822,7 +822,6 @@ async fn the_redis_password_is_never_printed_and_a_wrong_one_is_a_configuration_
         &["warmup", "--help"],
         &["clear", "--help"],
         &["stats", "--help"],
-        &["loadtest", "--help"],
     ] {
         let mut cmd = binary(dir.path());
         cmd.env("REDIS_URL", &url).args(args);
