@@ -149,6 +149,8 @@ impl std::ops::Deref for BindingRef {
     }
 }
 
+/// The site's binding to `engine`'s cache, made on the site's first call with it; `None` if the
+/// site cannot be bound (logged: its calls bypass the cache).
 fn binding(engine: &Engine, site: &'static Site) -> Option<BindingRef> {
     let id = engine.id();
     if let Some((first, b)) = site.first.get()

@@ -1,6 +1,7 @@
 //! The public [`Cache`]: a facade of thin methods over the engine (`engine/`), with their docs
-//! and doctests. Reads of one key keep their L1 probe here, synchronous, so that a hit adds no
-//! future layer; everything else is one call into the engine.
+//! and doctests. The hit paths get no layer of the facade's own: `get_or_load*` call the engine's
+//! synchronous L1 probe here and box the load only on a miss, `get` returns the engine's future
+//! itself; everything else is one call into the engine.
 //!
 //! Owns the public API's shapes only: no cache logic lives here, and nothing here touches a tier,
 //! the invalidation log or the registry except through the engine.

@@ -1,4 +1,7 @@
 //! Counters per key pattern and tier, and load latency; snapshots through [`Cache::stats`](crate::Cache::stats).
+//!
+//! Owns the counters and their snapshot types. Never decides what to count: the engine bumps the
+//! counters of the pattern a call concerns; the store counts only what no pattern is charged with.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;

@@ -115,6 +115,8 @@ impl Engine {
         }
     }
 
+    /// What L1 holds under `key` at `now`. An entry older than a mark that applies to it, or past
+    /// its stale window, reads as missing and is removed; one of another type reads as missing.
     #[inline]
     pub(super) fn l1_lookup<V: Send + Sync + 'static>(
         &self,

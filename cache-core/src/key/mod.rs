@@ -1,10 +1,14 @@
-//! Keys: templates, rendering of arguments into keys, and the registry of patterns.
+//! Keys: templates, rendering of arguments into keys, the registry of patterns, the bindings of
+//! macro call sites (`site.rs`) and glob matching (`glob.rs`).
 //!
 //! A key is always rendered from a registered [`Pattern`], so that statistics are kept per pattern
 //! and two different argument tuples never render the same key: every placeholder value is
 //! percent-encoded outside `[A-Za-z0-9_.~-]`, and [`template`] rejects patterns whose placeholders
 //! are not separated by a delimiter. A value can therefore never contain `:` or a glob character,
 //! and can never widen a pattern invalidation.
+//!
+//! This file owns [`Key`], [`KeyArg`] and escaping. Nothing in `key/` touches a tier, the engine
+//! or the facade.
 
 pub(crate) mod glob;
 pub(crate) mod pattern;

@@ -3,6 +3,10 @@
 //! Patterns are identified by their *shape*, the template with placeholder names erased:
 //! `prod:<id>` and `prod:<product.id>` render the same keys, so they are the same pattern, with
 //! one TTL policy and one set of statistics.
+//!
+//! Owns the patterns of one cache and their registration rules (same configuration: the same
+//! pattern; another one: a conflict). Never touches a tier; counts only L1 evictions, which the
+//! L1 reports by pattern id.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,8 @@
 //! A circuit breaker for L2: after `threshold` consecutive failures it opens, and L2 is skipped
 //! (no call, no timeout wait) until a background probe succeeds after the cool-down.
+//!
+//! Owns the circuit's state and its transitions only: it never calls Redis (the store's
+//! connection guard asks it for a permit and reports each outcome).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
