@@ -28,7 +28,10 @@ async fn a_write_whose_caller_is_dropped_still_invalidates_after_its_commit() {
         variants: Vec::new(),
     };
     // Another connection holds the database's write lock, so the write cannot finish at once.
-    let blocker = rusqlite::Connection::open(repo.db.path()).expect("open");
+    let catalog::db::Db::Sqlite(db) = &repo.db else {
+        panic!("this test runs on SQLite");
+    };
+    let blocker = rusqlite::Connection::open(db.path()).expect("open");
     blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
     // Poll the write once (it starts its transaction on a blocking thread, which waits for the
     // lock), then drop it, as axum drops a handler's future when the client disconnects.
@@ -40,8 +43,7 @@ async fn a_write_whose_caller_is_dropped_still_invalidates_after_its_commit() {
     // The transaction commits regardless: wait for it in the database itself.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let name: String = repo
-            .db
+        let name: String = db
             .read(|c| Ok(c.query_row("SELECT name FROM products WHERE id = 7", [], |r| r.get(0))?))
             .await
             .expect("db");

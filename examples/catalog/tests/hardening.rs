@@ -32,37 +32,41 @@ const CYCLE: [i64; 3] = [200_001, 200_002, 200_003];
 /// Inserts, directly in the database (as a hand edit would), a chain of [`CHAIN_LEN`]
 /// categories (with a wrong stored `depth`: 0 everywhere) and a `parent_id` cycle.
 async fn insert_deep_chain_and_cycle(s: &TestService) {
-    s.server
-        .app
-        .repo
-        .db
-        .write(|tx| {
-            let mut stmt = tx.prepare(
-                "INSERT INTO categories (id, parent_id, name, slug, depth) VALUES (?1, ?2, ?3, ?4, 0)",
+    let catalog::db::Db::Sqlite(db) = &s.server.app.repo.db else {
+        panic!("these tests run on SQLite");
+    };
+    db.write(|tx| {
+        let mut stmt = tx.prepare(
+            "INSERT INTO categories (id, parent_id, name, slug, depth) VALUES (?1, ?2, ?3, ?4, 0)",
+        )?;
+        for k in 0..CHAIN_LEN {
+            let id = CHAIN + k;
+            let parent = (k > 0).then_some(id - 1);
+            stmt.execute(rusqlite::params![
+                id,
+                parent,
+                format!("Deep {k}"),
+                format!("deep-{k}")
+            ])?;
+        }
+        for (i, id) in CYCLE.iter().enumerate() {
+            stmt.execute(rusqlite::params![
+                id,
+                None::<i64>,
+                format!("Cycle {i}"),
+                format!("cycle-{i}")
+            ])?;
+        }
+        for (i, id) in CYCLE.iter().enumerate() {
+            tx.execute(
+                "UPDATE categories SET parent_id = ?1 WHERE id = ?2",
+                rusqlite::params![CYCLE[(i + 1) % CYCLE.len()], id],
             )?;
-            for k in 0..CHAIN_LEN {
-                let id = CHAIN + k;
-                let parent = (k > 0).then_some(id - 1);
-                stmt.execute(rusqlite::params![id, parent, format!("Deep {k}"), format!("deep-{k}")])?;
-            }
-            for (i, id) in CYCLE.iter().enumerate() {
-                stmt.execute(rusqlite::params![
-                    id,
-                    None::<i64>,
-                    format!("Cycle {i}"),
-                    format!("cycle-{i}")
-                ])?;
-            }
-            for (i, id) in CYCLE.iter().enumerate() {
-                tx.execute(
-                    "UPDATE categories SET parent_id = ?1 WHERE id = ?2",
-                    rusqlite::params![CYCLE[(i + 1) % CYCLE.len()], id],
-                )?;
-            }
-            Ok(())
-        })
-        .await
-        .expect("hand edit");
+        }
+        Ok(())
+    })
+    .await
+    .expect("hand edit");
 }
 
 /// A database edited by hand (a 10,000-deep chain, a cycle) cannot crash the service: the tree

@@ -522,7 +522,7 @@ mod tests {
 
     #[test]
     fn the_tree_has_three_levels_and_its_leaves_are_the_last() {
-        let (all, leaves) = category_tree(40);
+        let (all, leaves) = category_tree(39);
         assert_eq!(all.len(), 3 + 9 + 27);
         assert_eq!(leaves.len(), 27);
         assert!(leaves.iter().all(|&l| all[(l - 1) as usize].depth == 2));

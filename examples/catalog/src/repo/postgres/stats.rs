@@ -1,5 +1,8 @@
 //! Statistics on PostgreSQL: the queries of `repo/stats.rs` (sums cast back to `BIGINT`, which
-//! PostgreSQL widens to `NUMERIC`; averages of `DOUBLE PRECISION` stay `f64`, as in SQLite).
+//! PostgreSQL widens to `NUMERIC`). Averages are taken over exact `NUMERIC` prices, then rounded to
+//! `f64`: SQLite's `AVG` sums with error compensation (Kahan-Babuska-Neumaier), so its averages are
+//! the correctly rounded ones, which PostgreSQL's `AVG` of `DOUBLE PRECISION` (a plain running sum)
+//! misses in the last digits.
 
 use super::count;
 use crate::db::{DbError, PgDb};
@@ -9,7 +12,7 @@ pub async fn product_stats(db: &PgDb) -> Result<ProductStats, DbError> {
     let c = db.client().await?;
     let r = c
         .query_one(
-            "SELECT COUNT(*), COUNT(DISTINCT brand), COALESCE(AVG(price), 0),
+            "SELECT COUNT(*), COUNT(DISTINCT brand), COALESCE(AVG(price::NUMERIC)::FLOAT8, 0),
                     COALESCE(MIN(price), 0), COALESCE(MAX(price), 0),
                     COALESCE(SUM(sales), 0)::BIGINT
              FROM products",
@@ -42,7 +45,7 @@ pub async fn price_stats(db: &PgDb) -> Result<Vec<CategoryPrices>, DbError> {
                 SELECT id, id FROM categories WHERE parent_id IS NULL
                 UNION ALL SELECT c.id, r.root FROM categories c JOIN root_of r ON c.parent_id = r.id)
              SELECT r.id, r.name, COUNT(p.id), COALESCE(MIN(p.price), 0),
-                    COALESCE(MAX(p.price), 0), COALESCE(AVG(p.price), 0)
+                    COALESCE(MAX(p.price), 0), COALESCE(AVG(p.price::NUMERIC)::FLOAT8, 0)
              FROM categories r
              JOIN root_of ro ON ro.root = r.id
              LEFT JOIN products p ON p.category_id = ro.id
