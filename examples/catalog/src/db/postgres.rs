@@ -20,7 +20,7 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a pooled connection, or a new one to be made.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// The advisory lock every write transaction holds.
-const WRITE_LOCK: i64 = 7_354_002;
+pub const WRITE_LOCK: i64 = 7_354_002;
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> DbError {
