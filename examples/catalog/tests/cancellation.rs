@@ -5,7 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use catalog::db::{Db, PgDb};
+use catalog::db::Db;
+use catalog::db::postgres::WRITE_LOCK;
 use catalog::domain::ProductInput;
 use futures::FutureExt;
 use support::TestService;
@@ -86,7 +87,7 @@ impl Blocker {
             }
             Db::Postgres(db) => {
                 let c = db.client().await.expect("connection");
-                c.execute("SELECT pg_advisory_lock($1)", &[&PgDb::WRITE_LOCK])
+                c.execute("SELECT pg_advisory_lock($1)", &[&WRITE_LOCK])
                     .await
                     .expect("lock");
                 Blocker::Postgres(c)
@@ -98,7 +99,7 @@ impl Blocker {
         match self {
             Blocker::Sqlite(c) => c.execute_batch("ROLLBACK").expect("unlock"),
             Blocker::Postgres(c) => {
-                c.execute("SELECT pg_advisory_unlock($1)", &[&PgDb::WRITE_LOCK])
+                c.execute("SELECT pg_advisory_unlock($1)", &[&WRITE_LOCK])
                     .await
                     .expect("unlock");
             }

@@ -39,8 +39,8 @@ async fn insert_deep_chain_and_cycle(s: &TestService) {
             let tx = c.transaction().await.expect("transaction");
             tx.execute(
                 "INSERT INTO categories (id, parent_id, name, slug, depth)
-                 SELECT $1 + k, CASE WHEN k > 0 THEN $1 + k - 1 END, 'Deep ' || k, 'deep-' || k, 0
-                 FROM generate_series(0, $2 - 1) k",
+                 SELECT $1::BIGINT + k, CASE WHEN k > 0 THEN $1::BIGINT + k - 1 END, 'Deep ' || k, 'deep-' || k, 0
+                 FROM generate_series(0::BIGINT, $2::BIGINT - 1) k",
                 &[&CHAIN, &CHAIN_LEN],
             )
             .await
