@@ -58,6 +58,12 @@ pub struct LoadtestArgs {
     /// temporary file, deleted at the end.
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// A PostgreSQL server: adds the PostgreSQL scenarios ("no cache" and "two-tier" on
+    /// PostgreSQL, beside the same on SQLite). Their catalog is the database
+    /// `catalog_loadtest_p<products>_c<categories>_s<seed>` there, created and generated if
+    /// missing, reused by later runs.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Write the results here: JSON if the name ends in `.json`, markdown otherwise.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,

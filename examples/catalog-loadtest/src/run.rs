@@ -42,6 +42,8 @@ struct Mode {
     kill_redis: bool,
     /// The ceiling: a `--ceiling` server (no cache, no database once primed).
     ceiling: bool,
+    /// On the PostgreSQL catalog (`--postgres`) instead of the SQLite one.
+    postgres: bool,
 }
 
 const MODES: [Mode; 6] = [
@@ -51,6 +53,7 @@ const MODES: [Mode; 6] = [
         l2: false,
         kill_redis: false,
         ceiling: false,
+        postgres: false,
     },
     Mode {
         name: "L2 only",
@@ -58,6 +61,7 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: false,
         ceiling: false,
+        postgres: false,
     },
     Mode {
         name: "L1 only",
@@ -65,6 +69,7 @@ const MODES: [Mode; 6] = [
         l2: false,
         kill_redis: false,
         ceiling: false,
+        postgres: false,
     },
     Mode {
         name: "two-tier",
@@ -72,6 +77,7 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: false,
         ceiling: false,
+        postgres: false,
     },
     Mode {
         name: "two-tier, Redis killed at half time",
@@ -79,6 +85,7 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: true,
         ceiling: false,
+        postgres: false,
     },
     Mode {
         name: CEILING,
@@ -86,6 +93,28 @@ const MODES: [Mode; 6] = [
         l2: false,
         kill_redis: false,
         ceiling: true,
+        postgres: false,
+    },
+];
+
+/// The PostgreSQL scenarios (with `--postgres`): the pair of "no cache" and "two-tier" on the
+/// other database.
+const POSTGRES_MODES: [Mode; 2] = [
+    Mode {
+        name: "no cache, PostgreSQL",
+        l1: false,
+        l2: false,
+        kill_redis: false,
+        ceiling: false,
+        postgres: true,
+    },
+    Mode {
+        name: "two-tier, PostgreSQL",
+        l1: true,
+        l2: true,
+        kill_redis: false,
+        ceiling: false,
+        postgres: true,
     },
 ];
 
@@ -96,6 +125,8 @@ pub const CEILING: &str = "ceiling: responses from memory";
 struct Context {
     args: LoadtestArgs,
     server: ServerOptions,
+    /// The same on the PostgreSQL catalog (`--postgres`).
+    postgres: Option<ServerOptions>,
     workload: Arc<Workload>,
     /// Where the servers' logs go.
     logs: tempfile::TempDir,
@@ -124,6 +155,10 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         residency = l1_residencies(&app.repo, args, &workload).await?;
     }
     drop(app);
+    let postgres = match &args.postgres {
+        Some(url) => Some(open_postgres_catalog(args, url).await?),
+        None => None,
+    };
     eprintln!(
         "catalog-loadtest: catalog {} ({} products, {} categories) ready in {:.1?}; server {}",
         base.database.display(),
@@ -133,19 +168,24 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         server_bin.display()
     );
 
+    let server = ServerOptions {
+        bin: server_bin,
+        database: base.database.clone(),
+        products: args.products,
+        categories: args.categories,
+        seed: args.seed,
+        namespace: NAMESPACE.to_owned(),
+        l1_mb: 0,
+        redis_url: None,
+        ceiling: false,
+    };
     let cx = Context {
         args: args.clone(),
-        server: ServerOptions {
-            bin: server_bin,
-            database: base.database.clone(),
-            products: args.products,
-            categories: args.categories,
-            seed: args.seed,
-            namespace: NAMESPACE.to_owned(),
-            l1_mb: 0,
-            redis_url: None,
-            ceiling: false,
-        },
+        postgres: postgres.map(|database| ServerOptions {
+            database: database.into(),
+            ..server.clone()
+        }),
+        server,
         workload,
         logs: tempfile::tempdir().context("temporary directory for server logs")?,
     };
@@ -177,6 +217,15 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         eprintln!("catalog-loadtest: {}", one_line(&result));
         report.scenarios.push(result);
     }
+    if cx.postgres.is_some() {
+        // A scenario above killed it.
+        tokio::task::block_in_place(|| redis.restart());
+        for mode in POSTGRES_MODES {
+            let result = run_scenario(&cx, mode, &mut redis, args.l1_mb).await?;
+            eprintln!("catalog-loadtest: {}", one_line(&result));
+            report.scenarios.push(result);
+        }
+    }
     drop(redis);
     if !args.no_memory {
         report.memory = Some(memory_phase(&cx, &base, redis_bin).await?);
@@ -206,6 +255,57 @@ async fn open_catalog(
     let workload =
         Arc::new(Workload::load(&app.repo, args.seed, args.zipf, args.write_share).await?);
     Ok((base, app, workload))
+}
+
+/// Creates (if missing) and generates (if empty) the PostgreSQL catalog of the run on the server
+/// at `server_url` (see `--postgres`): the same plan as the SQLite one, so the same rows. Its URL.
+async fn open_postgres_catalog(args: &LoadtestArgs, server_url: &str) -> anyhow::Result<String> {
+    let name = format!(
+        "catalog_loadtest_p{}_c{}_s{}",
+        args.products, args.categories, args.seed
+    );
+    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {}",
+                catalog::config::redact_url(server_url)
+            )
+        })?;
+    let connection = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .with_context(|| format!("CREATE DATABASE {name}"))?;
+    }
+    drop(client);
+    let _ = connection.await;
+    let mut url = url::Url::parse(server_url).context("--postgres is not a URL")?;
+    url.set_path(&name);
+    let mut config = Config::for_database(url.to_string());
+    config.products = args.products;
+    config.categories = args.categories;
+    config.seed = args.seed;
+    config.namespace = NAMESPACE.to_owned();
+    config.l1_mb = 0;
+    config.quiet = false;
+    let started = Instant::now();
+    drop(
+        build_app(&config)
+            .await
+            .context("opening the PostgreSQL load-test database")?,
+    );
+    eprintln!(
+        "catalog-loadtest: PostgreSQL catalog {} ready in {:.1?}",
+        catalog::config::redact_url(url.as_str()),
+        started.elapsed()
+    );
+    Ok(url.to_string())
 }
 
 /// Writes `count` request paths of the workload's reads (its writes left out), one per line, for
@@ -241,11 +341,18 @@ async fn run_scenario(
     } else {
         None
     };
+    let base = if mode.postgres {
+        cx.postgres
+            .as_ref()
+            .context("a PostgreSQL scenario without --postgres")?
+    } else {
+        &cx.server
+    };
     let options = ServerOptions {
         l1_mb: if mode.l1 { l1_mb } else { 0 },
         redis_url: redis_url.clone(),
         ceiling: mode.ceiling,
-        ..cx.server.clone()
+        ..base.clone()
     };
     let server = ServerProcess::start(&options, cx.logs.path())
         .await
@@ -523,6 +630,7 @@ async fn memory_phase(
         l2: true,
         kill_redis: false,
         ceiling: false,
+        postgres: false,
     };
     let result = run_scenario(cx, mode, &mut low, cx.args.memory_l1_mb).await?;
     eprintln!("catalog-loadtest: {}", one_line(&result));

@@ -99,6 +99,14 @@ pub struct Request {
     pub body: Option<serde_json::Value>,
 }
 
+/// Products (id, first variant) most popular first; categories; the names autocomplete and search
+/// draw from. The same SQL on SQLite and PostgreSQL.
+const PRODUCTS: &str =
+    "SELECT p.id, MIN(v.id) FROM products p JOIN variants v ON v.product_id = p.id
+     GROUP BY p.id ORDER BY p.popularity DESC, p.id";
+const CATEGORIES: &str = "SELECT id FROM categories ORDER BY id";
+const NAMES: &str = "SELECT name FROM products ORDER BY popularity DESC LIMIT 5000";
+
 impl Workload {
     /// Reads the key spaces from the catalog behind `repo`.
     pub async fn load(
@@ -107,22 +115,42 @@ impl Workload {
         s: f64,
         write_share: f64,
     ) -> anyhow::Result<Workload> {
-        let (products, categories, names) = repo
-            .db
+        let db = match &repo.db {
+            catalog::db::Db::Sqlite(db) => db,
+            catalog::db::Db::Postgres(db) => {
+                let c = db.client().await?;
+                let products = c
+                    .query(PRODUCTS, &[])
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                let categories = c
+                    .query(CATEGORIES, &[])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let names: Vec<String> = c
+                    .query(NAMES, &[])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                return Workload::new(products, categories, &names, seed, s, write_share);
+            }
+        };
+        let (products, categories, names) = db
             .read(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT p.id, MIN(v.id) FROM products p JOIN variants v ON v.product_id = p.id
-                     GROUP BY p.id ORDER BY p.popularity DESC, p.id",
-                )?;
+                let mut stmt = conn.prepare(PRODUCTS)?;
                 let products = stmt
                     .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut stmt = conn.prepare("SELECT id FROM categories ORDER BY id")?;
+                let mut stmt = conn.prepare(CATEGORIES)?;
                 let categories = stmt
                     .query_map([], |r| r.get::<_, i64>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut stmt =
-                    conn.prepare("SELECT name FROM products ORDER BY popularity DESC LIMIT 5000")?;
+                let mut stmt = conn.prepare(NAMES)?;
                 let names = stmt
                     .query_map([], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;

@@ -31,6 +31,7 @@ fn run_tool(dir: &Path, extra: &[&str]) -> (Value, String) {
         .arg(&json)
         .args(extra)
         .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
         .output()
         .expect("catalog-loadtest runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -201,4 +202,35 @@ fn paths_out_writes_the_reads_of_the_mix() {
     ] {
         assert!(lines.iter().any(|l| l.starts_with(prefix)), "no {prefix}");
     }
+}
+
+/// With a PostgreSQL server (`DATABASE_URL`, as scripts/test.sh sets it; required under CI), the
+/// run adds "no cache" and "two-tier" on PostgreSQL: both run clean, and the cached one hits (a
+/// 1 s run on a cold cache: some hits, as the SQLite two-tier check asks).
+#[test]
+fn with_postgres_the_pair_of_postgres_scenarios_runs_clean() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DATABASE_URL is not set: this test needs a PostgreSQL server"
+            );
+            eprintln!("DATABASE_URL not set: skipping the PostgreSQL scenarios");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let (report, markdown) = run_tool(dir.path(), &["--no-memory", "--postgres", &url]);
+    for name in ["no cache, PostgreSQL", "two-tier, PostgreSQL"] {
+        let s = scenario(&report, name);
+        assert!(u(&s["total"]["requests"]) > 0, "{name}: no requests");
+        assert_eq!(u(&s["total"]["errors"]), 0, "{name}: errors");
+        assert!(markdown.contains(name), "{name} not in the markdown");
+    }
+    let cached = scenario(&report, "two-tier, PostgreSQL");
+    assert!(
+        cached["hit_ratio"].as_f64().expect("hit ratio") > 0.0,
+        "two-tier on PostgreSQL hits: {cached}"
+    );
 }

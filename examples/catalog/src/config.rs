@@ -25,7 +25,9 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// SQLite database file (created, migrated and filled with a generated catalog if missing).
+    /// The database: a SQLite file (created, migrated and filled with a generated catalog if
+    /// missing), or a PostgreSQL URL `postgres://user:password@host:port/dbname` (the database
+    /// must exist; it is migrated and filled if empty).
     #[arg(
         long,
         global = true,

@@ -1,4 +1,4 @@
-//! The catalog service: an HTTP JSON API over a SQLite catalog, read through the two-tier cache
+//! The catalog service: an HTTP JSON API over a SQLite or PostgreSQL catalog, read through the two-tier cache
 //! (`#[cached]` on the repository) and invalidated precisely by writes.
 //!
 //! [`Server::start`] opens (or generates) the database, builds the cache and serves on the
@@ -40,13 +40,11 @@ pub struct App {
 /// Opens the database (creating, migrating and generating the catalog on first start) and builds
 /// the cache (running on L1 alone when Redis is not configured or not reachable).
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
-    let cfg = config.clone();
-    let (db, opened) = tokio::task::spawn_blocking(move || Db::open(&cfg))
+    let (db, opened) = Db::open(config)
         .await
-        .context("database task failed")?
-        .with_context(|| format!("opening database {}", config.database.display()))?;
+        .with_context(|| format!("opening database {}", database_location(config)))?;
     if opened.generated {
-        tracing::info!(path = %config.database.display(), "generated a new catalog");
+        tracing::info!(database = %db.location(), "generated a new catalog");
     }
     let (cache, startup_problem) = build_cache_checked(config).await?;
     Ok(App {
@@ -59,16 +57,20 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 /// Like [`build_app`], but over an existing database only: an error if it is missing or empty
 /// (the operations commands `warmup`, `stats`, `clear --product-id` never generate a catalog).
 pub async fn open_app(config: &Config) -> anyhow::Result<App> {
-    let cfg = config.clone();
-    let db = tokio::task::spawn_blocking(move || Db::open_existing(&cfg))
+    let db = Db::open_existing(config)
         .await
-        .context("database task failed")??;
+        .with_context(|| format!("opening database {}", database_location(config)))?;
     let (cache, startup_problem) = build_cache_checked(config).await?;
     Ok(App {
         repo: Repo::new(db, cache),
         http: Arc::new(HttpMetrics::default()),
         startup_problem,
     })
+}
+
+/// The database of `config` for messages: the file, or the URL without its password.
+fn database_location(config: &Config) -> String {
+    db::Location::of(&config.database).display()
 }
 
 /// The version of the cached values' format. Part of the cache namespace

@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{TestService, ids};
 
+on_both_backends! {
 #[tokio::test]
 async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     let s = TestService::with_redis().await;
@@ -81,7 +82,9 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     let top = stats.pattern("top:sellers").expect("pattern");
     assert_eq!((top.counters.l2_hits, top.counters.loads), (1, 0));
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn clear_commands_invalidate_what_they_say() {
     let s = TestService::with_redis().await;
@@ -123,7 +126,9 @@ async fn clear_commands_invalidate_what_they_say() {
         "{text}"
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn with_redis_stopped_every_request_still_succeeds() {
     let mut s = TestService::with_redis().await;
@@ -200,7 +205,9 @@ async fn with_redis_stopped_every_request_still_succeeds() {
         "Offline Lamp 2"
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn without_redis_the_service_runs_on_l1_and_says_so() {
     let s = TestService::without_redis().await;
@@ -227,7 +234,9 @@ async fn without_redis_the_service_runs_on_l1_and_says_so() {
     let (status, _) = s.send(Method::GET, "/products/7", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn with_redis_stopped_product_and_category_writes_succeed_and_show() {
     let mut s = TestService::with_redis().await;
@@ -304,7 +313,9 @@ async fn with_redis_stopped_product_and_category_writes_succeed_and_show() {
     assert!(!ids(&s.json("/categories").await).contains(&2000));
     assert_eq!(s.json("/health").await["status"], "degraded");
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn starting_with_redis_down_the_service_runs_and_says_degraded() {
     let mut s = TestService::with_redis_down().await;
@@ -337,7 +348,9 @@ async fn starting_with_redis_down_the_service_runs_and_says_degraded() {
 
     assert!(s.restart_redis().await, "uses Redis once it answers");
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn the_namespace_carries_the_cache_schema_version() {
     let s = TestService::with_redis().await;
@@ -365,4 +378,5 @@ async fn the_namespace_carries_the_cache_schema_version() {
             "{key} is outside the versioned namespace {expected}"
         );
     }
+}
 }

@@ -5,10 +5,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use catalog::db::Db;
+use catalog::db::postgres::WRITE_LOCK;
 use catalog::domain::ProductInput;
 use futures::FutureExt;
 use support::TestService;
 
+on_both_backends! {
 #[tokio::test]
 async fn a_write_whose_caller_is_dropped_still_invalidates_after_its_commit() {
     let s = TestService::without_redis().await;
@@ -28,23 +31,18 @@ async fn a_write_whose_caller_is_dropped_still_invalidates_after_its_commit() {
         variants: Vec::new(),
     };
     // Another connection holds the database's write lock, so the write cannot finish at once.
-    let blocker = rusqlite::Connection::open(repo.db.path()).expect("open");
-    blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let blocker = Blocker::lock(&repo.db).await;
     // Poll the write once (it starts its transaction on a blocking thread, which waits for the
     // lock), then drop it, as axum drops a handler's future when the client disconnects.
     let polled = repo.update_product(7, input).now_or_never();
     assert!(polled.is_none(), "finished on its first poll: {polled:?}");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    blocker.execute_batch("ROLLBACK").expect("unlock");
+    blocker.release().await;
 
     // The transaction commits regardless: wait for it in the database itself.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let name: String = repo
-            .db
-            .read(|c| Ok(c.query_row("SELECT name FROM products WHERE id = 7", [], |r| r.get(0))?))
-            .await
-            .expect("db");
+        let name = name_of_7(&repo.db).await;
         if name == "Dropped Write Lamp" {
             break;
         }
@@ -69,4 +67,60 @@ async fn a_write_whose_caller_is_dropped_still_invalidates_after_its_commit() {
         s.json("/products/7").await["product"]["name"],
         "Dropped Write Lamp"
     );
+}
+}
+
+/// Another connection holding the database's write lock: SQLite's (`BEGIN IMMEDIATE`), or the
+/// advisory lock every PostgreSQL write takes.
+enum Blocker {
+    Sqlite(rusqlite::Connection),
+    Postgres(deadpool_postgres::Object),
+}
+
+impl Blocker {
+    async fn lock(db: &Db) -> Blocker {
+        match db {
+            Db::Sqlite(db) => {
+                let c = rusqlite::Connection::open(db.path()).expect("open");
+                c.execute_batch("BEGIN IMMEDIATE").expect("lock");
+                Blocker::Sqlite(c)
+            }
+            Db::Postgres(db) => {
+                let c = db.client().await.expect("connection");
+                c.execute("SELECT pg_advisory_lock($1)", &[&WRITE_LOCK])
+                    .await
+                    .expect("lock");
+                Blocker::Postgres(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Blocker::Sqlite(c) => c.execute_batch("ROLLBACK").expect("unlock"),
+            Blocker::Postgres(c) => {
+                c.execute("SELECT pg_advisory_unlock($1)", &[&WRITE_LOCK])
+                    .await
+                    .expect("unlock");
+            }
+        }
+    }
+}
+
+/// The name of product 7, read from the database itself.
+async fn name_of_7(db: &Db) -> String {
+    match db {
+        Db::Sqlite(db) => db
+            .read(|c| Ok(c.query_row("SELECT name FROM products WHERE id = 7", [], |r| r.get(0))?))
+            .await
+            .expect("db"),
+        Db::Postgres(db) => db
+            .client()
+            .await
+            .expect("connection")
+            .query_one("SELECT name FROM products WHERE id = 7", &[])
+            .await
+            .expect("db")
+            .get(0),
+    }
 }

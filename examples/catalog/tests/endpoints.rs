@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{CATEGORIES, PRODUCTS, TestService, ids};
 
+on_both_backends! {
 #[tokio::test]
 async fn every_read_endpoint_answers() {
     let s = TestService::with_redis().await;
@@ -135,7 +136,9 @@ async fn every_read_endpoint_answers() {
     assert!(metrics.contains("catalog_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("catalog_cache_load_seconds_bucket{pattern=\"cat:tree\""));
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn missing_things_are_404() {
     let s = TestService::without_redis().await;
@@ -156,6 +159,7 @@ async fn missing_things_are_404() {
         assert_eq!(body["error"]["code"], "not_found", "{path}");
     }
 }
+}
 
 fn product_body() -> serde_json::Value {
     json!({
@@ -165,6 +169,7 @@ fn product_body() -> serde_json::Value {
     })
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
     let s = TestService::without_redis().await;
@@ -337,45 +342,58 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
     // Read from the database itself, not through the cache (a cached answer would hide a write).
     assert_eq!(database_contents(&s).await, before, "nothing was written");
 }
+}
 
 /// Every row of the catalog's tables, read from the database (bypassing the cache).
 async fn database_contents(s: &TestService) -> Vec<String> {
-    s.server
-        .app
-        .repo
-        .db
-        .read(|c| {
+    let db = match &s.server.app.repo.db {
+        catalog::db::Db::Sqlite(db) => db,
+        catalog::db::Db::Postgres(db) => {
+            let c = db.client().await.expect("connection");
             let mut out = Vec::new();
-            for sql in [
-                "SELECT id, sku, name, description, brand, price, category_id, attributes,
-                        created_at, popularity, sales FROM products ORDER BY id",
-                "SELECT id, product_id, colour, size, stock, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM variants ORDER BY id",
-                "SELECT id, parent_id, name, slug, depth, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM categories ORDER BY id",
-                "SELECT id, variant_id, delta, reason, created_at, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM stock_movements ORDER BY id",
-            ] {
-                let mut stmt = c.prepare(sql)?;
-                let rows = stmt.query_map([], |r| {
-                    let mut row = String::new();
-                    for i in 0..11 {
-                        let v: rusqlite::types::Value = r.get(i)?;
-                        row.push_str(&format!("{v:?}|"));
-                    }
-                    Ok(row)
-                })?;
-                for row in rows {
-                    out.push(row?);
+            for table in ["products", "variants", "categories", "stock_movements"] {
+                let sql = format!("SELECT row_to_json(t)::TEXT FROM {table} t ORDER BY id");
+                for row in c.query(&sql, &[]).await.expect("rows") {
+                    out.push(row.get::<_, String>(0));
                 }
                 out.push("--".to_owned());
             }
-            Ok(out)
-        })
-        .await
-        .expect("database")
+            return out;
+        }
+    };
+    db.read(|c| {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT id, sku, name, description, brand, price, category_id, attributes,
+                        created_at, popularity, sales FROM products ORDER BY id",
+            "SELECT id, product_id, colour, size, stock, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM variants ORDER BY id",
+            "SELECT id, parent_id, name, slug, depth, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM categories ORDER BY id",
+            "SELECT id, variant_id, delta, reason, created_at, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM stock_movements ORDER BY id",
+        ] {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                let mut row = String::new();
+                for i in 0..11 {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    row.push_str(&format!("{v:?}|"));
+                }
+                Ok(row)
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+            out.push("--".to_owned());
+        }
+        Ok(out)
+    })
+    .await
+    .expect("database")
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn numbers_are_bounded_so_sums_and_stock_changes_cannot_overflow() {
     let s = TestService::without_redis().await;
@@ -442,7 +460,9 @@ async fn numbers_are_bounded_so_sums_and_stock_changes_cannot_overflow() {
     assert_eq!(status, StatusCode::OK, "{e}");
     assert_eq!(e["stock_after"], catalog::domain::MAX_STOCK - 5);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn colours_and_attributes_answer_and_agree_with_the_other_endpoints() {
     let s = TestService::with_redis().await;
@@ -515,4 +535,5 @@ async fn colours_and_attributes_answer_and_agree_with_the_other_endpoints() {
         s.get("/categories/x/attributes").await.status(),
         StatusCode::BAD_REQUEST
     );
+}
 }

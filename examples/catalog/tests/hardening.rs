@@ -32,43 +32,79 @@ const CYCLE: [i64; 3] = [200_001, 200_002, 200_003];
 /// Inserts, directly in the database (as a hand edit would), a chain of [`CHAIN_LEN`]
 /// categories (with a wrong stored `depth`: 0 everywhere) and a `parent_id` cycle.
 async fn insert_deep_chain_and_cycle(s: &TestService) {
-    s.server
-        .app
-        .repo
-        .db
-        .write(|tx| {
-            let mut stmt = tx.prepare(
-                "INSERT INTO categories (id, parent_id, name, slug, depth) VALUES (?1, ?2, ?3, ?4, 0)",
-            )?;
-            for k in 0..CHAIN_LEN {
-                let id = CHAIN + k;
-                let parent = (k > 0).then_some(id - 1);
-                stmt.execute(rusqlite::params![id, parent, format!("Deep {k}"), format!("deep-{k}")])?;
-            }
+    let db = match &s.server.app.repo.db {
+        catalog::db::Db::Sqlite(db) => db,
+        catalog::db::Db::Postgres(db) => {
+            let mut c = db.client().await.expect("connection");
+            let tx = c.transaction().await.expect("transaction");
+            tx.execute(
+                "INSERT INTO categories (id, parent_id, name, slug, depth)
+                 SELECT $1::BIGINT + k, CASE WHEN k > 0 THEN $1::BIGINT + k - 1 END, 'Deep ' || k, 'deep-' || k, 0
+                 FROM generate_series(0::BIGINT, $2::BIGINT - 1) k",
+                &[&CHAIN, &CHAIN_LEN],
+            )
+            .await
+            .expect("chain");
             for (i, id) in CYCLE.iter().enumerate() {
-                stmt.execute(rusqlite::params![
-                    id,
-                    None::<i64>,
-                    format!("Cycle {i}"),
-                    format!("cycle-{i}")
-                ])?;
+                tx.execute(
+                    "INSERT INTO categories (id, parent_id, name, slug, depth)
+                     VALUES ($1, NULL, $2, $3, 0)",
+                    &[id, &format!("Cycle {i}"), &format!("cycle-{i}")],
+                )
+                .await
+                .expect("cycle");
             }
             for (i, id) in CYCLE.iter().enumerate() {
                 tx.execute(
-                    "UPDATE categories SET parent_id = ?1 WHERE id = ?2",
-                    rusqlite::params![CYCLE[(i + 1) % CYCLE.len()], id],
-                )?;
+                    "UPDATE categories SET parent_id = $1 WHERE id = $2",
+                    &[&CYCLE[(i + 1) % CYCLE.len()], id],
+                )
+                .await
+                .expect("cycle");
             }
-            Ok(())
-        })
-        .await
-        .expect("hand edit");
+            tx.commit().await.expect("hand edit");
+            return;
+        }
+    };
+    db.write(|tx| {
+        let mut stmt = tx.prepare(
+            "INSERT INTO categories (id, parent_id, name, slug, depth) VALUES (?1, ?2, ?3, ?4, 0)",
+        )?;
+        for k in 0..CHAIN_LEN {
+            let id = CHAIN + k;
+            let parent = (k > 0).then_some(id - 1);
+            stmt.execute(rusqlite::params![
+                id,
+                parent,
+                format!("Deep {k}"),
+                format!("deep-{k}")
+            ])?;
+        }
+        for (i, id) in CYCLE.iter().enumerate() {
+            stmt.execute(rusqlite::params![
+                id,
+                None::<i64>,
+                format!("Cycle {i}"),
+                format!("cycle-{i}")
+            ])?;
+        }
+        for (i, id) in CYCLE.iter().enumerate() {
+            tx.execute(
+                "UPDATE categories SET parent_id = ?1 WHERE id = ?2",
+                rusqlite::params![CYCLE[(i + 1) % CYCLE.len()], id],
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .expect("hand edit");
 }
 
-/// A database edited by hand (a 10,000-deep chain, a cycle) cannot crash the service: the tree
-/// stops at the maximum depth and leaves the cycle out, warmup and every read that walks the
-/// tree answer, writes that walk it (invalidation) finish; and new categories deeper than the
-/// maximum are refused, on create and on move.
+on_both_backends! {
+// A database edited by hand (a 10,000-deep chain, a cycle) cannot crash the service: the tree
+// stops at the maximum depth and leaves the cycle out, warmup and every read that walks the
+// tree answer, writes that walk it (invalidation) finish; and new categories deeper than the
+// maximum are refused, on create and on move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
     let s = TestService::without_redis().await;
@@ -199,10 +235,12 @@ async fn a_deep_chain_or_a_cycle_in_the_database_cannot_crash_the_service() {
         "the depth comes from the walk, not the stored column"
     );
 }
+}
 
 // ----- metrics -----
 
-/// Made-up methods and paths add no series to `/metrics`: its size stays bounded.
+on_both_backends! {
+// Made-up methods and paths add no series to `/metrics`: its size stays bounded.
 #[tokio::test]
 async fn metrics_labels_come_from_closed_sets() {
     let s = TestService::without_redis().await;
@@ -256,6 +294,7 @@ async fn metrics_labels_come_from_closed_sets() {
     assert!(after.contains("method=\"other\",route=\"/products/{id}\",status=\"405\""));
     assert!(after.contains("method=\"GET\",route=\"unmatched\",status=\"404\""));
 }
+}
 
 // ----- errors -----
 
@@ -280,6 +319,7 @@ async fn json_error(r: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn every_error_is_the_json_contract_and_text_refuses_invisible_characters() {
     let s = TestService::without_redis().await;
@@ -369,6 +409,7 @@ async fn every_error_is_the_json_contract_and_text_refuses_invisible_characters(
     });
     let (status, e) = s.send(Method::POST, "/products", Some(product)).await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
+}
 }
 
 // ----- raw connections -----

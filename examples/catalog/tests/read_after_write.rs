@@ -51,6 +51,7 @@ fn listing(category: i64) -> String {
     format!("/products?category={category}&per_page=100&sort=price_desc")
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn updating_a_product_shows_everywhere_on_the_next_read() {
     let s = TestService::with_redis().await;
@@ -153,7 +154,9 @@ async fn updating_a_product_shows_everywhere_on_the_next_read() {
             .all(|r| r["category_id"] == new_cat)
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn creating_and_deleting_a_product_shows_on_the_next_read() {
     let s = TestService::with_redis().await;
@@ -226,7 +229,9 @@ async fn creating_and_deleting_a_product_shows_on_the_next_read() {
         StatusCode::NOT_FOUND
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_stock_change_invalidates_what_shows_stock_and_nothing_more() {
     let s = TestService::with_redis().await;
@@ -311,7 +316,9 @@ async fn a_stock_change_invalidates_what_shows_stock_and_nothing_more() {
         );
     }
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn category_writes_show_on_the_next_read() {
     let s = TestService::with_redis().await;
@@ -433,6 +440,7 @@ async fn category_writes_show_on_the_next_read() {
     assert!(!ids(&s.json("/categories").await).contains(&1000));
     assert_eq!(s.json("/stats").await["categories"]["categories"], count);
 }
+}
 
 /// The body of `PUT /products/{id}` that keeps `detail`'s product but renames it.
 fn renamed(detail: &Value, name: &str) -> Value {
@@ -444,6 +452,7 @@ fn renamed(detail: &Value, name: &str) -> Value {
     body
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
     let s = TestService::with_redis().await;
@@ -504,7 +513,9 @@ async fn moving_a_category_updates_searches_within_the_old_and_new_ancestors() {
     assert_eq!(count(&stats, old_root), old_count - leaf_products);
     assert_eq!(count(&stats, new_root), new_count + leaf_products);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
     let s = TestService::with_redis().await;
@@ -535,7 +546,9 @@ async fn creating_a_category_with_an_id_drops_its_cached_not_found() {
     assert_eq!(s.json("/categories/1001/children").await, json!([]));
     assert_eq!(s.json("/categories/1001/attributes").await, json!([]));
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn deleting_a_category_drops_its_cached_listings_and_filters() {
     let s = TestService::with_redis().await;
@@ -563,6 +576,7 @@ async fn deleting_a_category_drops_its_cached_listings_and_filters() {
         assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+}
 
 /// The `/stats` entry of root category `root`.
 fn root_prices(stats: &Value, root: i64) -> Value {
@@ -575,6 +589,7 @@ fn root_prices(stats: &Value, root: i64) -> Value {
         .clone()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn price_statistics_per_root_category_follow_product_writes() {
     let s = TestService::with_redis().await;
@@ -653,7 +668,9 @@ async fn price_statistics_per_root_category_follow_product_writes() {
     assert_eq!(new_now["max_price"], 777_777.0);
     assert_ne!(old_now["max_price"], 777_777.0);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn creating_a_product_without_an_id_then_deleting_it_shows_everywhere() {
     let s = TestService::with_redis().await;
@@ -738,6 +755,7 @@ async fn creating_a_product_without_an_id_then_deleting_it_shows_everywhere() {
     assert_eq!(s.json("/autocomplete?prefix=narwhal").await, json!([]));
     assert_eq!(s.json("/stats").await["products"]["products"], count);
 }
+}
 
 /// The attribute `name` of a `/categories/{id}/attributes` or `/stats/attributes` answer.
 fn attribute(list: &Value, name: &str) -> Option<Value> {
@@ -748,6 +766,7 @@ fn attribute(list: &Value, name: &str) -> Option<Value> {
         .cloned()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn colours_and_attributes_follow_product_writes() {
     let s = TestService::with_redis().await;
@@ -860,4 +879,5 @@ async fn colours_and_attributes_follow_product_writes() {
         None
     );
     assert_eq!(attribute(&s.json("/stats/attributes").await, "glaze"), None);
+}
 }

@@ -344,7 +344,7 @@ pub async fn health_report(repo: &crate::repo::Repo) -> Value {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let database = match repo.db.ping().await {
         Ok(latency) => json!({
-            "status": "up", "latency_ms": ms(latency), "path": repo.db.path().display().to_string()
+            "status": "up", "latency_ms": ms(latency), "backend": repo.db.backend(), "path": repo.db.location()
         }),
         Err(e) => json!({ "status": "down", "error": e.to_string() }),
     };

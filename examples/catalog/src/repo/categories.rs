@@ -6,36 +6,40 @@ use cache_core::cached;
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    CATEGORY_COLUMNS, Invalidates, Repo, ancestors, category_exists, category_row, subtree, tags,
+    CATEGORY_COLUMNS, Invalidates, Repo, ancestors, category_exists, category_row, postgres,
+    subtree, tags,
 };
-use crate::db::DbError;
+use crate::db::{Db, DbError};
 use crate::domain::{Category, CategoryInput, CategoryNode, MAX_CATEGORY_DEPTH};
 
 /// What a category write changed, for invalidation.
-struct CategoryChange {
-    category: Option<Category>,
+pub(super) struct CategoryChange {
+    pub(super) category: Option<Category>,
     /// Categories whose subtree gained or lost products (with their ancestors).
-    moved: Vec<i64>,
+    pub(super) moved: Vec<i64>,
     /// Categories created or deleted: their listings, filters and attributes may be cached as
     /// "not found" (or, once deleted, as found).
-    created_or_deleted: Option<i64>,
+    pub(super) created_or_deleted: Option<i64>,
 }
 
 impl Repo {
     /// Every category, by id.
     #[cached(key = "cat:all", ttl = 1800, tags = ["categories"])]
     pub async fn categories(&self) -> Result<Vec<Category>, DbError> {
-        self.db
-            .read(|c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {CATEGORY_COLUMNS} FROM categories c ORDER BY c.id"
-                ))?;
-                let rows = stmt
-                    .query_map([], category_row)?
-                    .collect::<Result<_, _>>()?;
-                Ok(rows)
-            })
-            .await
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::categories::all(db, "c.id").await,
+        };
+        db.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CATEGORY_COLUMNS} FROM categories c ORDER BY c.id"
+            ))?;
+            let rows = stmt
+                .query_map([], category_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// The category tree: roots with their children, ordered by name, down to
@@ -43,18 +47,21 @@ impl Repo {
     /// hand: they are left out, and logged).
     #[cached(key = "cat:tree", ttl = 1800, tags = ["categories"])]
     pub async fn category_tree(&self) -> Result<Vec<CategoryNode>, DbError> {
-        let all = self
-            .db
-            .read(|c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {CATEGORY_COLUMNS} FROM categories c ORDER BY c.name"
-                ))?;
-                let rows: Vec<Category> = stmt
-                    .query_map([], category_row)?
-                    .collect::<Result<_, _>>()?;
-                Ok(rows)
-            })
-            .await?;
+        let all = match &self.db {
+            Db::Postgres(db) => postgres::categories::all(db, "c.name").await?,
+            Db::Sqlite(db) => {
+                db.read(|c| {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {CATEGORY_COLUMNS} FROM categories c ORDER BY c.name"
+                    ))?;
+                    let rows: Vec<Category> = stmt
+                        .query_map([], category_row)?
+                        .collect::<Result<_, _>>()?;
+                    Ok(rows)
+                })
+                .await?
+            }
+        };
         let (tree, unreachable) = build_tree(&all);
         if unreachable > 0 {
             tracing::warn!(
@@ -70,41 +77,53 @@ impl Repo {
     /// One category.
     #[cached(key = "cat:<id>", ttl = 3600, none_ttl = 60, tags = ["categories"])]
     pub async fn category(&self, id: i64) -> Result<Option<Category>, DbError> {
-        self.db
-            .read(move |c| {
-                let row = c
-                    .query_row(
-                        &format!("SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.id = ?1"),
-                        [id],
-                        category_row,
-                    )
-                    .optional()?;
-                Ok(row)
-            })
-            .await
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::categories::category(db, id).await,
+        };
+        db.read(move |c| {
+            let row = c
+                .query_row(
+                    &format!("SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.id = ?1"),
+                    [id],
+                    category_row,
+                )
+                .optional()?;
+            Ok(row)
+        })
+        .await
     }
 
     /// The children of a category (`None` if it does not exist).
     #[cached(key = "cat:<id>:children", ttl = 1800, none_ttl = 60, tags = ["categories"])]
     pub async fn children(&self, id: i64) -> Result<Option<Vec<Category>>, DbError> {
-        self.db
-            .read(move |c| {
-                if !category_exists(c, id)? {
-                    return Ok(None);
-                }
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.parent_id = ?1 ORDER BY c.name"
-                ))?;
-                let rows = stmt.query_map([id], category_row)?.collect::<Result<_, _>>()?;
-                Ok(Some(rows))
-            })
-            .await
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::categories::children(db, id).await,
+        };
+        db.read(move |c| {
+            if !category_exists(c, id)? {
+                return Ok(None);
+            }
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.parent_id = ?1 ORDER BY c.name"
+            ))?;
+            let rows = stmt
+                .query_map([id], category_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(Some(rows))
+        })
+        .await
     }
 
     /// The largest categories by number of products (in their subtree), largest first: what
     /// warmup preloads filters and listings of.
     pub async fn largest_categories(&self, limit: usize) -> Result<Vec<i64>, DbError> {
-        self.db
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::categories::largest_categories(db, limit).await,
+        };
+        db
             .read(move |c| {
                 // Every (category, ancestor) pair, walked at most MAX_CATEGORY_DEPTH levels up
                 // (bounded: a chain of n categories edited in by hand would otherwise make n²/2
@@ -133,7 +152,9 @@ impl Repo {
         input: CategoryInput,
     ) -> Result<Category, DbError> {
         let change = self
-            .write(move |tx| {
+            .write(match &self.db {
+                Db::Postgres(db) => Box::pin(postgres::categories::create_category(db.clone(), id, input)),
+                Db::Sqlite(db) => db.transaction(move |tx| {
                 if let Some(id) = id
                     && category_exists(tx, id)?
                 {
@@ -156,7 +177,7 @@ impl Repo {
                     moved: Vec::new(),
                     created_or_deleted: Some(id),
                 })
-            })
+            })})
             .await?;
         change
             .category
@@ -171,57 +192,62 @@ impl Repo {
         input: CategoryInput,
     ) -> Result<Category, DbError> {
         let change = self
-            .write(move |tx| {
-                let old_parent: Option<i64> = tx
-                    .query_row(
-                        "SELECT parent_id FROM categories WHERE id = ?1",
-                        [id],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .ok_or_else(|| DbError::NotFound(format!("category {id} not found")))?;
-                let mut moved = Vec::new();
-                if old_parent != input.parent_id {
-                    if let Some(p) = input.parent_id
-                        && subtree(tx, id)?.contains(&p)
-                    {
-                        return Err(DbError::Invalid(format!(
-                            "parent_id {p} is category {id} or one of its descendants"
-                        )));
-                    }
-                    let depth = parent_depth(tx, input.parent_id)?.map_or(0, |d| d + 1);
-                    let levels = subtree_levels(tx, id)?;
-                    let height = levels.iter().map(|&(_, level)| level).max().unwrap_or(0);
-                    check_depth(depth, height)?;
-                    // Each category of the moved subtree gets its depth from the walk (which
-                    // also mends a depth a hand edit got wrong).
-                    for (c, level) in levels {
-                        tx.execute(
-                            "UPDATE categories SET depth = ?1 WHERE id = ?2",
-                            params![depth + level, c],
-                        )?;
-                    }
-                    if let Some(p) = old_parent {
-                        moved.extend(ancestors(tx, p)?);
-                    }
-                    if let Some(p) = input.parent_id {
-                        moved.extend(ancestors(tx, p)?);
-                    }
+            .write(match &self.db {
+                Db::Postgres(db) => {
+                    Box::pin(postgres::categories::update_category(db.clone(), id, input))
                 }
-                tx.execute(
-                    "UPDATE categories SET name = ?1, slug = ?2, parent_id = ?3 WHERE id = ?4",
-                    params![input.name, input.slug_or_default(), input.parent_id, id],
-                )?;
-                let category = tx.query_row(
-                    &format!("SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.id = ?1"),
-                    [id],
-                    category_row,
-                )?;
-                Ok(CategoryChange {
-                    category: Some(category),
-                    moved,
-                    created_or_deleted: None,
-                })
+                Db::Sqlite(db) => db.transaction(move |tx| {
+                    let old_parent: Option<i64> = tx
+                        .query_row(
+                            "SELECT parent_id FROM categories WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()?
+                        .ok_or_else(|| DbError::NotFound(format!("category {id} not found")))?;
+                    let mut moved = Vec::new();
+                    if old_parent != input.parent_id {
+                        if let Some(p) = input.parent_id
+                            && subtree(tx, id)?.contains(&p)
+                        {
+                            return Err(DbError::Invalid(format!(
+                                "parent_id {p} is category {id} or one of its descendants"
+                            )));
+                        }
+                        let depth = parent_depth(tx, input.parent_id)?.map_or(0, |d| d + 1);
+                        let levels = subtree_levels(tx, id)?;
+                        let height = levels.iter().map(|&(_, level)| level).max().unwrap_or(0);
+                        check_depth(depth, height)?;
+                        // Each category of the moved subtree gets its depth from the walk (which
+                        // also mends a depth a hand edit got wrong).
+                        for (c, level) in levels {
+                            tx.execute(
+                                "UPDATE categories SET depth = ?1 WHERE id = ?2",
+                                params![depth + level, c],
+                            )?;
+                        }
+                        if let Some(p) = old_parent {
+                            moved.extend(ancestors(tx, p)?);
+                        }
+                        if let Some(p) = input.parent_id {
+                            moved.extend(ancestors(tx, p)?);
+                        }
+                    }
+                    tx.execute(
+                        "UPDATE categories SET name = ?1, slug = ?2, parent_id = ?3 WHERE id = ?4",
+                        params![input.name, input.slug_or_default(), input.parent_id, id],
+                    )?;
+                    let category = tx.query_row(
+                        &format!("SELECT {CATEGORY_COLUMNS} FROM categories c WHERE c.id = ?1"),
+                        [id],
+                        category_row,
+                    )?;
+                    Ok(CategoryChange {
+                        category: Some(category),
+                        moved,
+                        created_or_deleted: None,
+                    })
+                }),
             })
             .await?;
         change
@@ -232,31 +258,34 @@ impl Repo {
     /// Deletes a category that has neither children nor products.
     /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_category(&self, id: i64) -> Result<(), DbError> {
-        self.write(move |tx| {
-            if !category_exists(tx, id)? {
-                return Err(DbError::NotFound(format!("category {id} not found")));
-            }
-            let children: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM categories WHERE parent_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            let products: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM products WHERE category_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            if children > 0 || products > 0 {
-                return Err(DbError::Conflict(format!(
-                    "category {id} still has {children} children and {products} products"
-                )));
-            }
-            tx.execute("DELETE FROM categories WHERE id = ?1", [id])?;
-            Ok(CategoryChange {
-                category: None,
-                moved: Vec::new(),
-                created_or_deleted: Some(id),
-            })
+        self.write(match &self.db {
+            Db::Postgres(db) => Box::pin(postgres::categories::delete_category(db.clone(), id)),
+            Db::Sqlite(db) => db.transaction(move |tx| {
+                if !category_exists(tx, id)? {
+                    return Err(DbError::NotFound(format!("category {id} not found")));
+                }
+                let children: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM categories WHERE parent_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let products: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM products WHERE category_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                if children > 0 || products > 0 {
+                    return Err(DbError::Conflict(format!(
+                        "category {id} still has {children} children and {products} products"
+                    )));
+                }
+                tx.execute("DELETE FROM categories WHERE id = ?1", [id])?;
+                Ok(CategoryChange {
+                    category: None,
+                    moved: Vec::new(),
+                    created_or_deleted: Some(id),
+                })
+            }),
         })
         .await?;
         Ok(())
@@ -306,13 +335,15 @@ fn parent_depth(tx: &rusqlite::Connection, parent: Option<i64>) -> Result<Option
             |r| r.get(0),
         )
         .optional()?;
-    match depth {
-        Some(d) => Ok(Some(d)),
-        None => Err(DbError::Invalid(format!(
-            "parent category {p} is deeper than {MAX_CATEGORY_DEPTH} levels, or its ancestors \
-             form a cycle"
-        ))),
-    }
+    depth.map(Some).ok_or_else(|| parent_depth_error(p))
+}
+
+/// The error of a parent with no root within [`MAX_CATEGORY_DEPTH`] levels.
+pub(super) fn parent_depth_error(p: i64) -> DbError {
+    DbError::Invalid(format!(
+        "parent category {p} is deeper than {MAX_CATEGORY_DEPTH} levels, or its ancestors form a \
+         cycle"
+    ))
 }
 
 /// Category `id` and its descendants with their level below it (0 for `id`), walked at most
@@ -335,7 +366,7 @@ fn subtree_levels(tx: &rusqlite::Connection, id: i64) -> Result<Vec<(i64, i64)>,
 
 /// Refuses a category at `depth` whose subtree goes `height` levels below it, when its deepest
 /// category would pass [`MAX_CATEGORY_DEPTH`].
-fn check_depth(depth: i64, height: i64) -> Result<(), DbError> {
+pub(super) fn check_depth(depth: i64, height: i64) -> Result<(), DbError> {
     if depth + height > MAX_CATEGORY_DEPTH {
         return Err(DbError::Invalid(if height == 0 {
             format!(

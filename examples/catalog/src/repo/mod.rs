@@ -2,9 +2,13 @@
 //! `#[cached]`; every write is one transaction, after whose commit the cache is invalidated
 //! (`Repo::write`: the transaction returns what it changed, an `Invalidates`, which names what
 //! to invalidate). The cache tags are named in [`tags`].
+//!
+//! Each read and write matches on the database ([`Db`]): the SQLite query is here, the
+//! PostgreSQL query in [`postgres`] (`repo/postgres/<concept>.rs`), with the same results.
 
 pub mod attributes;
 pub mod categories;
+mod postgres;
 pub mod products;
 pub mod search;
 pub mod stats;
@@ -14,7 +18,7 @@ use std::future::Future;
 
 use cache_core::Cache;
 use rusqlite::types::Type;
-use rusqlite::{Connection, Row, Transaction};
+use rusqlite::{Connection, Row};
 
 use crate::db::{Db, DbError};
 use crate::domain::{Category, Product, Variant};
@@ -51,18 +55,19 @@ pub(crate) trait Invalidates: Send + Sync + 'static {
 }
 
 impl Repo {
-    /// Runs a write: `transaction` (one database transaction, which returns what it changed),
-    /// then, after the commit, the invalidation of what it changed; both in a task of their own
-    /// (see [`detached`]), so that they run to completion even if the caller's future is dropped.
+    /// Runs a write: `transaction` (one database transaction, which returns what it changed:
+    /// [`crate::db::SqliteDb::transaction`] or a PostgreSQL write of [`postgres`]), then, after
+    /// the commit, the invalidation of what it changed; both in a task of their own (see
+    /// [`detached`]), so that they run to completion even if the caller's future is dropped.
     /// Returns what the transaction returned.
     pub(crate) async fn write<C, F>(&self, transaction: F) -> Result<C, DbError>
     where
         C: Invalidates,
-        F: FnOnce(&Transaction<'_>) -> Result<C, DbError> + Send + 'static,
+        F: Future<Output = Result<C, DbError>> + Send + 'static,
     {
         let repo = self.clone();
         detached(async move {
-            let change = repo.db.write(transaction).await?;
+            let change = transaction.await?;
             change.invalidate(&repo).await;
             Ok(change)
         })

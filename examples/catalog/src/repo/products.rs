@@ -6,10 +6,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    Invalidates, PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, product_row, tags,
-    variant_row,
+    Invalidates, PRODUCT_COLUMNS, Repo, SUBTREE_CTE, ancestors, category_exists, postgres,
+    product_row, tags, variant_row,
 };
-use crate::db::{DbError, now_secs};
+use crate::db::{Db, DbError, now_secs};
 use crate::domain::{
     Facet, Filters, ListQuery, MAX_STOCK, Page, Product, ProductDetail, ProductInput, StockChange,
     StockMovement, Variant,
@@ -20,15 +20,15 @@ pub const RANKING_SIZE: i64 = 20;
 
 /// What a product write changed, for invalidation.
 #[derive(Debug, Default)]
-struct ProductChange {
-    id: i64,
+pub(super) struct ProductChange {
+    pub(super) id: i64,
     /// SKUs whose lookups change: the old and the new one.
-    skus: Vec<String>,
+    pub(super) skus: Vec<String>,
     /// Categories whose listings change (with their ancestors): old and new.
-    categories: Vec<i64>,
-    detail: Option<ProductDetail>,
+    pub(super) categories: Vec<i64>,
+    pub(super) detail: Option<ProductDetail>,
     /// Whether variants were created or deleted (the colours change).
-    variants: bool,
+    pub(super) variants: bool,
 }
 
 /// After a committed product write: the product's own keys, and every list that can show it.
@@ -51,11 +51,11 @@ impl Invalidates for ProductChange {
 
 /// What a stock change changed.
 #[derive(Debug)]
-struct StockChanged {
+pub(super) struct StockChanged {
     /// The product and its SKU.
-    id: i64,
-    sku: String,
-    movement: StockMovement,
+    pub(super) id: i64,
+    pub(super) sku: String,
+    pub(super) movement: StockMovement,
 }
 
 /// What shows stock: the product (detail and by SKU), its variants, the product statistics (tag
@@ -73,37 +73,51 @@ impl Repo {
     /// One product with its variants.
     #[cached(key = "prod:<id>", ttl = 1800, none_ttl = 60, tags = ["products"])]
     pub async fn product(&self, id: i64) -> Result<Option<ProductDetail>, DbError> {
-        self.db
-            .read(move |c| detail(c, "p.id = ?1", Value::Integer(id)))
-            .await
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.read(move |c| detail(c, "p.id = ?1", Value::Integer(id)))
+                    .await
+            }
+            Db::Postgres(db) => postgres::products::product(db, id).await,
+        }
     }
 
     /// One product by SKU.
     #[cached(key = "prod:sku:<sku>", ttl = 1800, none_ttl = 60, tags = ["products"])]
     pub async fn product_by_sku(&self, sku: &str) -> Result<Option<ProductDetail>, DbError> {
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::product_by_sku(db, sku).await,
+        };
         let sku = sku.to_owned();
-        self.db
-            .read(move |c| detail(c, "p.sku = ?1", Value::Text(sku)))
+        db.read(move |c| detail(c, "p.sku = ?1", Value::Text(sku)))
             .await
     }
 
     /// The variants of a product (`None` if the product does not exist).
     #[cached(key = "variants:<id>", ttl = 900, none_ttl = 60, tags = ["products"])]
     pub async fn variants(&self, id: i64) -> Result<Option<Vec<Variant>>, DbError> {
-        self.db
-            .read(move |c| {
-                if !product_exists(c, id)? {
-                    return Ok(None);
-                }
-                Ok(Some(variants_of(c, id)?))
-            })
-            .await
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::variants(db, id).await,
+        };
+        db.read(move |c| {
+            if !product_exists(c, id)? {
+                return Ok(None);
+            }
+            Ok(Some(variants_of(c, id)?))
+        })
+        .await
     }
 
     /// Products like this one: same category, closest in price, most popular first.
     #[cached(key = "recs:<id>", ttl = 1200, none_ttl = 60, tags = ["products", "recs"])]
     pub async fn recommendations(&self, id: i64) -> Result<Option<Vec<Product>>, DbError> {
-        self.db
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::recommendations(db, id).await,
+        };
+        db
             .read(move |c| {
                 let Some((category, price)) = c
                     .query_row("SELECT category_id, price FROM products WHERE id = ?1", [id], |r| {
@@ -140,58 +154,61 @@ impl Repo {
         query: &ListQuery,
     ) -> Result<Page<Product>, DbError> {
         let query = query.clone();
-        self.db
-            .read(move |c| {
-                let mut conditions = Vec::new();
-                let mut args = vec![Value::Integer(cat)];
-                if cat != 0 {
-                    if !category_exists(c, cat)? {
-                        return Err(DbError::NotFound(format!("category {cat} not found")));
-                    }
-                    conditions.push("p.category_id IN (SELECT id FROM subtree)".to_owned());
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::list_in_category(db, cat, &query).await,
+        };
+        db.read(move |c| {
+            let mut conditions = Vec::new();
+            let mut args = vec![Value::Integer(cat)];
+            if cat != 0 {
+                if !category_exists(c, cat)? {
+                    return Err(DbError::NotFound(format!("category {cat} not found")));
                 }
-                if let Some(brand) = &query.brand {
-                    args.push(Value::Text(brand.clone()));
-                    conditions.push(format!("p.brand = ?{}", args.len()));
-                }
-                if let Some(min) = query.min_price {
-                    args.push(Value::Real(min));
-                    conditions.push(format!("p.price >= ?{}", args.len()));
-                }
-                if let Some(max) = query.max_price {
-                    args.push(Value::Real(max));
-                    conditions.push(format!("p.price <= ?{}", args.len()));
-                }
-                let filter = if conditions.is_empty() {
-                    // ?1 must be used: keep it in a condition that is always true.
-                    "WHERE ?1 IS NOT NULL".to_owned()
-                } else {
-                    format!("WHERE {}", conditions.join(" AND "))
-                };
-                let total: u64 = c.query_row(
-                    &format!("{SUBTREE_CTE} SELECT COUNT(*) FROM products p {filter}"),
-                    params_from_iter(args.iter()),
-                    |r| r.get(0),
-                )?;
-                let per_page = query.per_page();
-                let offset = (u64::from(query.page()) - 1) * u64::from(per_page);
-                let sql = format!(
-                    "{SUBTREE_CTE} SELECT {PRODUCT_COLUMNS} FROM products p {filter}
+                conditions.push("p.category_id IN (SELECT id FROM subtree)".to_owned());
+            }
+            if let Some(brand) = &query.brand {
+                args.push(Value::Text(brand.clone()));
+                conditions.push(format!("p.brand = ?{}", args.len()));
+            }
+            if let Some(min) = query.min_price {
+                args.push(Value::Real(min));
+                conditions.push(format!("p.price >= ?{}", args.len()));
+            }
+            if let Some(max) = query.max_price {
+                args.push(Value::Real(max));
+                conditions.push(format!("p.price <= ?{}", args.len()));
+            }
+            let filter = if conditions.is_empty() {
+                // ?1 must be used: keep it in a condition that is always true.
+                "WHERE ?1 IS NOT NULL".to_owned()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            let total: u64 = c.query_row(
+                &format!("{SUBTREE_CTE} SELECT COUNT(*) FROM products p {filter}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            let per_page = query.per_page();
+            let offset = (u64::from(query.page()) - 1) * u64::from(per_page);
+            let sql = format!(
+                "{SUBTREE_CTE} SELECT {PRODUCT_COLUMNS} FROM products p {filter}
                      ORDER BY {} LIMIT {per_page} OFFSET {offset}",
-                    query.sort.order_by()
-                );
-                let mut stmt = c.prepare_cached(&sql)?;
-                let items = stmt
-                    .query_map(params_from_iter(args.iter()), product_row)?
-                    .collect::<Result<_, _>>()?;
-                Ok(Page {
-                    items,
-                    page: query.page(),
-                    per_page,
-                    total,
-                })
+                query.sort.order_by()
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let items = stmt
+                .query_map(params_from_iter(args.iter()), product_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(Page {
+                items,
+                page: query.page(),
+                per_page,
+                total,
             })
-            .await
+        })
+        .await
     }
 
     /// The best-selling products.
@@ -213,78 +230,84 @@ impl Repo {
     }
 
     async fn ranking(&self, order_by: &'static str) -> Result<Vec<Product>, DbError> {
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {PRODUCT_COLUMNS} FROM products p ORDER BY {order_by} LIMIT {RANKING_SIZE}"
-                ))?;
-                let rows = stmt.query_map([], product_row)?.collect::<Result<_, _>>()?;
-                Ok(rows)
-            })
-            .await
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::ranking(db, order_by).await,
+        };
+        db.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {PRODUCT_COLUMNS} FROM products p ORDER BY {order_by} LIMIT {RANKING_SIZE}"
+            ))?;
+            let rows = stmt.query_map([], product_row)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// Facet counts of category `cat`'s subtree (`0`: the whole catalog); `None` if the category
     /// does not exist.
     #[cached(key = "filters:<cat>", ttl = 1800, none_ttl = 60, tags = ["products", "listing:<cat>"])]
     pub async fn filters(&self, cat: i64) -> Result<Option<Filters>, DbError> {
-        self.db
-            .read(move |c| {
-                if cat != 0 && !category_exists(c, cat)? {
-                    return Ok(None);
-                }
-                let scope = if cat == 0 {
-                    "?1 IS NOT NULL"
-                } else {
-                    "p.category_id IN (SELECT id FROM subtree)"
-                };
-                let facets = |sql: &str| -> Result<Vec<Facet>, DbError> {
-                    let mut stmt = c.prepare_cached(&format!("{SUBTREE_CTE} {sql}"))?;
-                    let rows = stmt
-                        .query_map([cat], |r| {
-                            Ok(Facet {
-                                value: r.get(0)?,
-                                count: r.get(1)?,
-                            })
-                        })?
-                        .collect::<Result<_, _>>()?;
-                    Ok(rows)
-                };
-                let total: u64 = c.query_row(
-                    &format!("{SUBTREE_CTE} SELECT COUNT(*) FROM products p WHERE {scope}"),
-                    [cat],
-                    |r| r.get(0),
-                )?;
-                let brands = facets(&format!(
-                    "SELECT p.brand, COUNT(*) n FROM products p WHERE {scope}
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::filters(db, cat).await,
+        };
+        db.read(move |c| {
+            if cat != 0 && !category_exists(c, cat)? {
+                return Ok(None);
+            }
+            let scope = if cat == 0 {
+                "?1 IS NOT NULL"
+            } else {
+                "p.category_id IN (SELECT id FROM subtree)"
+            };
+            let facets = |sql: &str| -> Result<Vec<Facet>, DbError> {
+                let mut stmt = c.prepare_cached(&format!("{SUBTREE_CTE} {sql}"))?;
+                let rows = stmt
+                    .query_map([cat], |r| {
+                        Ok(Facet {
+                            value: r.get(0)?,
+                            count: r.get(1)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            };
+            let total: u64 = c.query_row(
+                &format!("{SUBTREE_CTE} SELECT COUNT(*) FROM products p WHERE {scope}"),
+                [cat],
+                |r| r.get(0),
+            )?;
+            let brands = facets(&format!(
+                "SELECT p.brand, COUNT(*) n FROM products p WHERE {scope}
                      GROUP BY p.brand ORDER BY n DESC, p.brand"
-                ))?;
-                let price_ranges = facets(&format!(
-                    "SELECT CASE WHEN p.price < 10 THEN '0-10' WHEN p.price < 50 THEN '10-50'
+            ))?;
+            let price_ranges = facets(&format!(
+                "SELECT CASE WHEN p.price < 10 THEN '0-10' WHEN p.price < 50 THEN '10-50'
                                  WHEN p.price < 100 THEN '50-100' WHEN p.price < 500 THEN '100-500'
                                  ELSE '500+' END AS r, COUNT(*) n
                      FROM products p WHERE {scope} GROUP BY r ORDER BY min(p.price)"
-                ))?;
-                let colours = facets(&format!(
-                    "SELECT v.colour, COUNT(DISTINCT v.product_id) n
+            ))?;
+            let colours = facets(&format!(
+                "SELECT v.colour, COUNT(DISTINCT v.product_id) n
                      FROM variants v JOIN products p ON p.id = v.product_id WHERE {scope}
                      GROUP BY v.colour ORDER BY n DESC, v.colour"
-                ))?;
-                let materials = facets(&format!(
-                    "SELECT json_extract(p.attributes, '$.material') m, COUNT(*) n
+            ))?;
+            let materials = facets(&format!(
+                "SELECT json_extract(p.attributes, '$.material') m, COUNT(*) n
                      FROM products p WHERE {scope} AND m IS NOT NULL
                      GROUP BY m ORDER BY n DESC, m"
-                ))?;
-                Ok(Some(Filters {
-                    category: (cat != 0).then_some(cat),
-                    total,
-                    brands,
-                    price_ranges,
-                    colours,
-                    materials,
-                }))
-            })
-            .await
+            ))?;
+            Ok(Some(Filters {
+                category: (cat != 0).then_some(cat),
+                total,
+                brands,
+                price_ranges,
+                colours,
+                materials,
+            }))
+        })
+        .await
     }
 
     /// Creates a product (with the given id, or the next one) and its variants.
@@ -295,7 +318,9 @@ impl Repo {
         input: ProductInput,
     ) -> Result<ProductDetail, DbError> {
         let change = self
-            .write(move |tx| {
+            .write(match &self.db {
+                Db::Postgres(db) => Box::pin(postgres::products::create_product(db.clone(), id, input)),
+                Db::Sqlite(db) => db.transaction(move |tx| {
                 if let Some(id) = id
                     && product_exists(tx, id)?
                 {
@@ -341,7 +366,7 @@ impl Repo {
                     detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
                     variants: !input.variants.is_empty(),
                 })
-            })
+            })})
             .await?;
         change
             .detail
@@ -356,41 +381,46 @@ impl Repo {
         input: ProductInput,
     ) -> Result<ProductDetail, DbError> {
         let change = self
-            .write(move |tx| {
-                let (old_sku, old_category) = old_product(tx, id)?;
-                let mut categories = ancestors(tx, input.category_id)?;
-                if categories.is_empty() {
-                    return Err(DbError::Invalid(format!(
-                        "category {} does not exist",
-                        input.category_id
-                    )));
+            .write(match &self.db {
+                Db::Postgres(db) => {
+                    Box::pin(postgres::products::update_product(db.clone(), id, input))
                 }
-                categories.extend(ancestors(tx, old_category)?);
-                let attributes = serde_json::to_string(&input.attributes)?;
-                tx.execute(
-                    "UPDATE products SET sku = ?1, name = ?2, description = ?3, brand = ?4,
+                Db::Sqlite(db) => db.transaction(move |tx| {
+                    let (old_sku, old_category) = old_product(tx, id)?;
+                    let mut categories = ancestors(tx, input.category_id)?;
+                    if categories.is_empty() {
+                        return Err(DbError::Invalid(format!(
+                            "category {} does not exist",
+                            input.category_id
+                        )));
+                    }
+                    categories.extend(ancestors(tx, old_category)?);
+                    let attributes = serde_json::to_string(&input.attributes)?;
+                    tx.execute(
+                        "UPDATE products SET sku = ?1, name = ?2, description = ?3, brand = ?4,
                          price = ?5, category_id = ?6, attributes = ?7, popularity = ?8, sales = ?9
                      WHERE id = ?10",
-                    params![
-                        input.sku,
-                        input.name,
-                        input.description,
-                        input.brand,
-                        input.price,
-                        input.category_id,
-                        attributes,
-                        input.popularity,
-                        input.sales,
-                        id
-                    ],
-                )?;
-                Ok(ProductChange {
-                    id,
-                    skus: vec![old_sku, input.sku],
-                    categories,
-                    detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
-                    variants: false,
-                })
+                        params![
+                            input.sku,
+                            input.name,
+                            input.description,
+                            input.brand,
+                            input.price,
+                            input.category_id,
+                            attributes,
+                            input.popularity,
+                            input.sales,
+                            id
+                        ],
+                    )?;
+                    Ok(ProductChange {
+                        id,
+                        skus: vec![old_sku, input.sku],
+                        categories,
+                        detail: detail(tx, "p.id = ?1", Value::Integer(id))?,
+                        variants: false,
+                    })
+                }),
             })
             .await?;
         change
@@ -401,17 +431,20 @@ impl Repo {
     /// Deletes a product, its variants and their stock movements.
     /// Runs to completion even if the caller's future is dropped (see `Repo::write`).
     pub async fn delete_product(&self, id: i64) -> Result<(), DbError> {
-        self.write(move |tx| {
-            let (sku, category) = old_product(tx, id)?;
-            let categories = ancestors(tx, category)?;
-            tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
-            Ok(ProductChange {
-                id,
-                skus: vec![sku],
-                categories,
-                detail: None,
-                variants: true,
-            })
+        self.write(match &self.db {
+            Db::Postgres(db) => Box::pin(postgres::products::delete_product(db.clone(), id)),
+            Db::Sqlite(db) => db.transaction(move |tx| {
+                let (sku, category) = old_product(tx, id)?;
+                let categories = ancestors(tx, category)?;
+                tx.execute("DELETE FROM products WHERE id = ?1", [id])?;
+                Ok(ProductChange {
+                    id,
+                    skus: vec![sku],
+                    categories,
+                    detail: None,
+                    variants: true,
+                })
+            }),
         })
         .await?;
         Ok(())
@@ -426,7 +459,9 @@ impl Repo {
         change: StockChange,
     ) -> Result<StockMovement, DbError> {
         let changed = self
-            .write(move |tx| {
+            .write(match &self.db {
+                Db::Postgres(db) => Box::pin(postgres::products::change_stock(db.clone(), id, variant, change)),
+                Db::Sqlite(db) => db.transaction(move |tx| {
                 let (sku, _) = old_product(tx, id)?;
                 let stock: i64 = tx
                     .query_row(
@@ -438,21 +473,7 @@ impl Repo {
                     .ok_or_else(|| {
                         DbError::NotFound(format!("variant {variant} of product {id} not found"))
                     })?;
-                let after = stock
-                    .checked_add(change.delta)
-                    .filter(|&after| after <= MAX_STOCK)
-                    .ok_or_else(|| {
-                        DbError::Conflict(format!(
-                            "stock of variant {variant} is {stock}: adding {} would exceed {MAX_STOCK}",
-                            change.delta
-                        ))
-                    })?;
-                if after < 0 {
-                    return Err(DbError::Conflict(format!(
-                        "stock of variant {variant} is {stock}: cannot reduce it by {}",
-                        -change.delta
-                    )));
-                }
+                let after = stock_after(variant, stock, change.delta)?;
                 tx.execute("UPDATE variants SET stock = ?1 WHERE id = ?2", [after, variant])?;
                 let reason = change.reason.unwrap_or_else(|| {
                     if change.delta < 0 { "reduce" } else { "restock" }.to_owned()
@@ -471,7 +492,7 @@ impl Repo {
                     stock_after: after,
                 };
                 Ok(StockChanged { id, sku, movement })
-            })
+            })})
             .await?;
         Ok(changed.movement)
     }
@@ -480,17 +501,20 @@ impl Repo {
     /// `catalog clear --product-id`). `false` if the product does not exist (nothing to find its
     /// SKU by; its id-keyed entries are evicted all the same).
     pub async fn evict_product(&self, id: i64) -> Result<bool, DbError> {
-        let sku = self
-            .db
-            .read(move |c| {
-                Ok(
-                    c.query_row("SELECT sku FROM products WHERE id = ?1", [id], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()?,
-                )
-            })
-            .await?;
+        let sku = match &self.db {
+            Db::Sqlite(db) => {
+                db.read(move |c| {
+                    Ok(
+                        c.query_row("SELECT sku FROM products WHERE id = ?1", [id], |r| {
+                            r.get::<_, String>(0)
+                        })
+                        .optional()?,
+                    )
+                })
+                .await?
+            }
+            Db::Postgres(db) => postgres::products::sku_of(db, id).await?,
+        };
         self.evict_product_detail(id).await;
         self.evict_variants(id).await;
         self.evict_recommendations(id).await;
@@ -511,6 +535,26 @@ impl Repo {
 
     #[cache_evict(key = "variants:<id>")]
     async fn evict_variants(&self, id: i64) {}
+}
+
+/// The stock of `variant` after adding `delta` to `stock`: a conflict below zero or above
+/// [`MAX_STOCK`].
+pub(super) fn stock_after(variant: i64, stock: i64, delta: i64) -> Result<i64, DbError> {
+    let after = stock
+        .checked_add(delta)
+        .filter(|&after| after <= MAX_STOCK)
+        .ok_or_else(|| {
+            DbError::Conflict(format!(
+                "stock of variant {variant} is {stock}: adding {delta} would exceed {MAX_STOCK}"
+            ))
+        })?;
+    if after < 0 {
+        return Err(DbError::Conflict(format!(
+            "stock of variant {variant} is {stock}: cannot reduce it by {}",
+            -delta
+        )));
+    }
+    Ok(after)
 }
 
 fn product_exists(c: &Connection, id: i64) -> Result<bool, DbError> {

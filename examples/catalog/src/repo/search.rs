@@ -4,8 +4,8 @@ use cache_core::cached;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 
-use super::{PRODUCT_COLUMNS, Repo, SUBTREE_CTE, product_row};
-use crate::db::DbError;
+use super::{PRODUCT_COLUMNS, Repo, SUBTREE_CTE, postgres, product_row};
+use crate::db::{Db, DbError};
 use crate::domain::{Page, Product, SearchQuery};
 
 /// How many suggestions autocomplete returns.
@@ -15,9 +15,23 @@ impl Repo {
     /// Products matching every word of `q` (the last one as a prefix), best match first.
     #[cached(key = "search:<query:hash>", ttl = 600, tags = ["products", "search"])]
     pub async fn search(&self, query: &SearchQuery) -> Result<Page<Product>, DbError> {
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => {
+                let words = words(&query.q);
+                if words.is_empty() {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        page: query.page(),
+                        per_page: query.per_page(),
+                        total: 0,
+                    });
+                }
+                return postgres::search::search(db, query, &words).await;
+            }
+        };
         let query = query.clone();
-        self.db
-            .read(move |c| {
+        db.read(move |c| {
                 let Some(fts) = fts_query(&query.q) else {
                     return Ok(Page {
                         items: Vec::new(),
@@ -71,33 +85,40 @@ impl Repo {
     #[cached(key = "ac:<prefix>", ttl = 600, tags = ["products", "search"])]
     async fn autocomplete_normalized(&self, prefix: &str) -> Result<Vec<String>, DbError> {
         let pattern = format!("{}%", escape_like(prefix));
-        self.db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT DISTINCT name FROM products WHERE name LIKE ?1 ESCAPE '\\'
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::search::autocomplete(db, &pattern).await,
+        };
+        db.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT DISTINCT name FROM products WHERE name LIKE ?1 ESCAPE '\\'
                      ORDER BY name LIMIT {SUGGESTIONS}"
-                ))?;
-                let rows = stmt
-                    .query_map([pattern], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(rows)
-            })
-            .await
+            ))?;
+            let rows = stmt
+                .query_map([pattern], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
     }
 }
 
 /// An FTS5 query from user text: every word quoted (so no FTS syntax gets through), the last one
 /// a prefix. `None` when the text has no word.
 fn fts_query(q: &str) -> Option<String> {
-    let words: Vec<&str> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .collect();
+    let words = words(q);
     let (last, rest) = words.split_last()?;
     let mut out: Vec<String> = rest.iter().map(|w| format!("\"{w}\"")).collect();
     out.push(format!("\"{last}\"*"));
     Some(out.join(" "))
+}
+
+/// The words of a search query: runs of alphanumeric characters, at most 16.
+fn words(q: &str) -> Vec<&str> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .collect()
 }
 
 fn escape_like(s: &str) -> String {

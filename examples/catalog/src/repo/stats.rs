@@ -2,8 +2,8 @@
 
 use cache_core::cached;
 
-use super::Repo;
-use crate::db::DbError;
+use super::{Repo, postgres};
+use crate::db::{Db, DbError};
 use crate::domain::{CategoryPrices, CategoryStats, ProductStats, Stats};
 
 impl Repo {
@@ -25,7 +25,11 @@ impl Repo {
     /// alters.)
     #[cached(key = "stats:products", ttl = 300, tags = ["products", "stats", "stock"])]
     pub async fn product_stats(&self) -> Result<ProductStats, DbError> {
-        self.db
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::stats::product_stats(db).await,
+        };
+        db
             .read(|c| {
                 let (products, brands, average_price, min_price, max_price, total_sales) = c
                     .query_row(
@@ -58,7 +62,11 @@ impl Repo {
     /// root). Changes with product writes (price, category) and category moves: tag `stats`.
     #[cached(key = "stats:prices", ttl = 300, tags = ["products", "categories", "stats"])]
     pub async fn price_stats(&self) -> Result<Vec<CategoryPrices>, DbError> {
-        self.db
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::stats::price_stats(db).await,
+        };
+        db
             .read(|c| {
                 let mut stmt = c.prepare_cached(
                     "WITH RECURSIVE root_of(id, root) AS (
@@ -92,7 +100,11 @@ impl Repo {
     /// Counts over the category tree.
     #[cached(key = "stats:categories", ttl = 300, tags = ["categories", "stats"])]
     pub async fn category_stats(&self) -> Result<CategoryStats, DbError> {
-        self.db
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::stats::category_stats(db).await,
+        };
+        db
             .read(|c| {
                 let stats = c.query_row(
                     "SELECT COUNT(*),

@@ -1,5 +1,6 @@
-//! Starts the catalog service in-process on a free port, against a fresh SQLite file with a small
-//! generated catalog, optionally with a real redis-server as L2.
+//! Starts the catalog service in-process on a free port, against a fresh database with a small
+//! generated catalog (a SQLite file, or a PostgreSQL database of its own: see [`Backend`] and
+//! [`on_both_backends!`]), optionally with a real redis-server as L2.
 
 #![allow(dead_code)]
 
@@ -13,10 +14,137 @@ use tiercache_tests::RedisServer;
 pub const PRODUCTS: u32 = 2_000;
 pub const CATEGORIES: u32 = 40;
 
+/// The database a test's service runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    /// The backend of the test running in this task (set by [`on_both_backends!`]); SQLite when
+    /// unset.
+    pub static BACKEND: Backend;
+}
+
+/// The backend of the current test.
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// The PostgreSQL server the tests use (`DATABASE_URL`, set by scripts/test.sh), if any. Without
+/// it the PostgreSQL variant of a test fails under CI (`CI` set) and is skipped otherwise.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DATABASE_URL is not set: the PostgreSQL variants of the catalog tests need a \
+                 PostgreSQL server (scripts/test.sh starts one)"
+            );
+            eprintln!("DATABASE_URL not set: skipping the PostgreSQL variant of this test");
+            None
+        }
+    }
+}
+
+/// Each test written inside runs twice: `name::sqlite` and `name::postgres` (the latter on a
+/// database of its own on the server at `DATABASE_URL`; see [`postgres_url`]).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(#[tokio::test $($args:tt)*] $(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test $($args)*]
+            $(#[$meta])*
+            async fn sqlite() {
+                $crate::support::BACKEND
+                    .scope($crate::support::Backend::Sqlite, async $body)
+                    .await
+            }
+
+            #[tokio::test $($args)*]
+            $(#[$meta])*
+            async fn postgres() {
+                if $crate::support::postgres_url().is_none() {
+                    return;
+                }
+                $crate::support::BACKEND
+                    .scope($crate::support::Backend::Postgres, async $body)
+                    .await
+            }
+        }
+    )*};
+}
+
+/// A PostgreSQL database created for one test, dropped with it.
+#[derive(Debug)]
+pub struct PostgresDatabase {
+    server: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// `CREATE DATABASE catalog_test_<random>` on the server at `server_url`.
+    pub async fn create(server_url: &str) -> PostgresDatabase {
+        let name = format!("catalog_test_{:016x}", rand::random::<u64>());
+        let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to DATABASE_URL: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        PostgresDatabase {
+            server: server_url.to_owned(),
+            name,
+        }
+    }
+
+    /// The URL of this database.
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&self.server).expect("DATABASE_URL is a URL");
+        url.set_path(&self.name);
+        url.to_string()
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: a thread of its own with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("dropping test database {}: {e}", self.name);
+        }
+    }
+}
+
 pub struct TestService {
     pub server: Server,
     pub redis: Option<RedisServer>,
     pub client: reqwest::Client,
+    /// The PostgreSQL database of a test on that backend (declared after `server`, so dropped
+    /// after it has stopped).
+    pub postgres: Option<PostgresDatabase>,
     _dir: TempDir,
 }
 
@@ -57,7 +185,17 @@ impl TestService {
         limits: Limits,
     ) -> TestService {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::for_database(dir.path().join("catalog.sqlite3"));
+        let postgres = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let url = postgres_url().expect("DATABASE_URL");
+                Some(PostgresDatabase::create(&url).await)
+            }
+        };
+        let mut config = match &postgres {
+            None => Config::for_database(dir.path().join("catalog.sqlite3")),
+            Some(db) => Config::for_database(db.url()),
+        };
         config.products = PRODUCTS;
         config.categories = CATEGORIES;
         config.redis_url = url;
@@ -68,6 +206,7 @@ impl TestService {
             server,
             redis,
             client: reqwest::Client::new(),
+            postgres,
             _dir: dir,
         }
     }

@@ -1,4 +1,5 @@
-//! Migrations, applied in order and recorded in `PRAGMA user_version`.
+//! The SQLite migrations, applied in order and recorded in `PRAGMA user_version`. The PostgreSQL
+//! schema (`postgres_schema.rs`) is the same, migration for migration.
 
 use rusqlite::Connection;
 
