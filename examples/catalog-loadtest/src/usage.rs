@@ -68,9 +68,15 @@ mod tests {
 
     #[test]
     fn this_process_has_used_some_cpu_and_memory() {
+        // Spin until this process has used a few clock ticks of CPU (/proc counts in 10 ms
+        // ticks; a loaded machine may give a wall-clock spin almost none), bounded in time.
         let spin = std::time::Instant::now();
-        while spin.elapsed() < Duration::from_millis(50) {
-            std::hint::black_box(0u64);
+        while own_cpu().expect("getrusage") < Duration::from_millis(50)
+            && spin.elapsed() < Duration::from_secs(10)
+        {
+            for i in 0..10_000u64 {
+                std::hint::black_box(i);
+            }
         }
         let own = own_cpu().expect("getrusage");
         assert!(own > Duration::ZERO);
