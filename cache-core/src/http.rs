@@ -166,7 +166,10 @@ pub fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
 impl CachedBody {
     /// A JSON body: `value` serialised once, with `Content-Type: application/json`.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<CachedBody, serde_json::Error> {
-        Ok(CachedBody::new("application/json", serde_json::to_vec(value)?))
+        Ok(CachedBody::new(
+            "application/json",
+            serde_json::to_vec(value)?,
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 //! to invalidate). The cache tags are named in [`tags`].
 
 pub mod attributes;
+pub mod batch;
 pub mod categories;
 pub mod products;
 pub mod search;
