@@ -17,9 +17,11 @@ use crate::domain::{ProductDetail, Variant};
 pub const MAX_BATCH: usize = 100;
 
 impl Repo {
-    /// The pattern of [`Repo::product`]'s entries (`prod:<id>`, the same policy and tags as its
-    /// `#[cached]`), so that batch and single reads share them.
-    fn product_pattern(&self) -> Result<Pattern, DbError> {
+    /// The pattern of [`Repo::product`]'s entries (`prod:<id>`, the same policy as its
+    /// `#[cached]`, and its tag), so that batch and single reads share them. Registered by
+    /// [`Repo::new`], before any read: a `#[cached]` site registers its pattern without tags
+    /// (it renders its own), and keys of this pattern must carry the tag `products`.
+    pub(super) fn product_pattern(&self) -> Result<Pattern, DbError> {
         let policy =
             TtlPolicy::new(Duration::from_secs(1800)).negative_ttl(Duration::from_secs(60));
         let config = PatternConfig::new("prod:<id>", policy).tag(tags::PRODUCTS);
