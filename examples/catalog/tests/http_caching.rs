@@ -72,21 +72,22 @@ async fn etag_is_stable_across_hits_and_instances_304_on_match_and_changes_after
     let other = Server::serve(app, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("serves");
-    let (status, etag_other, x_cache, _, body) =
-        get(&s, &other.url(), "/products/7", None).await;
+    let (status, etag_other, x_cache, _, body) = get(&s, &other.url(), "/products/7", None).await;
     assert_eq!((status, x_cache.as_str()), (StatusCode::OK, "hit-l2"));
     assert_eq!(etag_other, etag);
     assert_eq!(body, miss_body);
     let (status, _, x_cache, ..) = get(&s, &other.url(), "/products/7", Some(&etag)).await;
-    assert_eq!((status, x_cache.as_str()), (StatusCode::NOT_MODIFIED, "hit-l1"));
+    assert_eq!(
+        (status, x_cache.as_str()),
+        (StatusCode::NOT_MODIFIED, "hit-l1")
+    );
 
     // A write changes the product: a new body, a new tag; the old one no longer matches.
     let detail: Value = serde_json::from_slice(&miss_body).expect("json");
     let variant = detail["variants"][0]["id"].as_i64().expect("a variant");
     let (status, _) = s.change_stock(7, variant, 5).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, etag_new, x_cache, _, body) =
-        get(&s, &base, "/products/7", Some(&etag)).await;
+    let (status, etag_new, x_cache, _, body) = get(&s, &base, "/products/7", Some(&etag)).await;
     assert_eq!((status, x_cache.as_str()), (StatusCode::OK, "miss"));
     assert_ne!(etag_new, etag);
     let after: Value = serde_json::from_slice(&body).expect("json");
@@ -141,11 +142,19 @@ async fn cached_bytes_equal_the_uncached_json_and_every_read_endpoint_is_cached(
     ];
     for (path, json) in expected {
         let (status, etag, x_cache, _, miss) = get(&s, &base, path, None).await;
-        assert_eq!((status, x_cache.as_str()), (StatusCode::OK, "miss"), "{path}");
+        assert_eq!(
+            (status, x_cache.as_str()),
+            (StatusCode::OK, "miss"),
+            "{path}"
+        );
         assert_eq!(miss, json, "{path}: the body is the value's JSON");
         let (_, etag_hit, x_cache, _, hit) = get(&s, &base, path, None).await;
         assert_eq!(x_cache, "hit-l1", "{path}");
-        assert_eq!((etag_hit, hit), (etag, json), "{path}: byte-identical on a hit");
+        assert_eq!(
+            (etag_hit, hit),
+            (etag, json),
+            "{path}: byte-identical on a hit"
+        );
     }
     // Not found stays the JSON error contract.
     let (status, body) = s.send(Method::GET, "/products/99999999", None).await;
@@ -225,10 +234,7 @@ async fn the_batch_endpoint_reads_with_one_mget_and_one_database_call() {
     let mget = redis_calls(&s, "mget").await;
 
     let ids = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 99_999_999];
-    let path = format!(
-        "/products?ids={}",
-        ids.map(|i| i.to_string()).join(",")
-    );
+    let path = format!("/products?ids={}", ids.map(|i| i.to_string()).join(","));
     let batch = s.json(&path).await;
     let items: Vec<i64> = batch["items"]
         .as_array()
@@ -249,7 +255,11 @@ async fn the_batch_endpoint_reads_with_one_mget_and_one_database_call() {
     let again = s.json(&path).await;
     assert_eq!(again, batch);
     assert_eq!(s.loads("prod:<id>").await, loads + 1.0);
-    assert_eq!(redis_calls(&s, "mget").await, mget + 1, "no MGET: all in L1");
+    assert_eq!(
+        redis_calls(&s, "mget").await,
+        mget + 1,
+        "no MGET: all in L1"
+    );
     // The batch shares the single read's entries: the same product, not loaded again.
     let single = s.json("/products/4").await;
     assert_eq!(batch["items"][3], single);
@@ -261,7 +271,11 @@ async fn the_batch_endpoint_refuses_bad_ids_with_the_json_error_contract() {
     let s = TestService::without_redis().await;
     let hundred: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
     let (status, body) = s
-        .send(Method::GET, &format!("/products?ids={}", hundred.join(",")), None)
+        .send(
+            Method::GET,
+            &format!("/products?ids={}", hundred.join(",")),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["items"].as_array().map(Vec::len), Some(100));
