@@ -179,7 +179,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         report.scenarios.push(result);
     }
     if args.http_rounds > 0 {
-        report.http = Some(http_phase(&cx, &redis).await?);
+        report.http = Some(http_phase(&cx, &mut redis).await?);
     }
     drop(redis);
     if !args.no_memory {
@@ -234,7 +234,9 @@ pub async fn write_paths(args: &LoadtestArgs, path: &Path, count: usize) -> anyh
 /// One scenario: a server process in `mode` (with an L2: the emptied `redis`), driven for the run's
 /// duration, then read (cache counters, CPU, RSS, Redis memory) and stopped.
 /// The HTTP phase ([`crate::http_phase`]) against a two-tier server of its own.
-async fn http_phase(cx: &Context, redis: &RedisServer) -> anyhow::Result<HttpResult> {
+async fn http_phase(cx: &Context, redis: &mut RedisServer) -> anyhow::Result<HttpResult> {
+    // The Redis-kill scenario left it stopped: a fresh one (restarted on its port).
+    redis.restart();
     l2::flushall(&redis.url()).await?;
     let options = ServerOptions {
         l1_mb: cx.args.l1_mb,
