@@ -19,6 +19,7 @@ use crate::invalidation::Invalidation;
 use crate::key::registry::PatternConfig;
 use crate::key::{Key, Pattern};
 use crate::metrics::Stats;
+use crate::source::Source;
 use crate::ttl::TtlPolicy;
 
 /// A two-tier cache: an in-process L1 (moka, bounded in bytes) in front of a shared L2 (Redis).
@@ -260,6 +261,74 @@ impl Cache {
                 let loader =
                     || async move { loader().await.map(|v| Loaded::cache(v.map(Arc::new))) };
                 Box::pin(self.engine.load(key, stale, loader)).await
+            }
+        }
+    }
+
+    /// [`get_or_load`](Self::get_or_load), also saying where the value came from ([`Source`]:
+    /// L1, L2, this call's loader, another call's, or a stale value after a failed load). For an
+    /// `X-Cache` header or a log line; the plain read does not compute it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, Source, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?; // L1 only; the same with .redis_url(..)
+    /// # let products = cache.register(PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(60))))?;
+    /// let key = products.key(&[&7u64])?;
+    /// let load = || async { Ok::<_, String>(String::from("Lamp")) };
+    /// let (_, source) = cache.get_or_load_with_source(&key, load).await.unwrap();
+    /// assert_eq!(source, Source::Loader);
+    /// let (name, source) = cache.get_or_load_with_source(&key, load).await.unwrap();
+    /// assert_eq!((name.as_str(), source), ("Lamp", Source::L1));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_load_with_source<V, E, F, Fut>(
+        &self,
+        key: &Key,
+        loader: F,
+    ) -> Result<(Arc<V>, Source), E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        match self
+            .engine
+            .l1_probe::<V, Arc<V>>(key.as_str(), key.pattern())
+        {
+            Probe::Hit(hit) => Ok((hit, Source::L1)),
+            Probe::Miss { stale } => {
+                let loader = || async move { loader().await.map(|v| Loaded::cache(Arc::new(v))) };
+                Box::pin(self.engine.load_with_source(key, stale, loader)).await
+            }
+        }
+    }
+
+    /// [`get_or_load_optional`](Self::get_or_load_optional), also saying where the answer came
+    /// from (see [`get_or_load_with_source`](Self::get_or_load_with_source)).
+    pub async fn get_or_load_optional_with_source<V, E, F, Fut>(
+        &self,
+        key: &Key,
+        loader: F,
+    ) -> Result<(Option<Arc<V>>, Source), E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        match self
+            .engine
+            .l1_probe::<V, Option<Arc<V>>>(key.as_str(), key.pattern())
+        {
+            Probe::Hit(hit) => Ok((hit, Source::L1)),
+            Probe::Miss { stale } => {
+                let loader =
+                    || async move { loader().await.map(|v| Loaded::cache(v.map(Arc::new))) };
+                Box::pin(self.engine.load_with_source(key, stale, loader)).await
             }
         }
     }

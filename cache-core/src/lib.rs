@@ -9,11 +9,14 @@
 //!   matching; [`ttl`]: the TTL policy; [`invalidation`]: what can be invalidated;
 //! - the tiers (`store/`, crate-private): L1 (moka) and L2 (Redis, with its circuit breaker and
 //!   replay queue), which know entries and bytes, never patterns;
+//! - [`CachedBody`] (`body.rs`): a response body cached with its `ETag`; [`Source`]
+//!   (`source.rs`): which tier served a read; `http` (feature `http`): HTTP caching over them;
 //! - [`codec`]: the L2 envelope; [`metrics`], [`health`], [`error`]; time (`clock.rs`);
 //! - `__private`: what the macros' generated code calls.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod builder;
 pub mod cache;
 mod clock;
@@ -21,15 +24,20 @@ pub mod codec;
 mod engine;
 pub mod error;
 pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
+pub mod source;
 mod store;
 pub mod ttl;
 
 #[doc(hidden)]
 pub mod __private;
 
+pub use body::CachedBody;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
@@ -37,6 +45,7 @@ pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};
 pub use metrics::{Counters, Stats};
+pub use source::Source;
 pub use store::circuit::CircuitState;
 pub use ttl::TtlPolicy;
 

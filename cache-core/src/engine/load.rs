@@ -21,6 +21,7 @@ use super::single_flight::{Role, follow};
 use super::write::WriteBack;
 use crate::key::{Key, Pattern};
 use crate::metrics::bump;
+use crate::source::Source;
 use crate::store::redis::WriteMode;
 
 /// What a single-key loader produced: the answer, and whether to cache it (`unless` of
@@ -55,6 +56,25 @@ impl Engine {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Loaded<A>, E>>,
     {
+        self.load_with_source::<V, A, E, F, Fut>(key, stale, loader)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`load`](Engine::load), also saying where the answer came from.
+    pub(crate) async fn load_with_source<V, A, E, F, Fut>(
+        &self,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+    ) -> Result<(A, Source), E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
+    {
         let stats = key.pattern().stats();
         let leader = loop {
             match self.flights.join::<V, E>(key.as_str()) {
@@ -64,7 +84,7 @@ impl Engine {
                     Some(Ok(v)) => match A::from_cached(v) {
                         Some(answer) => {
                             bump(&stats.misses);
-                            return Ok(answer);
+                            return Ok((answer, Source::Coalesced));
                         }
                         // The leader's answer (an absence) is none for this caller: load alone.
                         None => break None,
@@ -80,7 +100,12 @@ impl Engine {
         };
         let outcome = self.lead(key, stale, loader).await;
         if let Some(leader) = leader {
-            leader.finish(outcome.as_ref().map(|a| A::to_cached(a)).map_err(E::clone));
+            leader.finish(
+                outcome
+                    .as_ref()
+                    .map(|(a, _)| A::to_cached(a))
+                    .map_err(E::clone),
+            );
         }
         outcome
     }
@@ -91,7 +116,7 @@ impl Engine {
         key: &Key,
         mut stale: Option<A>,
         loader: F,
-    ) -> Result<A, E>
+    ) -> Result<(A, Source), E>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         A: Answer<V>,
@@ -109,11 +134,11 @@ impl Engine {
             && let Some(answer) = A::from_cached(v)
         {
             bump(&stats.l1_hits);
-            return Ok(answer);
+            return Ok((answer, Source::L1));
         }
         if self.l2.is_some() {
             match self.l2_read_one::<V, A>(key, ticket).await {
-                Found::Fresh(answer) => return Ok(answer),
+                Found::Fresh(answer) => return Ok((answer, Source::L2)),
                 Found::Stale(answer) if stale.is_none() => stale = Some(answer),
                 _ => {}
             }
@@ -131,13 +156,13 @@ impl Engine {
                     let write = WriteBack { key, value };
                     self.write_back(vec![write], ticket, WriteMode::Fill).await;
                 }
-                Ok(loaded.value)
+                Ok((loaded.value, Source::Loader))
             }
             Err(e) => match stale {
                 Some(answer) => {
                     bump(&stats.stale_served);
                     tracing::warn!(key = %key, "loader failed: serving the stale value (fail-safe)");
-                    Ok(answer)
+                    Ok((answer, Source::Stale))
                 }
                 None => Err(e),
             },

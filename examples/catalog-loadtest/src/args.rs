@@ -74,6 +74,9 @@ pub struct LoadtestArgs {
     /// Skip the memory phase.
     #[arg(long)]
     pub no_memory: bool,
+    /// Rounds of the HTTP phase (revalidating vs full fetches, batch vs single reads); 0 skips it.
+    #[arg(long, default_value_t = 20)]
+    pub http_rounds: u32,
     /// L1 budget (MiB) of the low-memory run of the memory phase.
     #[arg(long, default_value_t = 2)]
     pub memory_l1_mb: u64,

@@ -9,12 +9,14 @@
 //! - [`server`]: the server process (start, `/metrics`, CPU, stop). Never serves in this process.
 //! - [`l2`]: the run's redis-server (harness) and its `INFO`.
 //! - [`drive`]: the client tasks, closed or open loop, latency histograms, the Redis outage.
+//! - [`http_phase`]: what revalidation (`ETag`, `304`) and the batch endpoint save.
 //! - [`usage`]: CPU time and resident size of this process and of the server.
 //! - [`run`](mod@run): the scenarios and the memory phase, in order.
 //! - [`report`]: the results and their markdown.
 
 pub mod args;
 pub mod drive;
+pub mod http_phase;
 pub mod l2;
 pub mod report;
 pub mod run;

@@ -124,6 +124,8 @@ pub struct Report {
     pub memory: Option<MemoryResult>,
     /// The L1's resident size against its budget, measured before the scenarios.
     pub l1_residency: Vec<L1Residency>,
+    /// The HTTP phase (revalidation and batch savings).
+    pub http: Option<crate::http_phase::HttpResult>,
 }
 
 /// What filling an L1 of a given budget did to the process's resident size.
@@ -230,6 +232,9 @@ impl Report {
         self.write_redis_kill(&mut o);
         self.write_errors(&mut o);
         self.write_memory(&mut o);
+        if let Some(http) = &self.http {
+            o.push_str(&http.markdown());
+        }
         o
     }
 

@@ -25,6 +25,7 @@ use rand::rngs::StdRng;
 
 use crate::args::{LoadtestArgs, MAX_CONCURRENCY};
 use crate::drive::{DrivePlan, Pacing, drive};
+use crate::http_phase::HttpResult;
 use crate::report::{L1Residency, MemoryResult, Report, ScenarioResult};
 use crate::server::{CacheCounters, ServerOptions, ServerProcess, default_server_bin};
 use crate::workload::Workload;
@@ -226,6 +227,9 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
             report.scenarios.push(result);
         }
     }
+    if args.http_rounds > 0 {
+        report.http = Some(http_phase(&cx, &mut redis).await?);
+    }
     drop(redis);
     if !args.no_memory {
         report.memory = Some(memory_phase(&cx, &base, redis_bin).await?);
@@ -329,6 +333,34 @@ pub async fn write_paths(args: &LoadtestArgs, path: &Path, count: usize) -> anyh
 
 /// One scenario: a server process in `mode` (with an L2: the emptied `redis`), driven for the run's
 /// duration, then read (cache counters, CPU, RSS, Redis memory) and stopped.
+/// The HTTP phase ([`crate::http_phase`]) against a two-tier server of its own.
+async fn http_phase(cx: &Context, redis: &mut RedisServer) -> anyhow::Result<HttpResult> {
+    // The Redis-kill scenario left it stopped: a fresh one (restarted on its port).
+    redis.restart();
+    l2::flushall(&redis.url()).await?;
+    let options = ServerOptions {
+        l1_mb: cx.args.l1_mb,
+        redis_url: Some(redis.url()),
+        ..cx.server.clone()
+    };
+    let server = ServerProcess::start(&options, cx.logs.path())
+        .await
+        .context("HTTP phase: starting the catalog server")?;
+    let result = crate::http_phase::measure(server.url(), &cx.workload, cx.args.http_rounds).await;
+    server.stop().await?;
+    let result = result?;
+    eprintln!(
+        "catalog-loadtest: HTTP phase: revalidating {} B/{:.2} ms vs full {} B/{:.2} ms per round; batch {:.3} ms vs 10 singles {:.3} ms",
+        result.revalidated_bytes_per_round,
+        result.revalidated_ms_per_round,
+        result.full_bytes_per_round,
+        result.full_ms_per_round,
+        result.batch_ms,
+        result.singles_ms
+    );
+    Ok(result)
+}
+
 async fn run_scenario(
     cx: &Context,
     mode: Mode,

@@ -142,6 +142,21 @@ fn a_tiny_closed_loop_run_has_no_errors_and_the_cache_hits() {
         markdown.contains("Closed loop: 8 connections"),
         "{markdown}"
     );
+    // The HTTP phase: every revalidation a 304 with no body; the batch answered.
+    let http = &report["http"];
+    let (rounds, paths) = (u(&http["rounds"]), u(&http["paths"]));
+    assert!(paths > 0, "{http}");
+    assert_eq!(u(&http["not_modified"]), rounds * paths, "{http}");
+    assert_eq!(u(&http["revalidated_bytes_per_round"]), 0, "{http}");
+    assert!(u(&http["full_bytes_per_round"]) > 0, "{http}");
+    assert!(
+        http["batch_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{http}"
+    );
+    assert!(
+        markdown.contains("HTTP caching and batch reads"),
+        "{markdown}"
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 

@@ -200,6 +200,19 @@ pub struct Limits {
         value_parser = parse_duration
     )]
     pub shutdown_timeout: Duration,
+
+    /// Bound of `Cache-Control: max-age` on cached read responses (their entry's remaining TTL,
+    /// at most this): how long a client or a CDN may reuse one without revalidating (`ETag`).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Server limits",
+        hide_env_values = true,
+        env = "CATALOG_HTTP_MAX_AGE",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub http_max_age: Duration,
 }
 
 impl Limits {
@@ -211,6 +224,7 @@ impl Limits {
         request_timeout: Duration::from_secs(30),
         max_body_bytes: 1024 * 1024,
         shutdown_timeout: Duration::from_secs(10),
+        http_max_age: Duration::from_secs(60),
     };
 }
 

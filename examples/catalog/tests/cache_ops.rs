@@ -223,10 +223,11 @@ async fn without_redis_the_service_runs_on_l1_and_says_so() {
     let _ = s.json("/products/7").await;
     let _ = s.json("/products/7").await;
     assert_eq!(s.loads("prod:<id>").await, 1.0);
+    // The second read is a hit of the cached response body (`http/bodies.rs`).
     assert_eq!(
         s.metric(
             "catalog_cache_hits_total",
-            "pattern=\"prod:<id>\",tier=\"l1\""
+            "pattern=\"body:prod:<id>\",tier=\"l1\""
         )
         .await,
         1.0

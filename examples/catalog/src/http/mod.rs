@@ -1,5 +1,7 @@
 //! The HTTP JSON API: routes, errors as JSON, metrics.
 
+pub mod batch;
+pub mod bodies;
 pub mod ceiling;
 pub mod error;
 pub mod metrics;
@@ -14,11 +16,13 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Limits;
 use crate::repo::Repo;
+use bodies::Bodies;
 use error::ApiError;
 use metrics::HttpMetrics;
 
@@ -27,6 +31,8 @@ use metrics::HttpMetrics;
 pub struct AppState {
     pub repo: Repo,
     pub http: Arc<HttpMetrics>,
+    /// The read endpoints' cached response bodies and HTTP caching policy.
+    pub bodies: Bodies,
     /// A configuration problem the service started with (`--allow-degraded`).
     pub startup_problem: Option<String>,
 }
@@ -37,16 +43,21 @@ impl AppState {
         AppState {
             repo: app.repo.clone(),
             http: app.http.clone(),
+            bodies: Bodies::register(&app.repo.cache, Limits::DEFAULT.http_max_age)
+                // The patterns are fixed and valid: only a conflicting registration of the same
+                // template (none other registers `body:*`) could fail.
+                .expect("the body patterns register"),
             startup_problem: app.startup_problem.clone(),
         }
     }
 }
 
 /// The service's router, with its layers, outermost first: metrics (per route template), JSON
-/// errors (every error answered is the JSON contract), panics as 500s, the per-request timeout
-/// (503), the body limit (413).
-pub fn router(state: AppState, limits: &Limits) -> Router {
+/// errors (every error answered is the JSON contract), compression (gzip or brotli by
+/// `Accept-Encoding`), panics as 500s, the per-request timeout (503), the body limit (413).
+pub fn router(mut state: AppState, limits: &Limits) -> Router {
     let http = state.http.clone();
+    state.bodies = state.bodies.with_max_age(limits.http_max_age);
     // `Router::layer` wraps what is already there: innermost first.
     routes::routes()
         .with_state(state)
@@ -59,6 +70,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             limits.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(http, metrics::track))
 }

@@ -3,17 +3,19 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::batch::ProductsRequest;
+use super::bodies::Read;
 use super::error::{ApiError, Body, Ids, Params, PathParams};
 use crate::domain::{
-    AutocompleteQuery, CategoryInput, FiltersQuery, ListQuery, ProductInput, SearchQuery,
-    StockChange, check_id,
+    AutocompleteQuery, CategoryInput, FiltersQuery, ProductInput, SearchQuery, StockChange,
+    check_id,
 };
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -65,12 +67,26 @@ fn found<T>(value: Option<T>, what: &str) -> Result<T> {
 
 // ----- categories -----
 
-async fn categories(State(s): State<AppState>) -> Result<impl IntoResponse> {
-    Ok(Json(s.repo.categories().await?))
+async fn categories(State(s): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(&repo.cache, Read::Categories, &headers, || async {
+            repo.categories().await.map(Some)
+        })
+        .await?;
+    found(reply, "categories")
 }
 
-async fn category_tree(State(s): State<AppState>) -> Result<impl IntoResponse> {
-    Ok(Json(s.repo.category_tree().await?))
+async fn category_tree(State(s): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(&repo.cache, Read::CategoryTree, &headers, || async {
+            repo.category_tree().await.map(Some)
+        })
+        .await?;
+    found(reply, "category tree")
 }
 
 async fn category(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
@@ -143,11 +159,19 @@ async fn delete_category(
 
 // ----- products -----
 
-async fn product(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl IntoResponse> {
-    Ok(Json(found(
-        s.repo.product(id).await?,
-        &format!("product {id}"),
-    )?))
+async fn product(
+    State(s): State<AppState>,
+    Ids(id): Ids<i64>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(&repo.cache, Read::Product(id), &headers, || {
+            repo.product(id)
+        })
+        .await?;
+    found(reply, &format!("product {id}"))
 }
 
 async fn product_by_sku(
@@ -173,19 +197,53 @@ async fn variants(State(s): State<AppState>, Ids(id): Ids<i64>) -> Result<impl I
 async fn recommendations(
     State(s): State<AppState>,
     Ids(id): Ids<i64>,
-) -> Result<impl IntoResponse> {
-    Ok(Json(found(
-        s.repo.recommendations(id).await?,
-        &format!("product {id}"),
-    )?))
+    headers: HeaderMap,
+) -> Result<Response> {
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(&repo.cache, Read::Recommendations(id), &headers, || {
+            repo.recommendations(id)
+        })
+        .await?;
+    found(reply, &format!("product {id}"))
 }
 
+/// `GET /products`: a listing (cached body), or with `?ids=` a batch of products (one
+/// `get_many_or_load`), answered as `{"items": [..found, in the order asked..], "missing": [ids]}`.
 async fn list_products(
     State(s): State<AppState>,
-    Params(query): Params<ListQuery>,
-) -> Result<impl IntoResponse> {
+    request: ProductsRequest,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let query = match request {
+        ProductsRequest::List(query) => query,
+        ProductsRequest::Batch(ids) => {
+            let found = s.repo.products_by_ids(&ids).await?;
+            let mut items = Vec::with_capacity(found.len());
+            let mut missing = Vec::new();
+            for (id, detail) in ids.iter().zip(found) {
+                match detail {
+                    Some(detail) => items.push(detail),
+                    None => missing.push(*id),
+                }
+            }
+            return Ok(Json(json!({ "items": items, "missing": missing })).into_response());
+        }
+    };
     query.validate()?;
-    Ok(Json(s.repo.list_products(&query).await?))
+    let repo = &s.repo;
+    let cat = query.category.unwrap_or(0);
+    let reply = s
+        .bodies
+        .respond(
+            &repo.cache,
+            Read::Listing(cat, &query),
+            &headers,
+            || async { repo.list_products(&query).await.map(Some) },
+        )
+        .await?;
+    found(reply, "listing")
 }
 
 async fn top_sellers(State(s): State<AppState>) -> Result<impl IntoResponse> {
@@ -265,17 +323,36 @@ async fn filters(
 async fn search(
     State(s): State<AppState>,
     Params(q): Params<SearchQuery>,
-) -> Result<impl IntoResponse> {
+    headers: HeaderMap,
+) -> Result<Response> {
     q.validate()?;
-    Ok(Json(s.repo.search(&q).await?))
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(&repo.cache, Read::Search(&q), &headers, || async {
+            repo.search(&q).await.map(Some)
+        })
+        .await?;
+    found(reply, "search")
 }
 
 async fn autocomplete(
     State(s): State<AppState>,
     Params(q): Params<AutocompleteQuery>,
-) -> Result<impl IntoResponse> {
+    headers: HeaderMap,
+) -> Result<Response> {
     q.validate()?;
-    Ok(Json(s.repo.autocomplete(&q.prefix).await?))
+    let repo = &s.repo;
+    let reply = s
+        .bodies
+        .respond(
+            &repo.cache,
+            Read::Autocomplete(&q.prefix),
+            &headers,
+            || async { repo.autocomplete(&q.prefix).await.map(Some) },
+        )
+        .await?;
+    found(reply, "autocomplete")
 }
 
 async fn stats(State(s): State<AppState>) -> Result<impl IntoResponse> {

@@ -7,6 +7,7 @@
 //! PostgreSQL query in [`postgres`] (`repo/postgres/<concept>.rs`), with the same results.
 
 pub mod attributes;
+pub mod batch;
 pub mod categories;
 mod postgres;
 pub mod products;
@@ -32,7 +33,12 @@ pub struct Repo {
 
 impl Repo {
     pub fn new(db: Db, cache: Cache) -> Repo {
-        Repo { db, cache }
+        let repo = Repo { db, cache };
+        // Before any `#[cached]` read registers `prod:<id>` without pattern tags (see `batch`).
+        if let Err(e) = repo.product_pattern() {
+            tracing::error!(error = %e, "the batch read's pattern did not register");
+        }
+        repo
     }
 
     /// Invalidates the listings and filters of every category in `categories` (each with its

@@ -35,6 +35,7 @@ pub(super) struct ProductChange {
 impl Invalidates for ProductChange {
     async fn invalidate(&self, repo: &Repo) {
         repo.evict_product_detail(self.id).await;
+        repo.cache.invalidate_tag(&tags::product(self.id)).await;
         repo.evict_variants(self.id).await;
         for sku in &self.skus {
             repo.evict_product_sku(sku).await;
@@ -63,6 +64,7 @@ pub(super) struct StockChanged {
 impl Invalidates for StockChanged {
     async fn invalidate(&self, repo: &Repo) {
         repo.evict_product_detail(self.id).await;
+        repo.cache.invalidate_tag(&tags::product(self.id)).await;
         repo.evict_product_sku(&self.sku).await;
         repo.evict_variants(self.id).await;
         repo.cache.invalidate_tag(tags::STOCK).await;
@@ -516,6 +518,7 @@ impl Repo {
             Db::Postgres(db) => postgres::products::sku_of(db, id).await?,
         };
         self.evict_product_detail(id).await;
+        self.cache.invalidate_tag(&tags::product(id)).await;
         self.evict_variants(id).await;
         self.evict_recommendations(id).await;
         if let Some(sku) = &sku {

@@ -25,6 +25,15 @@ pub const STOCK: &str = "stock";
 /// The tags a product write invalidates besides its listings (its own keys are evicted).
 pub const PRODUCT_WRITE: [&str; 4] = [SEARCH, RANKINGS, RECS, STATS];
 
+/// `product:<id>`: the HTTP body of product `id`'s detail (`http/bodies.rs`), which writes evict
+/// beside the product's own keys.
+pub const PRODUCT_TEMPLATE: &str = "product:<id>";
+
+/// [`PRODUCT_TEMPLATE`] for product `id`.
+pub fn product(id: i64) -> String {
+    format!("product:{id}")
+}
+
 /// `listing:<c>`: the listings, filters and attributes of category `c`'s subtree (`0`: the whole
 /// catalog).
 pub fn listing(category: i64) -> String {
@@ -88,6 +97,7 @@ mod tests {
         }
         assert!(all.iter().any(|t| t.starts_with(LISTING_TEMPLATE)));
         assert_eq!(listing(0), "listing:0");
+        assert_eq!(product(7), PRODUCT_TEMPLATE.replace("<id>", "7"));
     }
 
     #[test]
