@@ -20,6 +20,7 @@ mod clock;
 pub mod codec;
 mod engine;
 pub mod error;
+mod redis_target;
 pub mod health;
 pub mod invalidation;
 pub mod key;
@@ -37,6 +38,7 @@ pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};
 pub use metrics::{Counters, Stats};
+pub use redis_target::TlsConfig;
 pub use store::circuit::CircuitState;
 pub use ttl::TtlPolicy;
 
