@@ -166,7 +166,11 @@ impl RedisServer {
 
         if let Some(tls) = &server.tls {
             let c = &tls.certificates;
-            for (file, pem) in TLS_FILES.iter().zip([&c.ca_pem, &c.server_cert_pem, &c.server_key_pem]) {
+            for (file, pem) in
+                TLS_FILES
+                    .iter()
+                    .zip([&c.ca_pem, &c.server_cert_pem, &c.server_key_pem])
+            {
                 let path = server.dir_path.join(file);
                 fs::write(&path, pem)
                     .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
@@ -385,7 +389,11 @@ impl RedisServer {
                 .arg("--tls-key-file")
                 .arg(key)
                 .arg("--tls-auth-clients")
-                .arg(if tls.require_client_certificate { "yes" } else { "no" });
+                .arg(if tls.require_client_certificate {
+                    "yes"
+                } else {
+                    "no"
+                });
         }
         cmd.args(&self.extra_args)
             .current_dir(&self.dir_path)

@@ -4,15 +4,61 @@
 
 use std::time::Duration;
 
-use cache_core::{Cache, CacheBuilder, Pattern, PatternConfig, TtlPolicy};
+use cache_core::{Cache, CacheBuilder, Pattern, PatternConfig, TlsConfig, TtlPolicy};
 use redis::AsyncCommands;
 use tiercache_tests::RedisServer;
 
-/// A builder on `server` with short timeouts, so fault tests run quickly.
+/// How the caches under test reach Redis. Tests written as `async fn name(transport: Transport)`
+/// run over both with [`over_plain_and_tls!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `redis://`.
+    Plain,
+    /// `rediss://` to the server's TLS port, trusting the harness's test CA.
+    Tls,
+}
+
+impl Transport {
+    /// A fresh server that the caches of [`builder`] reach this way. (The raw helpers here use
+    /// its plain port, as administrators.)
+    pub fn start(self) -> RedisServer {
+        match self {
+            Transport::Plain => RedisServer::start(),
+            Transport::Tls => RedisServer::start_tls(false),
+        }
+    }
+}
+
+/// Runs `async fn $name(transport: Transport)` as two tests, `$name::plain` and `$name::tls`
+/// (tokio's test attribute arguments after the name, e.g. `flavor = "multi_thread"`).
+#[macro_export]
+macro_rules! over_plain_and_tls {
+    ($name:ident $(, $($arg:tt)*)?) => {
+        mod $name {
+            use super::support::Transport;
+            #[tokio::test($($($arg)*)?)]
+            async fn plain() {
+                super::$name(Transport::Plain).await
+            }
+            #[tokio::test($($($arg)*)?)]
+            async fn tls() {
+                super::$name(Transport::Tls).await
+            }
+        }
+    };
+}
+
+/// A builder on `server` with short timeouts, so fault tests run quickly. A server with TLS is
+/// reached over TLS (its `rediss://` URL, trusting its test CA).
 pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
-    Cache::builder()
-        .namespace(namespace)
-        .redis_url(server.url())
+    let builder = Cache::builder().namespace(namespace);
+    let builder = match server.tls_port() {
+        None => builder.redis_url(server.url()),
+        Some(_) => builder
+            .redis_url(server.tls_url())
+            .redis_tls(TlsConfig::new().ca_pem(server.certificates().ca_pem.clone())),
+    };
+    builder
         .redis_timeout(Duration::from_millis(150))
         .redis_connect_timeout(Duration::from_millis(300))
         .circuit_breaker(2, Duration::from_millis(300))

@@ -387,10 +387,18 @@ mod tests {
         let client = || redis::Client::open("rediss://cache:6380/").unwrap();
         let b = CacheBuilder::default;
         assert_eq!(
-            kind(b().redis_url("redis://cache/").redis_tls(tls()).build().await),
+            kind(
+                b().redis_url("redis://cache/")
+                    .redis_tls(tls())
+                    .build()
+                    .await
+            ),
             ConfigErrorKind::Tls
         );
-        assert_eq!(kind(b().redis_tls(tls()).build().await), ConfigErrorKind::Tls);
+        assert_eq!(
+            kind(b().redis_tls(tls()).build().await),
+            ConfigErrorKind::Tls
+        );
         assert_eq!(
             kind(b().redis_client(client()).redis_tls(tls()).build().await),
             ConfigErrorKind::Redis

@@ -20,11 +20,11 @@ mod clock;
 pub mod codec;
 mod engine;
 pub mod error;
-mod redis_target;
 pub mod health;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
+mod redis_target;
 mod store;
 pub mod ttl;
 

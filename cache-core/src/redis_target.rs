@@ -54,6 +54,27 @@ impl TlsConfig {
         self
     }
 
+    /// Text given as a certificate must hold one: without this check, text with no PEM block
+    /// would give an empty list of roots, and the failure would only show at the handshake.
+    fn check_pem(&self) -> Result<(), ConfigError> {
+        for (what, pem) in [
+            ("ca_pem", &self.ca_pem),
+            ("client certificate", &self.client_cert_pem),
+        ] {
+            if let Some(pem) = pem
+                && !pem.windows(CERT_BEGIN.len()).any(|w| w == CERT_BEGIN)
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Tls,
+                    format!(
+                        "the TLS {what} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn certificates(&self) -> redis::TlsCertificates {
         redis::TlsCertificates {
             client_tls: match (&self.client_cert_pem, &self.client_key_pem) {
@@ -79,6 +100,8 @@ impl fmt::Debug for TlsConfig {
     }
 }
 
+const CERT_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 /// The L2 as configured on the builder.
 #[derive(Clone)]
 pub(crate) enum RedisTarget {
@@ -94,7 +117,9 @@ impl RedisTarget {
     pub(crate) fn client(&self) -> Result<redis::Client, Error> {
         match self {
             RedisTarget::Client(client) => Ok(client.clone()),
-            RedisTarget::Url(url, None) => redis::Client::open(url.as_str()).map_err(Error::RedisUrl),
+            RedisTarget::Url(url, None) => {
+                redis::Client::open(url.as_str()).map_err(Error::RedisUrl)
+            }
             RedisTarget::Url(url, Some(tls)) => {
                 if !url.starts_with("rediss://") {
                     return Err(ConfigError::new(
@@ -106,6 +131,7 @@ impl RedisTarget {
                     )
                     .into());
                 }
+                tls.check_pem()?;
                 redis::Client::build_with_tls(url.as_str(), tls.certificates()).map_err(|e| {
                     ConfigError::new(
                         ConfigErrorKind::Tls,
@@ -180,7 +206,9 @@ pub(crate) fn configuration_failure(
             ),
         ));
     }
-    if code == Some("NOPERM") || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
+    if code == Some("NOPERM")
+        || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    {
         return Some(ConfigError::new(
             ConfigErrorKind::Auth,
             format!(
@@ -204,15 +232,23 @@ pub(crate) fn configuration_failure(
     None
 }
 
-/// The rustls error somewhere in `error`'s chain of sources.
+/// The rustls error somewhere in `error`'s chain of sources. tokio-rustls reports it inside an
+/// `io::Error`, which redis-rs keeps behind an `Arc` (its source is the `Arc` itself).
 fn tls_error(error: &redis::RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(e) = source {
+        let e: &(dyn std::error::Error + 'static) = match e.downcast_ref::<Shared>() {
+            Some(shared) => &**shared,
+            None => e,
+        };
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
             return Some(tls);
         }
@@ -290,17 +326,20 @@ mod tests {
             }
             other => panic!("expected a TLS configuration error, got {other:?}"),
         }
-        let garbage = TlsConfig::new().ca_pem("not a certificate");
-        let target = RedisTarget::Url("rediss://:pw@cache/".into(), Some(garbage));
-        match target.client() {
-            Err(Error::Config(e)) => {
-                assert_eq!(e.kind(), ConfigErrorKind::Tls);
-                assert!(!e.message().contains("pw@"), "{e}");
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        for tls in [
+            TlsConfig::new().ca_pem("not a certificate"),
+            TlsConfig::new().ca_pem(broken),
+            TlsConfig::new().client_certificate("no certificate", "no key"),
+        ] {
+            let target = RedisTarget::Url("rediss://:pw@cache/".into(), Some(tls));
+            match target.client() {
+                Err(Error::Config(e)) => {
+                    assert_eq!(e.kind(), ConfigErrorKind::Tls);
+                    assert!(!e.message().contains("pw@"), "{e}");
+                }
+                other => panic!("expected a TLS configuration error, got {other:?}"),
             }
-            // rustls accepts an empty list of roots from text without PEM blocks; the handshake
-            // then fails, which the build reports as a TLS error too.
-            Ok(_) => {}
-            other => panic!("expected a TLS configuration error, got {other:?}"),
         }
     }
 }
