@@ -180,6 +180,15 @@ async fn acl_users_work_and_refused_credentials_name_the_user_not_the_password()
         assert!(message.contains("`alice`"), "names the user: {message}");
         assert!(!message.contains("not-her-password"), "{message}");
     }
+    // ... unless the service asked to start degraded: L1 only, Redis probed in the background.
+    let degraded = bare("acl")
+        .redis_url(url("alice:not-her-password"))
+        .start_degraded_if_refused(true)
+        .build()
+        .await
+        .expect("starts degraded");
+    assert!(degraded.has_l2());
+    assert_ne!(degraded.health().await.l2.status, cache_core::L2Status::Up);
     let (kind, message) = config_error(bare("acl").redis_url(url("mallory:x")).build().await);
     assert_eq!(kind, ConfigErrorKind::Auth, "{message}");
     assert!(message.contains("`mallory`"), "{message}");

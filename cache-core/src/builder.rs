@@ -57,6 +57,7 @@ pub struct CacheBuilder {
     /// TLS settings for a `rediss://` URL; kept apart so that the order of the calls is free.
     redis_tls: Option<TlsConfig>,
     require_redis: bool,
+    start_degraded_if_refused: bool,
     l1_capacity_bytes: u64,
     default_ttl: Duration,
     op_timeout: Duration,
@@ -74,6 +75,7 @@ impl Default for CacheBuilder {
             redis: None,
             redis_tls: None,
             require_redis: false,
+            start_degraded_if_refused: false,
             l1_capacity_bytes: 64 * 1024 * 1024,
             default_ttl: Duration::from_secs(300),
             op_timeout: Duration::from_millis(250),
@@ -157,6 +159,17 @@ impl CacheBuilder {
     /// Fail `build()` if Redis cannot be reached (default: build degraded and connect later).
     pub fn require_redis(mut self, require: bool) -> Self {
         self.require_redis = require;
+        self
+    }
+
+    /// Start degraded (serve from L1 and the loaders, probe Redis in the background) even when
+    /// Redis refuses the credentials or the TLS handshake at build time, logging a warning;
+    /// for a service that must start whatever the cache's configuration says and reports the
+    /// problem itself (the catalog's `--allow-degraded`). Default `false`: `build` fails with a
+    /// [`ConfigErrorKind::Auth`] or [`ConfigErrorKind::Tls`] error. Takes precedence over
+    /// [`require_redis`](Self::require_redis) for these refusals.
+    pub fn start_degraded_if_refused(mut self, start: bool) -> Self {
+        self.start_degraded_if_refused = start;
         self
     }
 
@@ -309,6 +322,7 @@ impl CacheBuilder {
             namespace: self.namespace,
             redis_client,
             require_redis: self.require_redis,
+            start_degraded_if_refused: self.start_degraded_if_refused,
             l1_capacity_bytes: self.l1_capacity_bytes,
             default_ttl: self.default_ttl,
             op_timeout: self.op_timeout,
@@ -329,6 +343,7 @@ impl fmt::Debug for CacheBuilder {
             redis,
             redis_tls,
             require_redis,
+            start_degraded_if_refused,
             l1_capacity_bytes,
             default_ttl,
             op_timeout,
@@ -343,6 +358,7 @@ impl fmt::Debug for CacheBuilder {
             .field("redis", redis)
             .field("redis_tls", redis_tls)
             .field("require_redis", require_redis)
+            .field("start_degraded_if_refused", start_degraded_if_refused)
             .field("l1_capacity_bytes", l1_capacity_bytes)
             .field("default_ttl", default_ttl)
             .field("op_timeout", op_timeout)

@@ -55,6 +55,8 @@ pub(crate) struct Config {
     /// The L2's client, with its TLS and credentials; `None`: L1 only.
     pub(crate) redis_client: Option<redis::Client>,
     pub(crate) require_redis: bool,
+    /// Refused credentials or TLS handshake at build time: start degraded instead of failing.
+    pub(crate) start_degraded_if_refused: bool,
     pub(crate) l1_capacity_bytes: u64,
     pub(crate) default_ttl: Duration,
     pub(crate) op_timeout: Duration,
@@ -203,7 +205,14 @@ async fn connect_l2(client: redis::Client, config: &Config) -> Result<Arc<RedisS
     ));
     if let Err(e) = store.connect().await {
         if let Some(config_error) = configuration_failure(&e, &client) {
-            return Err(config_error.into());
+            if !config.start_degraded_if_refused {
+                return Err(config_error.into());
+            }
+            tracing::warn!(
+                error = %config_error,
+                "Redis refused the cache at start: running on L1, probing Redis until it accepts"
+            );
+            return Ok(store);
         }
         if config.require_redis {
             return Err(Error::RedisUnavailable(e));

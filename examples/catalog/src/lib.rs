@@ -114,6 +114,9 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
     let cache = Cache::builder()
         .namespace(cache_namespace(&config.namespace))
         .redis_url_opt(config.redis_url.clone())
+        .redis_tls_opt(config.redis_tls()?)
+        // Refused credentials were dealt with above (the error, or --allow-degraded).
+        .start_degraded_if_refused(config.allow_degraded)
         .l1_capacity_bytes(config.l1_capacity_bytes())
         .build()
         .await
