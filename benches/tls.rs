@@ -60,12 +60,15 @@ fn tls(c: &mut Criterion) {
         .map(|id| pattern.key(&[&id]).expect("key"))
         .collect();
     rt.block_on(async {
-        let entries: Vec<_> = keys
-            .iter()
-            .zip(0..)
-            .map(|(k, id)| (k.clone(), product(id)))
-            .collect();
-        tier.set_many(entries).await;
+        // In chunks: one write of every entry could outlast the call timeout over TLS.
+        for (chunk, ids) in keys.chunks(500).zip((0..).step_by(500)) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .zip(ids..)
+                .map(|(k, id)| (k.clone(), product(id)))
+                .collect();
+            tier.set_many(entries).await;
+        }
         let mut pipe = redis::pipe();
         for id in 0..ENTRIES {
             pipe.set(raw_key(id), encode_value(&product(id)).expect("encode"))
