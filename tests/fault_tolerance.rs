@@ -62,7 +62,12 @@ async fn redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart(
         "no call failed while Redis was down"
     );
     assert_eq!(served.load(Ordering::Relaxed), 50 * 200);
-    assert!(cache.stats().total.l2_errors > 0, "the outage was noticed");
+    assert!(
+        cache.stats().total.l2_errors > 0,
+        "the outage was noticed: {:?}, {:?}",
+        cache.stats(),
+        cache.health().await
+    );
     assert_eq!(cache.health().await.l2.status, L2Status::Down);
 
     server.restart();

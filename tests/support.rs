@@ -49,18 +49,24 @@ macro_rules! over_plain_and_tls {
 }
 
 /// A builder on `server` with short timeouts, so fault tests run quickly. A server with TLS is
-/// reached over TLS (its `rediss://` URL, trusting its test CA).
+/// reached over TLS (its `rediss://` URL, trusting its test CA), with longer timeouts: a call's
+/// timeout covers reconnecting, and a TLS handshake in an unoptimised test build on a loaded
+/// machine can take longer than 150 ms (then the circuit opened before the test began).
 pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
     let builder = Cache::builder().namespace(namespace);
-    let builder = match server.tls_port() {
-        None => builder.redis_url(server.url()),
-        Some(_) => builder
-            .redis_url(server.tls_url())
-            .redis_tls(TlsConfig::new().ca_pem(server.certificates().ca_pem.clone())),
+    let (builder, op_timeout, connect_timeout) = match server.tls_port() {
+        None => (builder.redis_url(server.url()), 150, 300),
+        Some(_) => (
+            builder
+                .redis_url(server.tls_url())
+                .redis_tls(TlsConfig::new().ca_pem(server.certificates().ca_pem.clone())),
+            1_000,
+            2_000,
+        ),
     };
     builder
-        .redis_timeout(Duration::from_millis(150))
-        .redis_connect_timeout(Duration::from_millis(300))
+        .redis_timeout(Duration::from_millis(op_timeout))
+        .redis_connect_timeout(Duration::from_millis(connect_timeout))
         .circuit_breaker(2, Duration::from_millis(300))
         .mark_refresh_interval(Duration::from_millis(100))
 }
