@@ -205,6 +205,13 @@ async fn the_tls_flags_reach_a_redis_with_mutual_tls() {
         .expect_err("no client certificate");
     let err = format!("{err:#}");
     assert!(err.contains("TLS handshake"), "{err}");
+    // ... unless --allow-degraded: it starts, with the handshake as its problem (not ready).
+    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]).config)
+        .await
+        .expect("starts degraded");
+    assert!(cache.has_l2());
+    let problem = problem.expect("the problem it starts with");
+    assert!(problem.contains("TLS handshake"), "{problem}");
     assert!(
         Cli::try_parse_from(["catalog", "--redis-client-cert", &cert]).is_err(),
         "a certificate without its key is refused"
