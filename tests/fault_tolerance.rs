@@ -1,6 +1,6 @@
 //! Redis down, slow or back: no call fails, the circuit keeps timeouts off the request path,
 //! invalidations made meanwhile are replayed, stale values cover failing loaders, and health
-//! reports each state.
+//! reports each state. The outage test runs over plain TCP and over TLS (`over_plain_and_tls!`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod support;
@@ -14,9 +14,15 @@ use cache_core::{Cache, CircuitState, Error, L2Status, TtlPolicy};
 use support::*;
 use tiercache_tests::RedisServer;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart() {
-    let mut server = RedisServer::start();
+over_plain_and_tls!(
+    redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+async fn redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart(
+    transport: Transport,
+) {
+    let mut server = transport.start();
     let cache = cache(&server, "kill").await;
     let p = register(
         &cache,
@@ -56,7 +62,12 @@ async fn redis_killed_mid_traffic_fails_no_call_and_is_used_again_after_restart(
         "no call failed while Redis was down"
     );
     assert_eq!(served.load(Ordering::Relaxed), 50 * 200);
-    assert!(cache.stats().total.l2_errors > 0, "the outage was noticed");
+    assert!(
+        cache.stats().total.l2_errors > 0,
+        "the outage was noticed: {:?}, {:?}",
+        cache.stats(),
+        cache.health().await
+    );
     assert_eq!(cache.health().await.l2.status, L2Status::Down);
 
     server.restart();

@@ -14,6 +14,12 @@
 //! The binary is `redis-server` from `PATH`, or the path in the
 //! `REDIS_SERVER_BIN` environment variable.
 //!
+//! [`RedisServer::start_tls`] also listens with TLS on a second free port, with
+//! a fresh test PKI ([`TestCertificates`]: a CA, the server's certificate, a
+//! client certificate for mutual TLS). The plain port stays open on loopback for
+//! the harness's own readiness probe and for tests' administration (`ACL
+//! SETUSER`, `CONFIG SET`); the clients under test use [`RedisServer::tls_url`].
+//!
 //! ```no_run
 //! use tiercache_tests::RedisServer;
 //!
@@ -37,6 +43,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod tls_certs;
+
+pub use tls_certs::TestCertificates;
 
 /// Environment variable naming the `redis-server` binary to run.
 pub const REDIS_SERVER_BIN_ENV: &str = "REDIS_SERVER_BIN";
@@ -63,6 +73,8 @@ pub struct RedisServer {
     port: u16,
     bin: OsString,
     extra_args: Vec<String>,
+    /// The TLS listener, for servers from [`RedisServer::start_tls`].
+    tls: Option<TlsListener>,
     /// Canonical path of `_dir`; what `CONFIG GET dir` reports.
     dir_path: PathBuf,
     log_path: PathBuf,
@@ -70,6 +82,16 @@ pub struct RedisServer {
     // Declared last so the directory outlives everything that refers to it.
     _dir: TempDir,
 }
+
+/// The TLS side of a server: its port, its certificates and whether clients must present one.
+struct TlsListener {
+    port: u16,
+    certificates: TestCertificates,
+    require_client_certificate: bool,
+}
+
+/// The files of the server's side of the test PKI, in its directory.
+const TLS_FILES: [&str; 3] = ["tls-ca.pem", "tls-server.pem", "tls-server.key"];
 
 /// Why one spawn attempt failed.
 enum SpawnError {
@@ -101,6 +123,27 @@ impl RedisServer {
     /// the binary [`REDIS_SERVER_BIN_ENV`] names (for tools that take it as an
     /// option, such as the catalog's load generator).
     pub fn start_bin_with_args(bin: impl Into<OsString>, extra: &[&str]) -> RedisServer {
+        Self::start_inner(bin.into(), extra, None)
+    }
+
+    /// Like [`start`](Self::start), also listening with TLS on a second free port
+    /// ([`tls_url`](Self::tls_url)) with a fresh test PKI
+    /// ([`certificates`](Self::certificates)). With `require_client_certificate`
+    /// (`--tls-auth-clients yes`) a client must present a certificate signed by
+    /// the test CA (mutual TLS); otherwise none is asked for.
+    pub fn start_tls(require_client_certificate: bool) -> RedisServer {
+        let bin = std::env::var_os(REDIS_SERVER_BIN_ENV)
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "redis-server".into());
+        let tls = TlsListener {
+            port: 0,
+            certificates: TestCertificates::generate(),
+            require_client_certificate,
+        };
+        Self::start_inner(bin, &[], Some(tls))
+    }
+
+    fn start_inner(bin: OsString, extra: &[&str], tls: Option<TlsListener>) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("tiercache-redis-")
             .tempdir()
@@ -112,17 +155,38 @@ impl RedisServer {
         let mut server = RedisServer {
             child: Mutex::new(None),
             port: 0,
-            bin: bin.into(),
+            bin,
             extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls,
             log_path: dir_path.join(LOG_FILE),
             stdio_path: dir_path.join(STDIO_FILE),
             dir_path,
             _dir: dir,
         };
 
+        if let Some(tls) = &server.tls {
+            let c = &tls.certificates;
+            for (file, pem) in
+                TLS_FILES
+                    .iter()
+                    .zip([&c.ca_pem, &c.server_cert_pem, &c.server_key_pem])
+            {
+                let path = server.dir_path.join(file);
+                fs::write(&path, pem)
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            }
+        }
         let mut taken = Vec::new();
         for _ in 0..START_ATTEMPTS {
             server.port = free_port();
+            if let Some(tls) = &mut server.tls {
+                tls.port = loop {
+                    let port = free_port();
+                    if port != server.port {
+                        break port;
+                    }
+                };
+            }
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(SpawnError::PortInUse) => taken.push(server.port),
@@ -143,6 +207,46 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/0`, for a server from [`start_tls`](Self::start_tls). Panics
+    /// for a server without TLS.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.tls_listener().port)
+    }
+
+    /// The TLS port, for a server from [`start_tls`](Self::start_tls).
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|t| t.port)
+    }
+
+    /// The test PKI of a server from [`start_tls`](Self::start_tls). Panics for a server without
+    /// TLS.
+    pub fn certificates(&self) -> &TestCertificates {
+        &self.tls_listener().certificates
+    }
+
+    /// A redis-rs client of the TLS port that trusts the test CA and presents the client
+    /// certificate (connects lazily). Panics for a server without TLS.
+    pub fn tls_client(&self) -> redis::Client {
+        let c = self.certificates();
+        redis::Client::build_with_tls(
+            self.tls_url(),
+            redis::TlsCertificates {
+                client_tls: Some(redis::ClientTlsConfig {
+                    client_cert: c.client_cert_pem.clone().into_bytes(),
+                    client_key: c.client_key_pem.clone().into_bytes(),
+                }),
+                root_cert: Some(c.ca_pem.clone().into_bytes()),
+            },
+        )
+        .unwrap_or_else(|e| panic!("cannot build a TLS client of {}: {e}", self.tls_url()))
+    }
+
+    fn tls_listener(&self) -> &TlsListener {
+        self.tls
+            .as_ref()
+            .unwrap_or_else(|| panic!("this server was not started with TLS (start_tls)"))
     }
 
     /// A client for this server (connects lazily).
@@ -274,6 +378,23 @@ impl RedisServer {
         if supports_enable_debug_command(&self.bin) {
             cmd.args(["--enable-debug-command", "yes"]);
         }
+        if let Some(tls) = &self.tls {
+            let [ca, cert, key] = TLS_FILES.map(|f| self.dir_path.join(f));
+            cmd.arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-auth-clients")
+                .arg(if tls.require_client_certificate {
+                    "yes"
+                } else {
+                    "no"
+                });
+        }
         cmd.args(&self.extra_args)
             .current_dir(&self.dir_path)
             .stdin(Stdio::null())
@@ -397,6 +518,7 @@ impl fmt::Debug for RedisServer {
         let pid = lock(&self.child).as_ref().map(Child::id);
         f.debug_struct("RedisServer")
             .field("port", &self.port)
+            .field("tls_port", &self.tls_port())
             .field("pid", &pid)
             .field("bin", &self.bin)
             .field("extra_args", &self.extra_args)

@@ -4,17 +4,69 @@
 
 use std::time::Duration;
 
-use cache_core::{Cache, CacheBuilder, Pattern, PatternConfig, TtlPolicy};
+use cache_core::{Cache, CacheBuilder, Pattern, PatternConfig, TlsConfig, TtlPolicy};
 use redis::AsyncCommands;
 use tiercache_tests::RedisServer;
 
-/// A builder on `server` with short timeouts, so fault tests run quickly.
+/// How the caches under test reach Redis. Tests written as `async fn name(transport: Transport)`
+/// run over both with [`over_plain_and_tls!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `redis://`.
+    Plain,
+    /// `rediss://` to the server's TLS port, trusting the harness's test CA.
+    Tls,
+}
+
+impl Transport {
+    /// A fresh server that the caches of [`builder`] reach this way. (The raw helpers here use
+    /// its plain port, as administrators.)
+    pub fn start(self) -> RedisServer {
+        match self {
+            Transport::Plain => RedisServer::start(),
+            Transport::Tls => RedisServer::start_tls(false),
+        }
+    }
+}
+
+/// Runs `async fn $name(transport: Transport)` as two tests, `$name::plain` and `$name::tls`
+/// (tokio's test attribute arguments after the name, e.g. `flavor = "multi_thread"`).
+#[macro_export]
+macro_rules! over_plain_and_tls {
+    ($name:ident $(, $($arg:tt)*)?) => {
+        mod $name {
+            use super::support::Transport;
+            #[tokio::test($($($arg)*)?)]
+            async fn plain() {
+                super::$name(Transport::Plain).await
+            }
+            #[tokio::test($($($arg)*)?)]
+            async fn tls() {
+                super::$name(Transport::Tls).await
+            }
+        }
+    };
+}
+
+/// A builder on `server` with short timeouts, so fault tests run quickly. A server with TLS is
+/// reached over TLS (its `rediss://` URL, trusting its test CA), with longer timeouts: a call's
+/// timeout covers reconnecting, and a TLS handshake in an unoptimised test build on a loaded
+/// machine can take longer than 150 ms (then the circuit opened before the test began).
 pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
-    Cache::builder()
-        .namespace(namespace)
-        .redis_url(server.url())
-        .redis_timeout(Duration::from_millis(150))
-        .redis_connect_timeout(Duration::from_millis(300))
+    let builder = Cache::builder().namespace(namespace);
+    let (builder, op_timeout, connect_timeout) = match server.tls_port() {
+        None => (builder.redis_url(server.url()), 150, 300),
+        Some(_) => (
+            builder
+                .redis_url(server.tls_url())
+                .redis_tls(TlsConfig::new().ca_pem(server.certificates().ca_pem.clone())),
+            1_000,
+            2_000,
+        ),
+    };
+    builder
+        .redis_timeout(Duration::from_millis(op_timeout))
+        .redis_connect_timeout(Duration::from_millis(connect_timeout))
         .circuit_breaker(2, Duration::from_millis(300))
         .mark_refresh_interval(Duration::from_millis(100))
 }

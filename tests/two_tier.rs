@@ -1,5 +1,6 @@
 //! The two tiers against a real Redis: hits per tier, write-through, every invalidation form,
-//! TTLs and jitter, batches, and values in Redis that are not ours.
+//! TTLs and jitter, batches, and values in Redis that are not ours. The sharing between instances
+//! and the invalidations run over plain TCP and over TLS (`over_plain_and_tls!`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod support;
@@ -30,9 +31,9 @@ async fn load(
         .unwrap()
 }
 
-#[tokio::test]
-async fn l1_hit_and_l2_hit_from_a_second_cache() {
-    let server = RedisServer::start();
+over_plain_and_tls!(l1_hit_and_l2_hit_from_a_second_cache);
+async fn l1_hit_and_l2_hit_from_a_second_cache(transport: Transport) {
+    let server = transport.start();
     let a = cache(&server, "shop").await;
     let b = cache(&server, "shop").await;
     let (pa, pb) = (
@@ -111,9 +112,9 @@ async fn set_writes_through_to_both_tiers() {
     );
 }
 
-#[tokio::test]
-async fn invalidate_removes_a_key_from_both_tiers() {
-    let server = RedisServer::start();
+over_plain_and_tls!(invalidate_removes_a_key_from_both_tiers);
+async fn invalidate_removes_a_key_from_both_tiers(transport: Transport) {
+    let server = transport.start();
     let a = cache(&server, "inv").await;
     let p = register(&a, "prod:<id>", policy(60));
     let key = p.key(&[&1]).unwrap();
@@ -173,9 +174,9 @@ async fn glob_characters_in_values_never_widen_a_pattern_invalidation() {
     assert_eq!(dbsize(&server).await, 0);
 }
 
-#[tokio::test]
-async fn tag_invalidation_is_o1_and_seen_by_every_instance() {
-    let server = RedisServer::start();
+over_plain_and_tls!(tag_invalidation_is_o1_and_seen_by_every_instance);
+async fn tag_invalidation_is_o1_and_seen_by_every_instance(transport: Transport) {
+    let server = transport.start();
     let a = cache(&server, "tags").await;
     let b = cache(&server, "tags").await;
     let cfg = PatternConfig::new("search:<q>", policy(60)).tag("search");

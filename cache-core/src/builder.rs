@@ -3,11 +3,13 @@
 //!
 //! Owns the settings and their validation; never touches the engine's state.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::engine::{Config, Engine};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
+use crate::redis_target::{RedisTarget, TlsConfig, install_crypto_provider};
 use crate::ttl::TtlPolicy;
 
 /// The largest value any duration setting of the builder accepts: 100 years. Every sum and
@@ -45,12 +47,17 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 /// assert!(matches!(bad, Err(Error::Config(_))));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` hides the Redis password (`redis://user:***@host:6379/0`) and TLS key material.
+#[derive(Clone)]
 #[must_use]
 pub struct CacheBuilder {
     namespace: String,
-    redis_url: Option<String>,
+    redis: Option<RedisTarget>,
+    /// TLS settings for a `rediss://` URL; kept apart so that the order of the calls is free.
+    redis_tls: Option<TlsConfig>,
     require_redis: bool,
+    start_degraded_if_refused: bool,
     l1_capacity_bytes: u64,
     default_ttl: Duration,
     op_timeout: Duration,
@@ -65,8 +72,10 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
             namespace: "cache".into(),
-            redis_url: None,
+            redis: None,
+            redis_tls: None,
             require_redis: false,
+            start_degraded_if_refused: false,
             l1_capacity_bytes: 64 * 1024 * 1024,
             default_ttl: Duration::from_secs(300),
             op_timeout: Duration::from_millis(250),
@@ -88,20 +97,79 @@ impl CacheBuilder {
     }
 
     /// The Redis L2, e.g. `redis://127.0.0.1:6379/0`. Without one the cache is L1-only.
+    ///
+    /// - ACL: `redis://user:password@host:6379/0`; password only (`requirepass`):
+    ///   `redis://:password@host:6379/0`. Refused credentials fail [`build`](Self::build) with a
+    ///   [`ConfigErrorKind::Auth`] error that names the user, never the password.
+    /// - TLS: `rediss://host:6380/0` trusts the system's roots; [`redis_tls`](Self::redis_tls)
+    ///   gives a CA and a client certificate; `rediss://host:6380/0#insecure` accepts any
+    ///   certificate (self-signed test servers only). A failed handshake fails `build` with a
+    ///   [`ConfigErrorKind::Tls`] error.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
-        self.redis_url = Some(url.into());
+        self.redis = Some(RedisTarget::Url(url.into(), None));
         self
     }
 
     /// Sets or clears the Redis URL.
     pub fn redis_url_opt(mut self, url: Option<String>) -> Self {
-        self.redis_url = url;
+        self.redis = url.map(|url| RedisTarget::Url(url, None));
+        self
+    }
+
+    /// TLS settings of a `rediss://` URL: a CA to trust instead of the system's roots, a client
+    /// certificate for mutual TLS. Building fails (a [`ConfigErrorKind::Tls`] error) if the URL
+    /// is not `rediss://`, or with [`redis_client`](Self::redis_client).
+    pub fn redis_tls(mut self, tls: TlsConfig) -> Self {
+        self.redis_tls = Some(tls);
+        self
+    }
+
+    /// Sets or clears the TLS settings.
+    pub fn redis_tls_opt(mut self, tls: Option<TlsConfig>) -> Self {
+        self.redis_tls = tls;
+        self
+    }
+
+    /// The L2 through a redis-rs client the service built itself, with its own TLS and
+    /// credentials (replaces a [`redis_url`](Self::redis_url)). The cache opens its own
+    /// connection from it; refused credentials and failed handshakes are reported by `build` as
+    /// with a URL.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/ca.pem")?;
+    /// let client = redis::Client::build_with_tls(
+    ///     "rediss://cache-user:secret@redis.internal:6380/0",
+    ///     redis::TlsCertificates { client_tls: None, root_cert: Some(ca) },
+    /// )?;
+    /// let cache = cache_core::Cache::builder()
+    ///     .namespace("shop:v2")
+    ///     .redis_client(client)
+    ///     .build()
+    ///     .await?;
+    /// assert!(cache.has_l2());
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_client(mut self, client: redis::Client) -> Self {
+        self.redis = Some(RedisTarget::Client(client));
         self
     }
 
     /// Fail `build()` if Redis cannot be reached (default: build degraded and connect later).
     pub fn require_redis(mut self, require: bool) -> Self {
         self.require_redis = require;
+        self
+    }
+
+    /// Start degraded (serve from L1 and the loaders, probe Redis in the background) even when
+    /// Redis refuses the credentials or the TLS handshake at build time, logging a warning;
+    /// for a service that must start whatever the cache's configuration says and reports the
+    /// problem itself (the catalog's `--allow-degraded`). Default `false`: `build` fails with a
+    /// [`ConfigErrorKind::Auth`] or [`ConfigErrorKind::Tls`] error. Takes precedence over
+    /// [`require_redis`](Self::require_redis) for these refusals.
+    pub fn start_degraded_if_refused(mut self, start: bool) -> Self {
+        self.start_degraded_if_refused = start;
         self
     }
 
@@ -204,19 +272,57 @@ impl CacheBuilder {
         TtlPolicy::new(self.default_ttl).validate(self.max_entry_lifetime)
     }
 
-    /// Builds the cache. Fails on invalid settings, or when Redis is required and unreachable;
-    /// otherwise an unreachable Redis only means starting degraded.
+    /// Builds the cache. Fails on invalid settings, on credentials Redis refuses
+    /// ([`ConfigErrorKind::Auth`]) or a TLS handshake that fails ([`ConfigErrorKind::Tls`]), and
+    /// when Redis is required and unreachable; otherwise an unreachable Redis only means starting
+    /// degraded.
     pub async fn build(self) -> Result<Cache, Error> {
         self.validate()?;
-        let engine = Engine::start(self.into_config()).await?;
+        let redis_client = self.redis_client_to_use()?;
+        let engine = Engine::start(self.into_config(redis_client)).await?;
         Ok(Cache::from_engine(engine))
     }
 
-    fn into_config(self) -> Config {
+    /// The redis-rs client of the configured L2 (`None`: L1 only).
+    fn redis_client_to_use(&self) -> Result<Option<redis::Client>, Error> {
+        let target = match (&self.redis, &self.redis_tls) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Tls,
+                    "redis_tls was given without a Redis URL (redis_url(\"rediss://...\"))",
+                )
+                .into());
+            }
+            (Some(RedisTarget::Client(_)), Some(_)) => {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Redis,
+                    "redis_tls and redis_client were both given: a client of one's own brings its \
+                     own TLS settings (redis::Client::build_with_tls)",
+                )
+                .into());
+            }
+            (Some(RedisTarget::Url(url, _)), tls @ Some(_)) => {
+                RedisTarget::Url(url.clone(), tls.clone())
+            }
+            (Some(target), None) => target.clone(),
+        };
+        let client = target.client()?;
+        if matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            install_crypto_provider();
+        }
+        Ok(Some(client))
+    }
+
+    fn into_config(self, redis_client: Option<redis::Client>) -> Config {
         Config {
             namespace: self.namespace,
-            redis_url: self.redis_url,
+            redis_client,
             require_redis: self.require_redis,
+            start_degraded_if_refused: self.start_degraded_if_refused,
             l1_capacity_bytes: self.l1_capacity_bytes,
             default_ttl: self.default_ttl,
             op_timeout: self.op_timeout,
@@ -229,9 +335,91 @@ impl CacheBuilder {
     }
 }
 
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let CacheBuilder {
+            namespace,
+            redis,
+            redis_tls,
+            require_redis,
+            start_degraded_if_refused,
+            l1_capacity_bytes,
+            default_ttl,
+            op_timeout,
+            connect_timeout,
+            failure_threshold,
+            cool_down,
+            max_entry_lifetime,
+            mark_refresh,
+        } = self;
+        f.debug_struct("CacheBuilder")
+            .field("namespace", namespace)
+            .field("redis", redis)
+            .field("redis_tls", redis_tls)
+            .field("require_redis", require_redis)
+            .field("start_degraded_if_refused", start_degraded_if_refused)
+            .field("l1_capacity_bytes", l1_capacity_bytes)
+            .field("default_ttl", default_ttl)
+            .field("op_timeout", op_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("failure_threshold", failure_threshold)
+            .field("cool_down", cool_down)
+            .field("max_entry_lifetime", max_entry_lifetime)
+            .field("mark_refresh", mark_refresh)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let b = CacheBuilder::default()
+            .redis_url("redis://alice:s3cret@cache:6379/0")
+            .redis_tls(TlsConfig::new().client_certificate("CERT", "PRIVATE KEY"));
+        let shown = format!("{b:?}");
+        assert!(shown.contains("redis://alice:***@cache:6379/0"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        let password_only = CacheBuilder::default().redis_url("rediss://:s3cret@cache:6380/");
+        let shown = format!("{password_only:?}");
+        assert!(shown.contains("rediss://:***@cache:6380/"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let client = redis::Client::open("redis://bob:hunter2@cache:6379/").unwrap();
+        let shown = format!("{:?}", CacheBuilder::default().redis_client(client));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn redis_settings_that_contradict_each_other_are_rejected() {
+        let kind = |r: Result<Cache, Error>| match r {
+            Err(Error::Config(e)) => e.kind(),
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        let tls = TlsConfig::new;
+        let client = || redis::Client::open("rediss://cache:6380/").unwrap();
+        let b = CacheBuilder::default;
+        assert_eq!(
+            kind(
+                b().redis_url("redis://cache/")
+                    .redis_tls(tls())
+                    .build()
+                    .await
+            ),
+            ConfigErrorKind::Tls
+        );
+        assert_eq!(
+            kind(b().redis_tls(tls()).build().await),
+            ConfigErrorKind::Tls
+        );
+        assert_eq!(
+            kind(b().redis_client(client()).redis_tls(tls()).build().await),
+            ConfigErrorKind::Redis
+        );
+    }
 
     #[test]
     fn config_errors_have_a_kind() {

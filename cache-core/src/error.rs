@@ -22,7 +22,8 @@ pub enum Error {
         /// The template.
         template: String,
     },
-    /// A builder or policy setting is out of range.
+    /// A builder or policy setting is out of range, or Redis refused the cache's credentials or
+    /// TLS handshake at build time ([`ConfigErrorKind::Auth`], [`ConfigErrorKind::Tls`]).
     #[error("invalid configuration: {0}")]
     Config(#[source] ConfigError),
     /// The Redis URL does not parse.
@@ -91,6 +92,16 @@ pub enum ConfigErrorKind {
     Policy,
     /// A limit of one cache is reached (more than 2^32 key patterns).
     Limit,
+    /// Redis refused the credentials (`WRONGPASS`, `NOAUTH`), or its ACL denies the user what the
+    /// cache needs (`NOPERM`). Reported by `build()` at once, never retried as an outage; the
+    /// message names the user, never the password.
+    Auth,
+    /// The TLS settings cannot apply (PEM that does not parse, TLS settings for a `redis://`
+    /// URL), or the TLS handshake failed (unknown CA, wrong server name, a client certificate
+    /// missing or refused).
+    Tls,
+    /// The Redis settings contradict each other (TLS settings beside a client of one's own).
+    Redis,
 }
 
 /// Why a call to Redis produced no answer: a timeout, an error of Redis or of the connection (the

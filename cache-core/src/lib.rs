@@ -5,6 +5,9 @@
 //! - [`Cache`] (`cache.rs`): the public facade, thin methods with their docs, over the
 //!   crate-private engine (`engine/`: reads, loads with single flight and fail-safe, writes,
 //!   invalidation, background tasks), which [`CacheBuilder`] (`builder.rs`) starts;
+//! - where the L2 is (`redis_target.rs`): a URL with [`TlsConfig`] or a redis-rs client of one's
+//!   own, the password hidden from `Debug`, and refused credentials or TLS handshakes at build
+//!   time turned into configuration errors;
 //! - [`key`]: templates, rendering, the registry of [`Pattern`]s, macro call sites' bindings, glob
 //!   matching; [`ttl`]: the TTL policy; [`invalidation`]: what can be invalidated;
 //! - the tiers (`store/`, crate-private): L1 (moka) and L2 (Redis, with its circuit breaker and
@@ -30,6 +33,7 @@ pub mod http;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
+mod redis_target;
 pub mod source;
 mod store;
 pub mod ttl;
@@ -45,6 +49,7 @@ pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};
 pub use metrics::{Counters, Stats};
+pub use redis_target::TlsConfig;
 pub use source::Source;
 pub use store::circuit::CircuitState;
 pub use ttl::TtlPolicy;

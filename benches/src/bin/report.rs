@@ -238,6 +238,20 @@ const COMPARISONS: &[Comparison] = &[
         None,
     ),
     cmp(
+        "tls",
+        "over TLS: `get` L2 hit vs raw redis-rs `GET` + decode over TLS",
+        "tls/tiercache_get",
+        "tls/raw_redis_get_decode",
+        Some(1.15),
+    ),
+    cmp(
+        "tls",
+        "over TLS: `get_many` of 100 (L2) vs raw redis-rs `MGET` of 100 + decode over TLS",
+        "tls/tiercache_get_many_100",
+        "tls/raw_redis_mget_decode_100",
+        Some(1.15),
+    ),
+    cmp(
         "keys_codec",
         "`pattern.key(&[&id])` vs `format!(\"prod:{id}\")`",
         "keys/pattern_key_u64",
@@ -301,6 +315,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "batch",
         "`get_many` of 10/100 keys vs sequential `get`s (L2 path); pipelined `set_many` vs sequential `set`s.",
+    ),
+    (
+        "tls",
+        "The L2 over TLS (rustls, a test CA): `get` L2 hit with a fresh L1 and `get_many` of 100 vs raw redis-rs `GET` / `MGET` + decode over the same TLS server.",
     ),
     (
         "keys_codec",

@@ -43,6 +43,7 @@ use crate::key::registry::{PatternConfig, Registry};
 use crate::key::site::SiteRegistry;
 use crate::key::template::Template;
 use crate::metrics::Stats;
+use crate::redis_target::configuration_failure;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::ttl::TtlPolicy;
@@ -51,8 +52,11 @@ use crate::ttl::TtlPolicy;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) namespace: String,
-    pub(crate) redis_url: Option<String>,
+    /// The L2's client, with its TLS and credentials; `None`: L1 only.
+    pub(crate) redis_client: Option<redis::Client>,
     pub(crate) require_redis: bool,
+    /// Refused credentials or TLS handshake at build time: start degraded instead of failing.
+    pub(crate) start_degraded_if_refused: bool,
     pub(crate) l1_capacity_bytes: u64,
     pub(crate) default_ttl: Duration,
     pub(crate) op_timeout: Duration,
@@ -85,9 +89,9 @@ impl Engine {
     /// Builds an engine and starts its background tasks. With an L2, connects once: failure is an
     /// error only if `require_redis`, else the engine starts degraded and connects later.
     pub(crate) async fn start(config: Config) -> Result<Arc<Engine>, Error> {
-        let l2 = match &config.redis_url {
+        let l2 = match &config.redis_client {
             None => None,
-            Some(url) => Some(connect_l2(url, &config).await?),
+            Some(client) => Some(connect_l2(client.clone(), &config).await?),
         };
         let registry = Arc::new(Registry::default());
         let l1 = MemoryStore::new(config.l1_capacity_bytes, {
@@ -184,11 +188,12 @@ impl Engine {
     }
 }
 
-/// The L2 store of `config`, connected once.
-async fn connect_l2(url: &str, config: &Config) -> Result<Arc<RedisStore>, Error> {
-    let client = redis::Client::open(url).map_err(Error::RedisUrl)?;
+/// The L2 store of `config`, connected once. Refused credentials and failed TLS handshakes are
+/// configuration errors at once ([`configuration_failure`]); Redis unreachable is an error only
+/// with `require_redis`.
+async fn connect_l2(client: redis::Client, config: &Config) -> Result<Arc<RedisStore>, Error> {
     let store = Arc::new(RedisStore::new(
-        client,
+        client.clone(),
         RedisSettings {
             namespace: config.namespace.clone(),
             op_timeout: config.op_timeout,
@@ -199,6 +204,16 @@ async fn connect_l2(url: &str, config: &Config) -> Result<Arc<RedisStore>, Error
         },
     ));
     if let Err(e) = store.connect().await {
+        if let Some(config_error) = configuration_failure(&e, &client) {
+            if !config.start_degraded_if_refused {
+                return Err(config_error.into());
+            }
+            tracing::warn!(
+                error = %config_error,
+                "Redis refused the cache at start: running on L1, probing Redis until it accepts"
+            );
+            return Ok(store);
+        }
         if config.require_redis {
             return Err(Error::RedisUnavailable(e));
         }

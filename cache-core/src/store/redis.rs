@@ -4,9 +4,13 @@
 //! before any other L2 call, once Redis answers again, so that a write made while Redis was down
 //! does not leave an old value readable when it comes back.
 //!
-//! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>`, the
-//! namespace's clear mark `ns:c`, and key tombstones `ns:d:<key>`; marks and tombstones hold the
-//! time of the last invalidation (µs since the epoch).
+//! Key layout under the namespace `ns` (what `redis-cli --scan --pattern 'ns:*'` shows; the
+//! README's "Key layout in Redis" is the operators' version of this): entries `ns:k:<key>` (the
+//! codec's envelope, expiring after the pattern's `ttl + stale`), tag marks `ns:t:<tag>`, the
+//! namespace's clear mark `ns:c` (both kept [`RedisSettings::mark_retention`], the max entry
+//! lifetime), and key tombstones `ns:d:<key>` (kept [`TOMBSTONE_TTL`]); marks and tombstones hold
+//! the time of the last invalidation (µs since the epoch). Nothing else is written: no key index
+//! per tag, no locks, no channels.
 //!
 //! A tombstone closes a race between instances: instance B starts loading a key, instance A
 //! invalidates it (its database write committed), then B's load finishes with the old value. B's

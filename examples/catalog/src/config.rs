@@ -41,6 +41,31 @@ pub struct Config {
     #[arg(long, global = true, hide_env_values = true, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// CA certificate(s) (PEM file) to trust for a `rediss://` REDIS_URL instead of the system's
+    /// roots.
+    #[arg(long, global = true, hide_env_values = true, env = "REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM file) to present to Redis (mutual TLS); needs --redis-client-key.
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "REDIS_CLIENT_CERT",
+        requires = "redis_client_key"
+    )]
+    pub redis_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM file) of --redis-client-cert.
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "REDIS_CLIENT_KEY",
+        requires = "redis_client_cert"
+    )]
+    pub redis_client_key: Option<PathBuf>,
+
     /// Cache namespace: the prefix of every Redis key (the schema version is appended:
     /// `catalog` becomes `catalog:v1`).
     #[arg(
@@ -262,6 +287,9 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database", &self.database)
             .field("redis_url", &self.redis_url.as_deref().map(Redacted::url))
+            .field("redis_ca", &self.redis_ca)
+            .field("redis_client_cert", &self.redis_client_cert)
+            .field("redis_client_key", &self.redis_client_key)
             .field("namespace", &self.namespace)
             .field("l1_mb", &self.l1_mb)
             .field("products", &self.products)
@@ -350,6 +378,9 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: database.into(),
             redis_url: None,
+            redis_ca: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             namespace: "catalog".to_owned(),
             l1_mb: 64,
             products: 100_000,
@@ -359,6 +390,33 @@ impl Config {
             allow_degraded: false,
             limits: Limits::DEFAULT,
         }
+    }
+
+    /// The TLS settings of `--redis-ca`, `--redis-client-cert` and `--redis-client-key` (`None`
+    /// when none is given), read from their files.
+    pub fn redis_tls(&self) -> anyhow::Result<Option<cache_core::TlsConfig>> {
+        use anyhow::Context as _;
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
+        };
+        let mut tls = cache_core::TlsConfig::new();
+        let mut any = false;
+        if let Some(ca) = &self.redis_ca {
+            tls = tls.ca_pem(read("--redis-ca", ca)?);
+            any = true;
+        }
+        match (&self.redis_client_cert, &self.redis_client_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.client_certificate(
+                    read("--redis-client-cert", cert)?,
+                    read("--redis-client-key", key)?,
+                );
+                any = true;
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("--redis-client-cert and --redis-client-key go together"),
+        }
+        Ok(any.then_some(tls))
     }
 
     /// L1 capacity in bytes.

@@ -113,13 +113,35 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
         );
         problem = Some(refused);
     }
-    let cache = Cache::builder()
+    let builder = Cache::builder()
         .namespace(cache_namespace(&config.namespace))
         .redis_url_opt(config.redis_url.clone())
-        .l1_capacity_bytes(config.l1_capacity_bytes())
-        .build()
-        .await
-        .context("building the cache")?;
+        .redis_tls_opt(config.redis_tls()?)
+        .l1_capacity_bytes(config.l1_capacity_bytes());
+    // What the check above cannot see (a TLS handshake that fails, credentials refused over
+    // TLS, an ACL that denies the namespace) the build reports: an error, or with
+    // --allow-degraded the problem the service starts with.
+    let cache = match builder.clone().build().await {
+        Err(cache_core::Error::Config(e))
+            if config.allow_degraded
+                && matches!(
+                    e.kind(),
+                    cache_core::error::ConfigErrorKind::Auth
+                        | cache_core::error::ConfigErrorKind::Tls
+                ) =>
+        {
+            if problem.is_none() {
+                tracing::warn!(
+                    "{e}; starting degraded (--allow-degraded): serving from L1 and the \
+                     database, /health/ready answers 503 until Redis accepts the cache"
+                );
+                problem = Some(e.message().to_owned());
+            }
+            builder.start_degraded_if_refused(true).build().await
+        }
+        built => built,
+    }
+    .context("building the cache")?;
     if !cache.has_l2() {
         tracing::info!("no REDIS_URL: serving from L1 and the database");
     }

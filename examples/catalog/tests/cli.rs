@@ -170,3 +170,50 @@ fn the_default_command_honours_catalog_warmup() {
     let _ = child.wait();
     assert!(warmed, "no background warmup:\n{}", log.join("\n"));
 }
+
+/// `--redis-ca`, `--redis-client-cert` and `--redis-client-key` (or `REDIS_CA`,
+/// `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`) point the cache at a Redis with TLS and mutual TLS;
+/// without the client certificate the start fails with a TLS error.
+#[tokio::test]
+async fn the_tls_flags_reach_a_redis_with_mutual_tls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let redis = tiercache_tests::RedisServer::start_tls(true);
+    let c = redis.certificates();
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path.to_str().expect("path").to_owned()
+    };
+    let (ca, cert, key) = (
+        write("ca.pem", &c.ca_pem),
+        write("client.pem", &c.client_cert_pem),
+        write("client.key", &c.client_key_pem),
+    );
+    let url = redis.tls_url();
+    let argv = |extra: &[&str]| {
+        let mut argv = vec!["catalog", "--quiet", "--redis-url", &url, "--redis-ca", &ca];
+        argv.extend(extra);
+        Cli::try_parse_from(argv.into_iter().map(str::to_owned).collect::<Vec<_>>())
+            .expect("parses")
+    };
+    let cli = argv(&["--redis-client-cert", &cert, "--redis-client-key", &key]);
+    let cache = catalog::build_cache(&cli.config).await.expect("builds");
+    assert_eq!(cache.health().await.l2.status, cache_core::L2Status::Up);
+
+    let err = catalog::build_cache(&argv(&[]).config)
+        .await
+        .expect_err("no client certificate");
+    let err = format!("{err:#}");
+    assert!(err.contains("TLS handshake"), "{err}");
+    // ... unless --allow-degraded: it starts, with the handshake as its problem (not ready).
+    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]).config)
+        .await
+        .expect("starts degraded");
+    assert!(cache.has_l2());
+    let problem = problem.expect("the problem it starts with");
+    assert!(problem.contains("TLS handshake"), "{problem}");
+    assert!(
+        Cli::try_parse_from(["catalog", "--redis-client-cert", &cert]).is_err(),
+        "a certificate without its key is refused"
+    );
+}

@@ -79,17 +79,30 @@ impl RedisStore {
         *self.conn.write() = None;
     }
 
-    /// Tries to connect once (at build time); failure only means starting degraded.
+    /// Tries once (at build time) to connect and PING, then to read the namespace's clear mark:
+    /// refused credentials (`NOAUTH` after a connection without them) and an ACL that denies the
+    /// cache its keys (`NOPERM`) show here, not on the first cache call. The caller decides what
+    /// a failure means (a configuration error, or starting degraded).
     pub(crate) async fn connect(&self) -> Result<(), RedisFailure> {
-        match tokio::time::timeout(self.settings.connect_timeout, self.connection()).await {
-            Ok(Ok(_)) => Ok(()),
+        let check = async {
+            let mut conn = self.connection().await?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            let _: bool = redis::cmd("EXISTS")
+                .arg(&self.clear_key)
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(())
+        };
+        let budget = self.settings.probe_budget();
+        match tokio::time::timeout(budget, check).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.circuit.on_failure();
                 Err(e.into())
             }
             Err(_) => {
                 self.circuit.on_failure();
-                Err(RedisFailure::Timeout(self.settings.connect_timeout))
+                Err(RedisFailure::Timeout(budget))
             }
         }
     }
