@@ -9,9 +9,9 @@ use std::time::Duration;
 use cache_core::{Pattern, PatternConfig, TtlPolicy};
 use rusqlite::params_from_iter;
 
-use super::{PRODUCT_COLUMNS, Repo, product_row, tags, variant_row};
-use crate::db::DbError;
-use crate::domain::{ProductDetail, Variant};
+use super::{PRODUCT_COLUMNS, Repo, postgres, product_row, tags, variant_row};
+use crate::db::{Db, DbError};
+use crate::domain::{Product, ProductDetail, Variant};
 
 /// The most ids one batch may ask for.
 pub const MAX_BATCH: usize = 100;
@@ -51,7 +51,12 @@ impl Repo {
         self.cache
             .get_many_or_load(&keys, |missing: Vec<usize>| {
                 let wanted: Vec<i64> = missing.iter().map(|&i| ids[i]).collect();
-                async move { db.read(move |c| details(c, &wanted)).await }
+                async move {
+                    match db {
+                        Db::Sqlite(db) => db.read(move |c| details(c, &wanted)).await,
+                        Db::Postgres(db) => postgres::products::details(&db, &wanted).await,
+                    }
+                }
             })
             .await
     }
@@ -79,6 +84,16 @@ fn details(c: &rusqlite::Connection, ids: &[i64]) -> Result<Vec<Option<ProductDe
         let v = v?;
         variants.entry(v.product_id).or_default().push(v);
     }
+    Ok(assemble(ids, products, variants))
+}
+
+/// The details of `ids`, in the order of `ids` (`None` where no product was found), from the
+/// products found and their variants: shared by both backends.
+pub(crate) fn assemble(
+    ids: &[i64],
+    products: Vec<Product>,
+    mut variants: HashMap<i64, Vec<Variant>>,
+) -> Vec<Option<ProductDetail>> {
     let mut by_id: HashMap<i64, ProductDetail> = products
         .into_iter()
         .map(|product| {
@@ -92,5 +107,5 @@ fn details(c: &rusqlite::Connection, ids: &[i64]) -> Result<Vec<Option<ProductDe
             (detail.product.id, detail)
         })
         .collect();
-    Ok(ids.iter().map(|id| by_id.remove(id)).collect())
+    ids.iter().map(|id| by_id.remove(id)).collect()
 }
