@@ -16,7 +16,6 @@ pub fn builder(server: &RedisServer, namespace: &str) -> CacheBuilder {
         .redis_timeout(Duration::from_millis(150))
         .redis_connect_timeout(Duration::from_millis(300))
         .circuit_breaker(2, Duration::from_millis(300))
-        .mark_refresh_interval(Duration::from_millis(100))
 }
 
 pub async fn cache(server: &RedisServer, namespace: &str) -> Cache {

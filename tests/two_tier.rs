@@ -379,12 +379,8 @@ async fn corrupt_or_foreign_values_are_misses_deleted_and_reloaded() {
 #[tokio::test]
 async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     let server = RedisServer::start();
-    // No background mark refresh during the test: only the calls under test send MGETs.
-    let quiet = || {
-        builder(&server, "many")
-            .mark_refresh_interval(Duration::from_secs(3600))
-            .build()
-    };
+    // Nothing in the background sends MGETs (marks are not polled): only the calls under test.
+    let quiet = || builder(&server, "many").build();
     let a = quiet().await.unwrap();
     let b = quiet().await.unwrap();
     let pa = register(&a, "prod:<id>", policy(60));

@@ -36,7 +36,7 @@ pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};
-pub use metrics::{Counters, Stats};
+pub use metrics::{BackplaneStats, Counters, Stats};
 pub use store::circuit::CircuitState;
 pub use ttl::TtlPolicy;
 

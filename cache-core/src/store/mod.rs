@@ -1,6 +1,8 @@
 //! The two tiers: L1 in process ([`memory`]), L2 in Redis ([`redis`]), and the circuit breaker
-//! that keeps a failing Redis off the request path ([`circuit`]).
+//! that keeps a failing Redis off the request path ([`circuit`]), and the backplane's transport
+//! ([`backplane`]: the stream that carries invalidations to the other instances).
 
+pub(crate) mod backplane;
 pub(crate) mod circuit;
 pub(crate) mod memory;
 pub(crate) mod redis;

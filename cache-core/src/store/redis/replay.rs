@@ -13,6 +13,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::{MARK_SCRIPT, RedisStore};
 use crate::clock::Timestamp;
+use crate::store::backplane::{Event, Message};
 
 /// More queued invalidations than this collapse into one clear of the namespace.
 const MAX_PENDING: usize = 10_000;
@@ -30,6 +31,8 @@ pub(super) enum Pending {
     UnlinkMatching(String),
     /// Set this mark key to this time, unless it holds a later one.
     Mark(String, Timestamp),
+    /// Broadcast this backplane message.
+    Publish(Message),
 }
 
 impl Pending {
@@ -37,7 +40,7 @@ impl Pending {
     fn weight(&self) -> usize {
         match self {
             Pending::Unlink(keys) => keys.len().max(1),
-            Pending::UnlinkMatching(_) | Pending::Mark(..) => 1,
+            Pending::UnlinkMatching(_) | Pending::Mark(..) | Pending::Publish(_) => 1,
         }
     }
 }
@@ -61,6 +64,7 @@ impl PendingQueue {
 enum Piped {
     Unlink(Vec<String>),
     Mark(String, Timestamp),
+    Publish(Message),
 }
 
 /// One step of a replay: what is sent, and the sequence number of its last operation.
@@ -118,6 +122,7 @@ impl RedisStore {
                 Pending::UnlinkMatching(_) => break,
                 Pending::Unlink(keys) => Piped::Unlink(keys.clone()),
                 Pending::Mark(key, time) => Piped::Mark(key.clone(), *time),
+                Pending::Publish(message) => Piped::Publish(message.clone()),
             };
             if !ops.is_empty() && weight + op.weight() > REPLAY_CHUNK {
                 break;
@@ -145,7 +150,7 @@ impl RedisStore {
                 Piped::Unlink(keys) => {
                     // Stamped with the replay's time: later than the invalidation, so at worst a
                     // load that began in between is not written back.
-                    self.delete_with_tombstones(&mut pipe, keys, Timestamp::now());
+                    self.delete_with_tombstones(&mut pipe, keys, self.clock.now());
                 }
                 Piped::Mark(key, time) => {
                     pipe.cmd("EVAL")
@@ -155,6 +160,9 @@ impl RedisStore {
                         .arg(time.as_micros())
                         .arg(self.mark_retention_ms())
                         .ignore();
+                }
+                Piped::Publish(message) => {
+                    pipe.add_command(message.xadd(&self.stream_key)).ignore();
                 }
             }
         }
@@ -179,7 +187,18 @@ impl RedisStore {
         loop {
             if self.pending_overflow.load(Ordering::Acquire) {
                 // Queued operations were dropped: one clear of the namespace covers them.
-                self.mark_with(conn, &self.clear_key, Timestamp::now())
+                let now = self.clock.now();
+                self.mark_with(conn, &self.clear_key, now).await?;
+                // And tell the other instances, whose queued messages were dropped too (from
+                // "instance 0": every instance applies it, this one included).
+                let clear = Message {
+                    instance: 0,
+                    stamp: now,
+                    event: Event::Clear,
+                };
+                clear
+                    .xadd(&self.stream_key)
+                    .query_async::<redis::Value>(conn)
                     .await?;
                 self.pending_overflow.store(false, Ordering::Release);
                 overflowed = true;
