@@ -10,13 +10,15 @@
 //! value back; tags and clears as marks stamped by the sender, on Redis's clock).
 //!
 //! Staleness is never silently unbounded:
-//! - when the subscription is lost (an error or a read that does not answer within its block
-//!   time plus the call timeout), L1 entries written before the last read that succeeded are
-//!   dropped at once (a resync): messages sent since may have been missed;
-//! - when it is back, the reader reads on from its last ID if the stream still holds it (the
-//!   gap is replayed: nothing is lost); if not (trimmed, or Redis restarted empty) L1 is dropped
-//!   entirely and the marks are read again (a second resync);
-//! - while it is down, what L1 serves was written during the outage, at most one L1 TTL old.
+//! - when the subscription is lost (an error, or a read that does not answer within its block
+//!   time plus the call timeout: at most about 1.5 s after the last answer), L1 is dropped at
+//!   once (a resync): messages sent since may be missed;
+//! - while it is down, L1 serves only what was loaded during the outage (each entry at most its
+//!   L1 TTL, and no longer than the outage, see below);
+//! - when it is back, the reader reads on from its last ID if the stream still holds it: the
+//!   gap is replayed, every message sent meanwhile is applied (to what was loaded during the
+//!   outage). If not (trimmed, or Redis restarted empty), L1 is dropped again and the marks are
+//!   read again (a second resync).
 //!
 //! Resyncs, messages and the lag of the last message are counted ([`Backplane`], in
 //! [`Stats::backplane`](crate::Stats)).
@@ -92,7 +94,7 @@ impl Engine {
 
     /// Applies a message of another instance to this one's L1 (and its loads in flight).
     async fn apply(&self, message: Message) {
-        if message.instance == self.backplane.instance {
+        if message.instance == self.backplane.instance || message.event == Event::Join {
             return;
         }
         bump(&self.backplane.received);
@@ -117,22 +119,19 @@ impl Engine {
             Event::Join => {}
             Event::Unknown => {
                 tracing::warn!("backplane message not understood (a newer peer?): L1 dropped");
-                self.resync(None).await;
+                self.resync().await;
             }
         }
     }
 
-    /// Drops L1 entries that may have missed an invalidation: those written before `before`
-    /// (all of them with `None`), under the exclusive gate and logged, so that no load or copy
-    /// in flight writes an older value back; then re-reads the marks (once). Counted.
-    async fn resync(&self, before: Option<Timestamp>) {
+    /// Drops L1, whose entries may have missed an invalidation, under the exclusive gate and
+    /// logged, so that no load or copy in flight writes an older value back; then re-reads the
+    /// marks (once). Counted.
+    async fn resync(&self) {
         {
             let _exclusive = self.log.exclusive().await;
             self.log.record(Invalidation::All);
-            match before {
-                Some(at) => self.l1.remove_written_before(at),
-                None => self.l1.clear(),
-            }
+            self.l1.clear();
             self.flights.detach(|_| true);
         }
         bump(&self.backplane.resyncs);
@@ -162,7 +161,6 @@ pub(super) async fn start(engine: &Arc<Engine>) {
         subscriber,
         instance,
         position,
-        in_sync_at: engine.clock.now(),
     };
     tokio::spawn(reader.run());
 }
@@ -174,18 +172,12 @@ struct Reader {
     instance: u64,
     /// The ID of the last message read (`None`: never subscribed).
     position: Option<String>,
-    /// When the last read that succeeded was sent: every message sent before was seen.
-    in_sync_at: Timestamp,
 }
 
 impl Reader {
     async fn run(mut self) {
         let mut backoff = MIN_BACKOFF;
         let mut sampled = Instant::now();
-        let clock = match self.engine.upgrade() {
-            Some(engine) => Arc::clone(&engine.clock),
-            None => return,
-        };
         loop {
             if self.engine.strong_count() == 0 {
                 return;
@@ -197,11 +189,9 @@ impl Reader {
                 }
                 continue;
             };
-            let sent = clock.now();
             let Ok(messages) = self.subscriber.read(&position).await else {
                 continue; // the connection is dropped: reconnect next
             };
-            self.in_sync_at = sent;
             backoff = MIN_BACKOFF;
             let Some(engine) = self.engine.upgrade() else {
                 return;
@@ -224,8 +214,8 @@ impl Reader {
             return false;
         };
         if engine.backplane.subscribed.swap(false, Ordering::Relaxed) {
-            tracing::warn!("backplane subscription lost: L1 entries older than it dropped");
-            engine.resync(Some(self.in_sync_at)).await;
+            tracing::warn!("backplane subscription lost: L1 dropped");
+            engine.resync().await;
         }
         drop(engine);
         tokio::time::sleep(*backoff).await;
@@ -249,11 +239,10 @@ impl Reader {
             };
             self.position = Some(position);
             tracing::info!("backplane subscribed again after a gap it cannot replay: L1 dropped");
-            engine.resync(None).await;
+            engine.resync().await;
         } else {
             tracing::info!("backplane subscribed again: the gap is replayed from the stream");
         }
-        self.in_sync_at = engine.clock.now();
         engine.backplane.subscribed.store(true, Ordering::Relaxed);
         true
     }

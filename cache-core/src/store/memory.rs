@@ -142,11 +142,6 @@ impl MemoryStore {
         self.remove_where(|key, _| matches(key));
     }
 
-    /// Removes the entries written (loaded) before `at`: what a backplane gap may have left stale.
-    pub(crate) fn remove_written_before(&self, at: Timestamp) {
-        self.remove_where(|_, entry| entry.stamp.written_at < at);
-    }
-
     /// Removes the entries past their stale window at `now`.
     pub(crate) fn remove_expired(&self, now: Timestamp) {
         self.remove_where(|_, entry| entry.stamp.stale_until <= now);
