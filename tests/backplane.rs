@@ -29,7 +29,14 @@ impl Db {
     }
 
     fn read(&self, id: u64) -> Product {
-        product(id, self.0.lock().unwrap().get(&id).map_or("none", |s| s.as_str()))
+        product(
+            id,
+            self.0
+                .lock()
+                .unwrap()
+                .get(&id)
+                .map_or("none", |s| s.as_str()),
+        )
     }
 }
 
@@ -83,7 +90,9 @@ async fn every_invalidation_and_overwrite_reaches_the_other_instances_l1() {
     let (pa, pb) = (register_prod(&a), register_prod(&b));
     type Change = fn(Cache, Key, u64) -> futures::future::BoxFuture<'static, ()>;
     let changes: [(&str, Change); 5] = [
-        ("key evict", |a, k, _| Box::pin(async move { a.invalidate(&k).await })),
+        ("key evict", |a, k, _| {
+            Box::pin(async move { a.invalidate(&k).await })
+        }),
         ("tag evict", |a, _, id| {
             Box::pin(async move { a.invalidate_tag(&format!("cat:{id}")).await })
         }),
@@ -102,7 +111,11 @@ async fn every_invalidation_and_overwrite_reaches_the_other_instances_l1() {
         assert_eq!(read(&a, &ka, &db, id).await, "v1");
         let before = b.stats().total.l1_hits;
         assert_eq!(read(&b, &kb, &db, id).await, "v1");
-        assert_eq!(b.stats().total.l1_hits, before + 1, "{what}: B holds v1 in L1");
+        assert_eq!(
+            b.stats().total.l1_hits,
+            before + 1,
+            "{what}: B holds v1 in L1"
+        );
         db.put(id, "v2");
         change(a.clone(), ka.clone(), id).await;
         let took = served_within(&b, &kb, &db, id, "v2").await;
@@ -201,7 +214,10 @@ async fn a_lost_subscription_resyncs_and_no_stale_value_is_read_after() {
 async fn a_short_disconnect_loses_no_message() {
     let server = RedisServer::start();
     let db = Db::default();
-    let (a, b) = (cache(&server, "replay").await, cache(&server, "replay").await);
+    let (a, b) = (
+        cache(&server, "replay").await,
+        cache(&server, "replay").await,
+    );
     let (pa, pb) = (register_prod(&a), register_prod(&b));
     let mut admin = server.connection().await;
     let clients: String = redis::cmd("CLIENT")
@@ -214,7 +230,11 @@ async fn a_short_disconnect_loses_no_message() {
         .filter(|l| l.contains("cmd=xread"))
         .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
         .collect();
-    assert_eq!(readers.len(), 2, "one reader per instance, on its own connection");
+    assert_eq!(
+        readers.len(),
+        2,
+        "one reader per instance, on its own connection"
+    );
     let (ka, kb) = (pa.key(&[&7]).unwrap(), pb.key(&[&7]).unwrap());
     db.put(7, "v1");
     assert_eq!(read(&b, &kb, &db, 7).await, "v1");
@@ -269,7 +289,11 @@ async fn clocks_skewed_by_five_seconds_leave_no_stale_value() {
     db.put(1, "v2");
     a.invalidate_tag("cat:1").await;
     assert!(served_within(&b, &k(&pb, 1), &db, 1, "v2").await.is_some());
-    assert_eq!(read(&c, &k(&pc, 1), &db, 1).await, "v2", "L2 copy stale too");
+    assert_eq!(
+        read(&c, &k(&pc, 1), &db, 1).await,
+        "v2",
+        "L2 copy stale too"
+    );
 
     // A clear on A.
     db.put(2, "v1");
@@ -297,7 +321,11 @@ async fn clocks_skewed_by_five_seconds_leave_no_stale_value() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     db.put(3, "v2");
     a.invalidate(&k(&pa, 3)).await;
-    assert_eq!(slow.await.unwrap().name, "v1", "the load in flight returns what it read");
+    assert_eq!(
+        slow.await.unwrap().name,
+        "v1",
+        "the load in flight returns what it read"
+    );
     assert!(served_within(&b, &k(&pb, 3), &db, 3, "v2").await.is_some());
     assert_eq!(read(&c, &k(&pc, 3), &db, 3).await, "v2");
 
@@ -321,7 +349,14 @@ async fn redis_counters(server: &RedisServer) -> (u64, u64) {
     let commands = info
         .lines()
         .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum();
     let stats: String = redis::cmd("INFO")
         .arg("stats")

@@ -31,7 +31,7 @@ pub mod ttl;
 pub mod __private;
 
 pub use builder::CacheBuilder;
-pub use cache::Cache;
+pub use cache::{Cache, Reclaimed};
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;

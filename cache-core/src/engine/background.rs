@@ -58,4 +58,3 @@ fn spawn_l1_sweep(engine: Weak<Engine>, every: Duration) {
             .is_ok()
     });
 }
-

@@ -117,6 +117,10 @@ impl Engine {
             }
             Event::Clear => self.invalidate_locally(&Invalidation::All, at).await,
             Event::Join => {}
+            Event::Resync => {
+                tracing::warn!("another instance lost backplane messages: L1 dropped");
+                self.resync().await;
+            }
             Event::Unknown => {
                 tracing::warn!("backplane message not understood (a newer peer?): L1 dropped");
                 self.resync().await;

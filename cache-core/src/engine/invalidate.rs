@@ -28,7 +28,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::invalidation::Invalidation;
 use crate::key::glob::glob_match;
 use crate::store::backplane::Event;
-use crate::store::redis::Marks;
+use crate::store::redis::{Marks, Reclaimed};
 
 /// How many recent invalidations the log keeps; a load older than that is not written back.
 const LOG_CAPACITY: usize = 4096;
@@ -239,6 +239,18 @@ impl Engine {
                 self.l1.clear();
                 self.flights.detach(|_| true);
             }
+        }
+    }
+
+    /// Deletes from Redis the entries written before the last clear (see
+    /// `store/redis/reclaim.rs`); `None` without an L2.
+    pub(crate) async fn reclaim_cleared(
+        &self,
+        keys_per_second: u32,
+    ) -> Option<Result<Reclaimed, crate::error::RedisFailure>> {
+        match &self.l2 {
+            Some(l2) => Some(l2.reclaim_cleared(keys_per_second).await),
+            None => None,
         }
     }
 

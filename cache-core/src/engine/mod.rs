@@ -40,8 +40,8 @@ pub(crate) use read::Probe;
 
 use self::backplane::Backplane;
 use self::invalidate::{InvalidationLog, TagClock};
-use crate::clock::Clock;
 use self::single_flight::Flights;
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::Pattern;
 use crate::key::registry::{PatternConfig, Registry};

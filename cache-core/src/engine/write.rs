@@ -19,8 +19,8 @@ use crate::error::RedisFailure;
 use crate::invalidation::Invalidation;
 use crate::key::Key;
 use crate::metrics::bump;
-use crate::store::memory::L1Entry;
 use crate::store::backplane::Event;
+use crate::store::memory::L1Entry;
 use crate::store::redis::{EntryWrite, WriteMode};
 
 /// A value to write to both tiers (`None`: a cached absence).

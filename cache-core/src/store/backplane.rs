@@ -27,7 +27,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::redis::RedisStore;
+use super::redis::{RedisStore, sample_redis_clock};
 use crate::clock::{Clock, Timestamp};
 
 /// About how many messages the stream keeps (`MAXLEN ~`): the longest gap a subscriber that
@@ -53,6 +53,9 @@ pub(crate) enum Event {
     Clear,
     /// An instance joined (its position in the stream); nothing to do.
     Join,
+    /// Messages were lost (more were kept unsent during an outage than are kept): every
+    /// receiver drops its L1.
+    Resync,
     /// A message this version does not understand (a newer peer): the receiver must resync.
     Unknown,
 }
@@ -75,6 +78,7 @@ impl Message {
             Event::Tag(tag) => ("t", tag.as_bytes().to_vec()),
             Event::Pattern(glob) => ("p", glob.as_bytes().to_vec()),
             Event::Clear => ("c", Vec::new()),
+            Event::Resync => ("r", Vec::new()),
             Event::Join | Event::Unknown => ("j", Vec::new()),
         };
         let mut cmd = redis::cmd("XADD");
@@ -117,6 +121,7 @@ impl Message {
             Some(b"p") => text(payload).map(Event::Pattern),
             Some(b"c") => Some(Event::Clear),
             Some(b"j") => Some(Event::Join),
+            Some(b"r") => Some(Event::Resync),
             _ => None,
         };
         match (instance, stamp, event) {
@@ -244,10 +249,7 @@ impl Subscriber {
         within: Duration,
     ) -> redis::RedisResult<T> {
         let Some(conn) = self.conn.as_mut() else {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "backplane not connected",
-            )));
+            return Err(not_connected());
         };
         let result = match tokio::time::timeout(within, cmd.query_async(conn)).await {
             Ok(r) => r,
@@ -261,12 +263,18 @@ impl Subscriber {
 
     /// Samples Redis's clock (`TIME`) into the [`Clock`].
     pub(crate) async fn sample_clock(&mut self) -> redis::RedisResult<()> {
-        let sent = self.clock.local();
-        let (secs, micros): (u64, u64) = self.call(&redis::cmd("TIME"), self.timeout).await?;
-        let received = self.clock.local();
-        let redis_time = Timestamp::from_micros(secs.saturating_mul(1_000_000) + micros);
-        self.clock.observe_redis_time(redis_time, sent, received);
-        Ok(())
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(not_connected());
+        };
+        let sample = sample_redis_clock(conn, &self.clock);
+        let result = match tokio::time::timeout(self.timeout, sample).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
     }
 
     /// Adds a join message for `instance` and returns its ID: the position to read on from
@@ -305,6 +313,10 @@ impl Subscriber {
     }
 }
 
+fn not_connected() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "backplane not connected"))
+}
+
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "backplane call timed out"))
 }
@@ -332,6 +344,7 @@ mod tests {
             Event::Pattern("prod:*".into()),
             Event::Clear,
             Event::Join,
+            Event::Resync,
         ] {
             let m = Message {
                 instance: 42,

@@ -34,6 +34,7 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+mod reclaim;
 mod replay;
 
 use std::sync::Arc;
@@ -45,12 +46,14 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
 pub(crate) use self::connection::RedisSettings;
+pub(in crate::store) use self::connection::sample_redis_clock;
+pub(crate) use self::reclaim::Reclaimed;
 use self::replay::{Pending, PendingQueue};
 use super::circuit::{Circuit, Permit};
 use crate::clock::{Clock, Timestamp};
-use crate::store::backplane::Message;
 use crate::error::RedisFailure;
 use crate::metrics::bump;
+use crate::store::backplane::Message;
 
 const SCAN_BATCH: usize = 1_000;
 
@@ -158,6 +161,9 @@ pub(crate) struct RedisStore {
     pub(in crate::store) stream_key: String,
     pending: Mutex<PendingQueue>,
     pending_overflow: AtomicBool,
+    /// Backplane messages that could not be sent (`replay.rs`).
+    unsent: Mutex<Vec<Message>>,
+    unsent_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
     unattributed_errors: AtomicU64,
@@ -180,6 +186,8 @@ impl RedisStore {
             settings,
             pending: Mutex::new(PendingQueue::default()),
             pending_overflow: AtomicBool::new(false),
+            unsent: Mutex::new(Vec::new()),
+            unsent_overflow: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
             unattributed_errors: AtomicU64::new(0),
@@ -412,8 +420,8 @@ impl RedisStore {
     }
 
     /// Broadcasts a backplane message (`XADD` to the stream); if Redis cannot be reached it is
-    /// queued and replayed with the invalidations, in order, so that other instances still learn
-    /// of it once Redis answers.
+    /// kept and sent once Redis answers, right after the queued invalidations are replayed, so
+    /// that other instances still learn of it (see `replay.rs`).
     pub(crate) async fn publish(self: &Arc<Self>, message: Message) {
         let xadd = message.xadd(&self.stream_key);
         if self
@@ -424,7 +432,7 @@ impl RedisStore {
             .is_err()
         {
             bump(&self.unattributed_errors);
-            self.queue(Pending::Publish(message));
+            self.queue_message(message);
         }
     }
 

@@ -17,6 +17,8 @@ use crate::store::backplane::{Event, Message};
 
 /// More queued invalidations than this collapse into one clear of the namespace.
 const MAX_PENDING: usize = 10_000;
+/// More unsent backplane messages than this collapse into one [`Event::Resync`].
+const MAX_UNSENT: usize = 1_000;
 /// Replay sends queued invalidations in pipelines of at most this many commands (an `Unlink`
 /// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
 /// large backlog makes progress even when one call's timeout cuts the replay short.
@@ -31,8 +33,6 @@ pub(super) enum Pending {
     UnlinkMatching(String),
     /// Set this mark key to this time, unless it holds a later one.
     Mark(String, Timestamp),
-    /// Broadcast this backplane message.
-    Publish(Message),
 }
 
 impl Pending {
@@ -40,7 +40,7 @@ impl Pending {
     fn weight(&self) -> usize {
         match self {
             Pending::Unlink(keys) => keys.len().max(1),
-            Pending::UnlinkMatching(_) | Pending::Mark(..) | Pending::Publish(_) => 1,
+            Pending::UnlinkMatching(_) | Pending::Mark(..) => 1,
         }
     }
 }
@@ -64,7 +64,6 @@ impl PendingQueue {
 enum Piped {
     Unlink(Vec<String>),
     Mark(String, Timestamp),
-    Publish(Message),
 }
 
 /// One step of a replay: what is sent, and the sequence number of its last operation.
@@ -106,6 +105,51 @@ impl RedisStore {
         self.has_pending.store(true, Ordering::Release);
     }
 
+    /// Keeps a backplane message that could not be sent, to send after the queued invalidations
+    /// (past [`MAX_UNSENT`], one [`Event::Resync`] replaces them all).
+    pub(super) fn queue_message(&self, message: Message) {
+        let mut unsent = self.unsent.lock();
+        if self.unsent_overflow.load(Ordering::Acquire) {
+            // The resync to be sent covers this one too.
+        } else if unsent.len() >= MAX_UNSENT {
+            self.unsent_overflow.store(true, Ordering::Release);
+            unsent.clear();
+        } else {
+            unsent.push(message);
+        }
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// Sends the messages kept by [`RedisStore::queue_message`], in order, in one pipeline.
+    async fn flush_messages(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let messages = self.unsent.lock().clone();
+        let overflow = self.unsent_overflow.load(Ordering::Acquire);
+        if messages.is_empty() && !overflow {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        if overflow {
+            // From "instance 0": every instance applies it.
+            let resync = Message {
+                instance: 0,
+                stamp: self.clock.now(),
+                event: Event::Resync,
+            };
+            pipe.add_command(resync.xadd(&self.stream_key)).ignore();
+        }
+        for message in &messages {
+            pipe.add_command(message.xadd(&self.stream_key)).ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        if overflow {
+            self.unsent_overflow.store(false, Ordering::Release);
+        }
+        let mut unsent = self.unsent.lock();
+        let sent = messages.len().min(unsent.len());
+        unsent.drain(..sent);
+        Ok(())
+    }
+
     /// The next replay chunk from the front of the queue, if any.
     fn next_chunk(&self) -> Option<Chunk> {
         let pending = self.pending.lock();
@@ -122,7 +166,6 @@ impl RedisStore {
                 Pending::UnlinkMatching(_) => break,
                 Pending::Unlink(keys) => Piped::Unlink(keys.clone()),
                 Pending::Mark(key, time) => Piped::Mark(key.clone(), *time),
-                Pending::Publish(message) => Piped::Publish(message.clone()),
             };
             if !ops.is_empty() && weight + op.weight() > REPLAY_CHUNK {
                 break;
@@ -160,9 +203,6 @@ impl RedisStore {
                         .arg(time.as_micros())
                         .arg(self.mark_retention_ms())
                         .ignore();
-                }
-                Piped::Publish(message) => {
-                    pipe.add_command(message.xadd(&self.stream_key)).ignore();
                 }
             }
         }
@@ -219,9 +259,16 @@ impl RedisStore {
             }
             replayed += chunk.len();
         }
+        // Then the messages that could not be sent, once Redis holds what they announce.
+        self.flush_messages(conn).await?;
         {
             let pending = self.pending.lock();
-            if pending.ops.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
+            let unsent = self.unsent.lock();
+            if pending.ops.is_empty()
+                && !self.pending_overflow.load(Ordering::Acquire)
+                && unsent.is_empty()
+                && !self.unsent_overflow.load(Ordering::Acquire)
+            {
                 self.has_pending.store(false, Ordering::Release);
             }
         }
