@@ -403,3 +403,35 @@ async fn an_idle_instance_costs_about_one_command_a_second() {
     );
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_while_redis_was_down_sends_what_it_kept_once_redis_answers() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let db = Db::default();
+    let a = cache(&server, "late").await;
+    let pa = register_prod(&a);
+    assert!(!a.stats().backplane.subscribed);
+    a.set(&pa.key(&[&1]).unwrap(), product(1, "offline")).await;
+    a.invalidate(&pa.key(&[&2]).unwrap()).await;
+
+    server.restart();
+    let b = cache(&server, "late").await;
+    let pb = register_prod(&b);
+    let healthy = eventually(Duration::from_secs(10), || async {
+        let _ = read(&a, &pa.key(&[&3]).unwrap(), &db, 3).await;
+        let h = a.health().await;
+        h.l2.status == cache_core::L2Status::Up && a.stats().backplane.subscribed
+    })
+    .await;
+    assert!(healthy, "{:?} {:?}", a.health().await, a.stats().backplane);
+    assert!(
+        eventually(PROPAGATION_BOUND, || async {
+            b.stats().backplane.received >= 2
+        })
+        .await,
+        "B received A's kept messages: {:?}",
+        b.stats().backplane
+    );
+    let _ = pb;
+}

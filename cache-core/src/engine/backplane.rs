@@ -200,6 +200,9 @@ impl Reader {
             let Some(engine) = self.engine.upgrade() else {
                 return;
             };
+            if let Some(l2) = &engine.l2 {
+                l2.probe_if_open();
+            }
             for (id, message) in messages {
                 engine.apply(message).await;
                 self.position = Some(id);

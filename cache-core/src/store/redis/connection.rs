@@ -230,6 +230,15 @@ impl RedisStore {
         }
     }
 
+    /// Starts the background probe if the circuit is open and its cool-down is over. The
+    /// backplane's reader calls this after each read that Redis answered, so that the circuit
+    /// closes once Redis is back even when no traffic reaches L2 (every read an L1 hit).
+    pub(crate) fn probe_if_open(self: &Arc<Self>) {
+        if self.circuit.is_open() && matches!(self.circuit.permit(), Permit::Probe) {
+            self.spawn_probe();
+        }
+    }
+
     /// Whether a read would be sent to Redis now (the circuit is closed).
     pub(crate) fn serving(&self) -> bool {
         !self.circuit.is_open()
