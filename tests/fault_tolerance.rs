@@ -554,7 +554,7 @@ async fn get_many_or_load_serves_stale_values_when_the_loader_fails() {
 async fn health_reports_open_until_a_probe_is_in_flight() {
     let mut server = RedisServer::start();
     // Marks are not polled; the backplane's reader starts a probe only after Redis answered it
-    // (never while it is paused below), so only the calls below can start one.
+    // (never while it is stopped below), so only the calls below can start one.
     let cache = builder(&server, "halfopen").build().await.unwrap();
     let p = register(&cache, "prod:<id>", policy(60));
     server.stop();
