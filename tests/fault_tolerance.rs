@@ -122,13 +122,10 @@ async fn builds_degraded_when_redis_is_down_and_connects_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
     let server = RedisServer::start();
-    // 150 ms timeout, opens after 2 failures, 300 ms cool-down; no background mark refresh, so
-    // only the calls below can fail and open the circuit.
-    let cache = builder(&server, "slow")
-        .mark_refresh_interval(Duration::from_secs(3600))
-        .build()
-        .await
-        .unwrap();
+    // 150 ms timeout, opens after 2 failures, 300 ms cool-down; nothing in the background fails
+    // through the circuit (marks are not polled; the backplane reads on a connection of its
+    // own), so only the calls below can fail and open the circuit.
+    let cache = builder(&server, "slow").build().await.unwrap();
     let p = register(&cache, "prod:<id>", policy(60));
     let watcher = server.connection().await;
     let url = server.url();
@@ -567,12 +564,9 @@ async fn get_many_or_load_serves_stale_values_when_the_loader_fails() {
 #[tokio::test]
 async fn health_reports_open_until_a_probe_is_in_flight() {
     let mut server = RedisServer::start();
-    // No background mark refresh: only the calls below can start a probe.
-    let cache = builder(&server, "halfopen")
-        .mark_refresh_interval(Duration::from_secs(3600))
-        .build()
-        .await
-        .unwrap();
+    // Marks are not polled; the backplane's reader starts a probe only after Redis answered it
+    // (never while it is stopped below), so only the calls below can start one.
+    let cache = builder(&server, "halfopen").build().await.unwrap();
     let p = register(&cache, "prod:<id>", policy(60));
     server.stop();
     for i in 0..2u64 {

@@ -380,12 +380,8 @@ async fn corrupt_or_foreign_values_are_misses_deleted_and_reloaded() {
 #[tokio::test]
 async fn get_many_is_one_round_trip_and_get_many_or_load_one_loader_call() {
     let server = RedisServer::start();
-    // No background mark refresh during the test: only the calls under test send MGETs.
-    let quiet = || {
-        builder(&server, "many")
-            .mark_refresh_interval(Duration::from_secs(3600))
-            .build()
-    };
+    // Nothing in the background sends MGETs (marks are not polled): only the calls under test.
+    let quiet = || builder(&server, "many").build();
     let a = quiet().await.unwrap();
     let b = quiet().await.unwrap();
     let pa = register(&a, "prod:<id>", policy(60));
@@ -616,4 +612,26 @@ async fn set_many_writes_every_value_with_its_ttl_in_one_batch() {
         assert_eq!(v.as_deref(), Some(&product(i as u64, "batch")));
     }
     assert_eq!(b.stats().total.l2_hits, 50);
+}
+
+#[tokio::test]
+async fn reclaim_cleared_frees_what_a_clear_made_stale_and_keeps_the_rest() {
+    let server = RedisServer::start();
+    let a = cache(&server, "reclaim").await;
+    let p = register(&a, "prod:<id>", policy(600));
+    a.set_many((0..50u64).map(|i| (p.key(&[&i]).unwrap(), i)).collect())
+        .await;
+    raw_set(&server, "reclaim", "foreign", b"not an envelope of ours").await;
+    a.clear().await;
+    a.set(&p.key(&[&1000]).unwrap(), 1000u64).await; // written after the clear
+    let r = a.reclaim_cleared(100_000).await.unwrap();
+    assert_eq!((r.scanned, r.deleted), (52, 50), "{r:?}");
+    assert!(r.bytes >= 50 * 16, "{r:?}");
+    assert!(raw_get(&server, "reclaim", "prod:1").await.is_none());
+    assert!(raw_get(&server, "reclaim", "prod:1000").await.is_some());
+    assert!(raw_get(&server, "reclaim", "foreign").await.is_some());
+    assert_eq!(
+        a.get::<u64>(&p.key(&[&1000]).unwrap()).await.as_deref(),
+        Some(&1000)
+    );
 }

@@ -34,7 +34,6 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 ///     .redis_connect_timeout(Duration::from_secs(1))
 ///     .circuit_breaker(3, Duration::from_secs(5))
 ///     .max_entry_lifetime(Duration::from_secs(7 * 24 * 3600))
-///     .mark_refresh_interval(Duration::from_secs(1))
 ///     .build()
 ///     .await?;
 /// assert_eq!(cache.namespace(), "shop:v2");
@@ -65,7 +64,7 @@ pub struct CacheBuilder {
     failure_threshold: u32,
     cool_down: Duration,
     max_entry_lifetime: Duration,
-    mark_refresh: Duration,
+    clock_skew_micros: i64,
 }
 
 impl Default for CacheBuilder {
@@ -83,7 +82,7 @@ impl Default for CacheBuilder {
             failure_threshold: 3,
             cool_down: Duration::from_secs(5),
             max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
-            mark_refresh: Duration::from_secs(1),
+            clock_skew_micros: 0,
         }
     }
 }
@@ -215,10 +214,12 @@ impl CacheBuilder {
         self
     }
 
-    /// How often marks (tag invalidations and clears by other instances) are re-read from Redis
-    /// for L1 hits. Default 1 s.
-    pub fn mark_refresh_interval(mut self, interval: Duration) -> Self {
-        self.mark_refresh = interval;
+    /// Tests only: pretends this machine's wall clock is `skew_ms` milliseconds ahead (or, if
+    /// negative, behind). Stamps come from Redis's clock once the cache has reached Redis, so a
+    /// skew changes nothing then; tests show it.
+    #[doc(hidden)]
+    pub fn test_clock_skew_ms(mut self, skew_ms: i64) -> Self {
+        self.clock_skew_micros = skew_ms.saturating_mul(1_000);
         self
     }
 
@@ -238,10 +239,7 @@ impl CacheBuilder {
             )
             .into());
         }
-        if self.op_timeout.is_zero()
-            || self.connect_timeout.is_zero()
-            || self.mark_refresh.is_zero()
-        {
+        if self.op_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConfigError::new(
                 ConfigErrorKind::Duration,
                 "timeouts and intervals must be positive",
@@ -253,7 +251,6 @@ impl CacheBuilder {
             ("redis_connect_timeout", self.connect_timeout),
             ("circuit_breaker cool-down", self.cool_down),
             ("max_entry_lifetime", self.max_entry_lifetime),
-            ("mark_refresh_interval", self.mark_refresh),
             ("default_ttl", self.default_ttl),
         ] {
             if value > MAX_DURATION_SETTING {
@@ -330,7 +327,7 @@ impl CacheBuilder {
             failure_threshold: self.failure_threshold,
             cool_down: self.cool_down,
             max_entry_lifetime: self.max_entry_lifetime,
-            mark_refresh: self.mark_refresh,
+            clock_skew_micros: self.clock_skew_micros,
         }
     }
 }
@@ -493,7 +490,6 @@ mod tests {
         assert!(config_error(b().redis_connect_timeout(huge)).contains("redis_connect_timeout"));
         assert!(config_error(b().circuit_breaker(3, huge)).contains("cool-down"));
         assert!(config_error(b().max_entry_lifetime(huge)).contains("max_entry_lifetime"));
-        assert!(config_error(b().mark_refresh_interval(huge)).contains("mark_refresh_interval"));
         assert!(config_error(b().default_ttl(huge)).contains("default_ttl"));
         let just_over = MAX_DURATION_SETTING + Duration::from_secs(1);
         assert!(config_error(b().redis_timeout(just_over)).contains("redis_timeout"));

@@ -498,6 +498,27 @@ impl Cache {
         self.invalidate_with(Invalidation::All).await;
     }
 
+    /// Frees the Redis memory of what [`Cache::clear`] (here or in any instance) made stale:
+    /// deletes the entries of the namespace written before the last clear, scanning (`SCAN`,
+    /// never `KEYS`) at most `keys_per_second` keys a second, and says how many it deleted and
+    /// how many bytes they used (`MEMORY USAGE`). Entries written since the clear are kept. A
+    /// clear takes effect without this (its mark makes the old entries stale at once): this only
+    /// returns their memory before their TTLs would. Without an L2, nothing to do.
+    ///
+    /// # Errors
+    /// [`Error::RedisUnavailable`] if Redis fails meanwhile; what was deleted stays deleted.
+    pub async fn reclaim_cleared(&self, keys_per_second: u32) -> Result<Reclaimed, Error> {
+        match self.engine.reclaim_cleared(keys_per_second).await {
+            None => Ok(Reclaimed::default()),
+            Some(Ok(r)) => Ok(Reclaimed {
+                scanned: r.scanned,
+                deleted: r.deleted,
+                bytes: r.bytes,
+            }),
+            Some(Err(e)) => Err(Error::RedisUnavailable(e)),
+        }
+    }
+
     /// The one path of every invalidation. When it returns, no load that started before it can
     /// write its value into either tier.
     pub async fn invalidate_with(&self, what: Invalidation) {
@@ -533,6 +554,18 @@ impl Cache {
     pub fn loads_in_flight(&self) -> usize {
         self.engine.loads_in_flight()
     }
+}
+
+/// What [`Cache::reclaim_cleared`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reclaimed {
+    /// Entry keys scanned.
+    pub scanned: u64,
+    /// Entries deleted (written before the last clear).
+    pub deleted: u64,
+    /// The memory they used, as `MEMORY USAGE` reports it.
+    pub bytes: u64,
 }
 
 #[cfg(test)]

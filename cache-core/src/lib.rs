@@ -43,12 +43,12 @@ pub mod __private;
 
 pub use body::CachedBody;
 pub use builder::CacheBuilder;
-pub use cache::Cache;
+pub use cache::{Cache, Reclaimed};
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;
 pub use key::{Hashed, Key, KeyArg, Pattern, PatternConfig};
-pub use metrics::{Counters, Stats};
+pub use metrics::{BackplaneStats, Counters, Stats};
 pub use redis_target::TlsConfig;
 pub use source::Source;
 pub use store::circuit::CircuitState;

@@ -203,6 +203,29 @@ pub struct Stats {
     pub l1_weighted_bytes: u64,
     /// The L1 byte budget.
     pub l1_capacity_bytes: u64,
+    /// The backplane (invalidations pushed between instances).
+    pub backplane: BackplaneStats,
+}
+
+/// The backplane's state and counters: see [`Stats::backplane`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackplaneStats {
+    /// Whether there is one (with an L2).
+    pub enabled: bool,
+    /// Whether the instance reads it right now (if not, L1 entries older than the outage were
+    /// dropped and later ones are served at most their L1 TTL).
+    pub subscribed: bool,
+    /// Messages sent (invalidations and overwrites made here).
+    pub published: u64,
+    /// Messages of other instances applied here.
+    pub received: u64,
+    /// Times L1 was dropped (wholly, or the entries older than a gap) because messages may
+    /// have been missed: a subscription lost, a gap the stream no longer held.
+    pub resyncs: u64,
+    /// The delay of the last message received, from its sending to its application here (on
+    /// Redis's clock, so not skewed by the two machines' clocks).
+    pub lag: std::time::Duration,
 }
 
 impl Stats {
@@ -210,6 +233,7 @@ impl Stats {
         patterns: Vec<PatternStatsSnapshot>,
         l2_errors_unattributed: u64,
         l1: (u64, u64, u64),
+        backplane: BackplaneStats,
     ) -> Self {
         let mut total = Counters::default();
         for p in &patterns {
@@ -222,6 +246,7 @@ impl Stats {
             l1_entries: l1.0,
             l1_weighted_bytes: l1.1,
             l1_capacity_bytes: l1.2,
+            backplane,
         }
     }
 

@@ -37,7 +37,6 @@ async fn l2(contender: &str, hits: u64) {
         .namespace("profile-l2")
         .redis_url(server.url())
         .require_redis(true)
-        .mark_refresh_interval(Duration::from_secs(3600))
         .build()
         .await
         .expect("cache");

@@ -1,7 +1,9 @@
-//! Background work of an engine: the periodic L1 sweep, and (with an L2) the first read of the
-//! marks at start and their periodic refresh. Each task holds the engine weakly and stops when
-//! the cache is dropped. (The probe that closes the circuit after an L2 outage is the store's
-//! own, `store/redis.rs`.)
+//! Background work of an engine: the periodic L1 sweep, and (with an L2) the one read of the
+//! marks at start. Marks are not polled: other instances' tag invalidations and clears arrive
+//! through the backplane ([`super::backplane`], whose reader is a task of its own), and every L2
+//! read brings the marks of what it reads. Each task holds the engine weakly and stops when the
+//! cache is dropped. (The probe that closes the circuit after an L2 outage is the store's own,
+//! `store/redis.rs`.)
 //!
 //! Owns the schedules only: what each task does is the engine's ([`Engine::refresh_marks`]) or
 //! the store's (`MemoryStore::remove_expired`).
@@ -11,16 +13,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::Engine;
-use crate::clock::Timestamp;
 
 /// How often expired L1 entries that no read has met are removed.
 const L1_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Reads the marks once (with an L2), then starts the periodic tasks.
-pub(super) async fn start(engine: &Arc<Engine>, mark_refresh: Duration) {
+/// Reads the marks once (with an L2), then starts the periodic task.
+pub(super) async fn start(engine: &Arc<Engine>) {
     if engine.l2.is_some() {
         engine.refresh_marks().await;
-        spawn_mark_refresh(Arc::downgrade(engine), mark_refresh);
     }
     spawn_l1_sweep(Arc::downgrade(engine), L1_SWEEP_INTERVAL);
 }
@@ -53,17 +53,8 @@ where
 fn spawn_l1_sweep(engine: Weak<Engine>, every: Duration) {
     spawn_periodic(engine, every, |engine| async move {
         // A walk over every entry: off the async workers.
-        tokio::task::spawn_blocking(move || engine.l1.remove_expired(Timestamp::now()))
+        tokio::task::spawn_blocking(move || engine.l1.remove_expired(engine.clock.now()))
             .await
             .is_ok()
-    });
-}
-
-/// Re-reads marks from Redis periodically, so that L1 hits notice tag invalidations and clears
-/// made by other instances within one interval.
-fn spawn_mark_refresh(engine: Weak<Engine>, every: Duration) {
-    spawn_periodic(engine, every, |engine| async move {
-        engine.refresh_marks().await;
-        true
     });
 }

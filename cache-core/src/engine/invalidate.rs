@@ -9,7 +9,10 @@
 //! - **Marks** (across instances, O(1)). A tag invalidation or a `clear()` records its time in a
 //!   mark (locally at once, and in Redis); an entry whose stamp (the time its load started) is not
 //!   after every mark that applies to it is stale, wherever it is found. Other instances learn
-//!   marks with every L2 read and from a periodic refresh, both through [`TagClock::apply`].
+//!   marks from the backplane (`backplane.rs`), with every L2 read ([`TagClock::apply`]), and
+//!   once when they join or resync. Stamps and marks are all read from the engine's
+//!   [`Clock`](crate::clock::Clock), Redis's clock: no comparison depends on two machines' wall
+//!   clocks agreeing.
 //!
 //! Owns the log, the gate, the marks and the invalidation path. Never writes values.
 
@@ -21,10 +24,11 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use super::Engine;
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::invalidation::Invalidation;
 use crate::key::glob::glob_match;
-use crate::store::redis::Marks;
+use crate::store::backplane::Event;
+use crate::store::redis::{Marks, Reclaimed};
 
 /// How many recent invalidations the log keeps; a load older than that is not written back.
 const LOG_CAPACITY: usize = 4096;
@@ -38,14 +42,16 @@ pub(crate) struct Ticket {
 }
 
 pub(crate) struct InvalidationLog {
+    clock: Arc<Clock>,
     seq: AtomicU64,
     recent: Mutex<VecDeque<(u64, Invalidation)>>,
     gate: tokio::sync::RwLock<()>,
 }
 
 impl InvalidationLog {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(clock: Arc<Clock>) -> Self {
         InvalidationLog {
+            clock,
             seq: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             gate: tokio::sync::RwLock::new(()),
@@ -55,7 +61,7 @@ impl InvalidationLog {
     pub(crate) fn ticket(&self) -> Ticket {
         Ticket {
             seq: self.seq.load(Ordering::Acquire),
-            at: Timestamp::now(),
+            at: self.clock.now(),
         }
     }
 
@@ -151,7 +157,7 @@ impl TagClock {
         }
     }
 
-    /// Tags known here, for the periodic refresh.
+    /// Tags known here, for the read of their marks at a resync.
     pub(crate) fn known_tags(&self) -> Vec<Arc<str>> {
         self.tags.load().keys().cloned().collect()
     }
@@ -179,7 +185,7 @@ impl Engine {
     /// The one path of every invalidation. When it returns, no load that started before it can
     /// write its value into either tier.
     pub(crate) async fn invalidate(&self, what: Invalidation) {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         self.invalidate_locally(&what, now).await;
         tracing::debug!(?what, "invalidated");
         if let Some(l2) = &self.l2 {
@@ -196,12 +202,21 @@ impl Engine {
             if matches!(what, Invalidation::Key(_) | Invalidation::Pattern(_)) {
                 self.invalidate_locally(&what, now).await;
             }
+            // Then the other instances (after Redis: when they read it next, the old value is
+            // gone).
+            let event = match what {
+                Invalidation::Key(k) => Event::Keys(vec![k]),
+                Invalidation::Tag(t) => Event::Tag(t),
+                Invalidation::Pattern(g) => Event::Pattern(g),
+                Invalidation::All => Event::Clear,
+            };
+            self.publish(now, event).await;
         }
     }
 
     /// Logs an invalidation, applies it to L1 and detaches the loads in flight that it affects,
     /// all under the exclusive gate (so no write-back interleaves).
-    async fn invalidate_locally(&self, what: &Invalidation, now: Timestamp) {
+    pub(super) async fn invalidate_locally(&self, what: &Invalidation, now: Timestamp) {
         let _exclusive = self.log.exclusive().await;
         self.log.record(what.clone());
         match what {
@@ -227,8 +242,20 @@ impl Engine {
         }
     }
 
-    /// Re-reads from Redis the clear mark and the marks of every tag known here, so that L1 hits
-    /// notice tag invalidations and clears made by other instances.
+    /// Deletes from Redis the entries written before the last clear (see
+    /// `store/redis/reclaim.rs`); `None` without an L2.
+    pub(crate) async fn reclaim_cleared(
+        &self,
+        keys_per_second: u32,
+    ) -> Option<Result<Reclaimed, crate::error::RedisFailure>> {
+        match &self.l2 {
+            Some(l2) => Some(l2.reclaim_cleared(keys_per_second).await),
+            None => None,
+        }
+    }
+
+    /// Reads from Redis the clear mark and the marks of every tag known here, once: when the
+    /// instance starts and after a backplane resync (never polled: the backplane carries them).
     pub(super) async fn refresh_marks(&self) {
         let Some(l2) = &self.l2 else {
             return;
@@ -247,7 +274,7 @@ mod tests {
 
     #[test]
     fn log_reports_only_invalidations_after_the_ticket() {
-        let log = InvalidationLog::new();
+        let log = InvalidationLog::new(Arc::new(Clock::new(0)));
         log.record(Invalidation::Key("a".into()));
         let t = log.ticket();
         assert!(!log.invalidated_since(t, "a", &[]));
@@ -262,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_forgotten_ticket_is_treated_as_invalidated() {
-        let log = InvalidationLog::new();
+        let log = InvalidationLog::new(Arc::new(Clock::new(0)));
         let t = log.ticket();
         for i in 0..LOG_CAPACITY + 1 {
             log.record(Invalidation::Key(format!("other{i}")));

@@ -8,7 +8,9 @@
 //! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
 //!   gate;
 //! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
-//! - [`background`]: the periodic L1 sweep and mark refresh.
+//! - [`backplane`]: invalidations and overwrites pushed to the other instances, and received
+//!   from them;
+//! - [`background`]: the periodic L1 sweep.
 //!
 //! This file holds the [`Engine`] (private fields), its [`Config`] and constructor, and what the
 //! facade reads of it (registry, statistics). The engine owns the tiers ([`crate::store`]), the
@@ -22,6 +24,7 @@
 //! [`Engine::set_many_shared`] and [`Engine::invalidate`] (`#[cache_put]`, `#[cache_evict]`).
 
 mod background;
+mod backplane;
 mod invalidate;
 mod load;
 mod read;
@@ -35,8 +38,10 @@ use std::time::Duration;
 pub(crate) use load::Loaded;
 pub(crate) use read::Probe;
 
+use self::backplane::Backplane;
 use self::invalidate::{InvalidationLog, TagClock};
 use self::single_flight::Flights;
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::Pattern;
 use crate::key::registry::{PatternConfig, Registry};
@@ -64,7 +69,8 @@ pub(crate) struct Config {
     pub(crate) failure_threshold: u32,
     pub(crate) cool_down: Duration,
     pub(crate) max_entry_lifetime: Duration,
-    pub(crate) mark_refresh: Duration,
+    /// A simulated error of this machine's wall clock, µs (tests only: 0).
+    pub(crate) clock_skew_micros: i64,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -81,6 +87,9 @@ pub(crate) struct Engine {
     flights: Flights,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
+    /// Redis's clock, estimated here: every stamp, mark and tombstone.
+    clock: Arc<Clock>,
+    backplane: Backplane,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -89,9 +98,10 @@ impl Engine {
     /// Builds an engine and starts its background tasks. With an L2, connects once: failure is an
     /// error only if `require_redis`, else the engine starts degraded and connects later.
     pub(crate) async fn start(config: Config) -> Result<Arc<Engine>, Error> {
+        let clock = Arc::new(Clock::new(config.clock_skew_micros));
         let l2 = match &config.redis_client {
             None => None,
-            Some(client) => Some(connect_l2(client.clone(), &config).await?),
+            Some(client) => Some(connect_l2(client.clone(), &config, Arc::clone(&clock)).await?),
         };
         let registry = Arc::new(Registry::default());
         let l1 = MemoryStore::new(config.l1_capacity_bytes, {
@@ -106,12 +116,15 @@ impl Engine {
             l1,
             l2,
             marks: TagClock::new(),
-            log: InvalidationLog::new(),
+            log: InvalidationLog::new(Arc::clone(&clock)),
             flights: Flights::default(),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
+            clock,
+            backplane: Backplane::new(),
         });
-        background::start(&engine, config.mark_refresh).await;
+        backplane::start(&engine).await;
+        background::start(&engine).await;
         Ok(engine)
     }
 
@@ -180,7 +193,12 @@ impl Engine {
             .map(|p| p.stats().snapshot(p.template()))
             .collect();
         let unattributed = self.l2.as_ref().map_or(0, |l2| l2.unattributed_errors());
-        Stats::new(patterns, unattributed, self.l1.usage())
+        Stats::new(
+            patterns,
+            unattributed,
+            self.l1.usage(),
+            self.backplane.snapshot(self.l2.is_some()),
+        )
     }
 
     pub(crate) fn loads_in_flight(&self) -> usize {
@@ -191,7 +209,11 @@ impl Engine {
 /// The L2 store of `config`, connected once. Refused credentials and failed TLS handshakes are
 /// configuration errors at once ([`configuration_failure`]); Redis unreachable is an error only
 /// with `require_redis`.
-async fn connect_l2(client: redis::Client, config: &Config) -> Result<Arc<RedisStore>, Error> {
+async fn connect_l2(
+    client: redis::Client,
+    config: &Config,
+    clock: Arc<Clock>,
+) -> Result<Arc<RedisStore>, Error> {
     let store = Arc::new(RedisStore::new(
         client.clone(),
         RedisSettings {
@@ -202,6 +224,7 @@ async fn connect_l2(client: redis::Client, config: &Config) -> Result<Arc<RedisS
             cool_down: config.cool_down,
             mark_retention: config.max_entry_lifetime,
         },
+        clock,
     ));
     if let Err(e) = store.connect().await {
         if let Some(config_error) = configuration_failure(&e, &client) {

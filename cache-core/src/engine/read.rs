@@ -100,7 +100,7 @@ impl Engine {
         V: Send + Sync + 'static,
         A: Answer<V>,
     {
-        match self.l1_lookup::<V>(key, Timestamp::coarse_now()) {
+        match self.l1_lookup::<V>(key, self.clock.coarse_now()) {
             Found::Fresh(v) => match A::from_cached(v) {
                 Some(hit) => {
                     bump(&pattern.stats().l1_hits);
@@ -206,7 +206,7 @@ impl Engine {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let ticket = self.log.ticket();
         let mut found = Lookup {
             fresh: Vec::with_capacity(keys.len()),
@@ -354,7 +354,7 @@ impl Engine {
         if items.is_empty() {
             return;
         }
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let Some(_shared) = self.log.try_shared() else {
             return;
         };

@@ -19,6 +19,7 @@ use crate::error::RedisFailure;
 use crate::invalidation::Invalidation;
 use crate::key::Key;
 use crate::metrics::bump;
+use crate::store::backplane::Event;
 use crate::store::memory::L1Entry;
 use crate::store::redis::{EntryWrite, WriteMode};
 
@@ -64,6 +65,11 @@ impl Engine {
             .collect();
         self.write_back(batch, ticket, WriteMode::Overwrite).await;
         self.settle_set(&keys, ticket).await;
+        // The other instances drop their copies (after Redis holds the new values).
+        if self.has_l2() {
+            let keys = keys.iter().map(|k| k.as_str().to_owned()).collect();
+            self.publish(ticket.at, Event::Keys(keys)).await;
+        }
     }
 
     /// The end of a `set` of `keys` (written at `ticket`). A read may have fetched the old value
@@ -90,7 +96,7 @@ impl Engine {
     ) where
         V: Serialize + Send + Sync + 'static,
     {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let encoded: Vec<Encoded<'_, V>> = items
             .into_iter()
             .filter_map(|item| encode(item, ticket, now))

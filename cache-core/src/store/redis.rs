@@ -38,6 +38,7 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+mod reclaim;
 mod replay;
 
 use std::sync::Arc;
@@ -49,11 +50,14 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
 pub(crate) use self::connection::RedisSettings;
+pub(in crate::store) use self::connection::sample_redis_clock;
+pub(crate) use self::reclaim::Reclaimed;
 use self::replay::{Pending, PendingQueue};
 use super::circuit::{Circuit, Permit};
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::error::RedisFailure;
 use crate::metrics::bump;
+use crate::store::backplane::Message;
 
 const SCAN_BATCH: usize = 1_000;
 
@@ -146,24 +150,31 @@ pub(crate) struct Marks {
 }
 
 pub(crate) struct RedisStore {
-    client: redis::Client,
+    pub(in crate::store) client: redis::Client,
     conn: RwLock<Option<MultiplexedConnection>>,
     connect_lock: tokio::sync::Mutex<()>,
     circuit: Circuit,
-    settings: RedisSettings,
+    pub(in crate::store) settings: RedisSettings,
+    /// Redis's clock as estimated here: the stamps of replayed tombstones and marks.
+    clock: Arc<Clock>,
     entry_prefix: String,
     tombstone_prefix: String,
     tag_prefix: String,
     clear_key: String,
+    /// The backplane's stream (`store/backplane.rs`).
+    pub(in crate::store) stream_key: String,
     pending: Mutex<PendingQueue>,
     pending_overflow: AtomicBool,
+    /// Backplane messages that could not be sent (`replay.rs`).
+    unsent: Mutex<Vec<Message>>,
+    unsent_overflow: AtomicBool,
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
     unattributed_errors: AtomicU64,
 }
 
 impl RedisStore {
-    pub(crate) fn new(client: redis::Client, settings: RedisSettings) -> Self {
+    pub(crate) fn new(client: redis::Client, settings: RedisSettings, clock: Arc<Clock>) -> Self {
         let ns = &settings.namespace;
         RedisStore {
             client,
@@ -174,9 +185,13 @@ impl RedisStore {
             tombstone_prefix: format!("{ns}:d:"),
             tag_prefix: format!("{ns}:t:"),
             clear_key: format!("{ns}:c"),
+            stream_key: format!("{ns}:bp"),
+            clock,
             settings,
             pending: Mutex::new(PendingQueue::default()),
             pending_overflow: AtomicBool::new(false),
+            unsent: Mutex::new(Vec::new()),
+            unsent_overflow: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
             unattributed_errors: AtomicU64::new(0),
@@ -408,6 +423,23 @@ impl RedisStore {
         }
     }
 
+    /// Broadcasts a backplane message (`XADD` to the stream); if Redis cannot be reached it is
+    /// kept and sent once Redis answers, right after the queued invalidations are replayed, so
+    /// that other instances still learn of it (see `replay.rs`).
+    pub(crate) async fn publish(self: &Arc<Self>, message: Message) {
+        let xadd = message.xadd(&self.stream_key);
+        if self
+            .run("publish", |mut conn| async move {
+                xadd.query_async::<redis::Value>(&mut conn).await.map(drop)
+            })
+            .await
+            .is_err()
+        {
+            bump(&self.unattributed_errors);
+            self.queue_message(message);
+        }
+    }
+
     /// Failed L2 calls that no key pattern is charged with (invalidations, marks, probes).
     pub(crate) fn unattributed_errors(&self) -> u64 {
         self.unattributed_errors.load(Ordering::Relaxed)
@@ -429,7 +461,11 @@ pub(crate) mod tests {
             .map(|a| a.port())
             .unwrap();
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        Arc::new(RedisStore::new(client, RedisSettings::for_tests("unit")))
+        Arc::new(RedisStore::new(
+            client,
+            RedisSettings::for_tests("unit"),
+            Arc::new(Clock::new(0)),
+        ))
     }
 
     #[tokio::test]
@@ -441,7 +477,7 @@ pub(crate) mod tests {
             time_to_live: Duration::from_secs(1),
         }];
         let fill = store
-            .write(&entries, Timestamp::now(), WriteMode::Fill)
+            .write(&entries, store.clock.now(), WriteMode::Fill)
             .await;
         assert!(fill.is_err());
         assert_eq!(
@@ -450,7 +486,7 @@ pub(crate) mod tests {
             "a failed fill leaves nothing to undo"
         );
         let overwrite = store
-            .write(&entries, Timestamp::now(), WriteMode::Overwrite)
+            .write(&entries, store.clock.now(), WriteMode::Overwrite)
             .await;
         assert!(overwrite.is_err());
         assert_eq!(

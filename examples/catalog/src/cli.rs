@@ -150,6 +150,11 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 _ => ops::clear_cache(&cache, scope).await,
             };
             writeln!(out, "{message}")?;
+            if matches!(scope, ClearScope::All) {
+                // The clear has taken effect: freeing the memory is the slow part, after it.
+                out.flush()?;
+                writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
+            }
         }
         Command::Stats { server: Some(addr) } => {
             write!(out, "{}", ops::server_stats_text(&addr).await?)?;

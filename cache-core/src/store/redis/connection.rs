@@ -17,6 +17,7 @@ use redis::aio::MultiplexedConnection;
 use tracing::Instrument;
 
 use super::RedisStore;
+use crate::clock::{Clock, Timestamp};
 use crate::error::RedisFailure;
 use crate::store::circuit::{CircuitState, Permit};
 
@@ -54,6 +55,32 @@ impl RedisSettings {
     }
 }
 
+/// How many `TIME` calls a sample of Redis's clock makes; the one answered fastest is kept (its
+/// midpoint is the surest: the error is at most half its round trip).
+const CLOCK_SAMPLES: usize = 3;
+
+/// Samples Redis's clock into `clock` on `conn`.
+pub(in crate::store) async fn sample_redis_clock(
+    conn: &mut MultiplexedConnection,
+    clock: &Clock,
+) -> redis::RedisResult<()> {
+    let mut best: Option<(Timestamp, Timestamp, Timestamp)> = None;
+    for _ in 0..CLOCK_SAMPLES {
+        let sent = clock.local();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+        let received = clock.local();
+        let redis = Timestamp::from_micros(secs.saturating_mul(1_000_000).saturating_add(micros));
+        let rtt = |s: Timestamp, r: Timestamp| r.saturating_duration_since(s);
+        if best.is_none_or(|(_, s, r)| rtt(sent, received) < rtt(s, r)) {
+            best = Some((redis, sent, received));
+        }
+    }
+    if let Some((redis, sent, received)) = best {
+        clock.observe_redis_time(redis, sent, received);
+    }
+    Ok(())
+}
+
 impl RedisStore {
     pub(super) async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
         if let Some(c) = self.conn.read().as_ref() {
@@ -67,10 +94,13 @@ impl RedisStore {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.settings.connect_timeout))
             .set_response_timeout(None);
-        let conn = self
+        let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        // Each new connection samples Redis's clock (so does the backplane's): stamps taken
+        // after this are on Redis's clock even if the backplane has not connected yet.
+        sample_redis_clock(&mut conn, &self.clock).await?;
         *self.conn.write() = Some(conn.clone());
         Ok(conn)
     }
@@ -210,6 +240,15 @@ impl RedisStore {
         match tokio::time::timeout(timeout, probe).await {
             Ok(r) => r.map_err(RedisFailure::from),
             Err(_) => Err(RedisFailure::Timeout(timeout)),
+        }
+    }
+
+    /// Starts the background probe if the circuit is open and its cool-down is over. The
+    /// backplane's reader calls this after each read that Redis answered, so that the circuit
+    /// closes once Redis is back even when no traffic reaches L2 (every read an L1 hit).
+    pub(crate) fn probe_if_open(self: &Arc<Self>) {
+        if self.circuit.is_open() && matches!(self.circuit.permit(), Permit::Probe) {
+            self.spawn_probe();
         }
     }
 

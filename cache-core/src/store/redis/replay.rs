@@ -13,9 +13,12 @@ use redis::aio::MultiplexedConnection;
 
 use super::{MARK_SCRIPT, RedisStore};
 use crate::clock::Timestamp;
+use crate::store::backplane::{Event, Message};
 
 /// More queued invalidations than this collapse into one clear of the namespace.
 const MAX_PENDING: usize = 10_000;
+/// More unsent backplane messages than this collapse into one [`Event::Resync`].
+const MAX_UNSENT: usize = 1_000;
 /// Replay sends queued invalidations in pipelines of at most this many commands (an `Unlink`
 /// counts one per key), and removes each chunk from the queue as soon as it succeeded, so a
 /// large backlog makes progress even when one call's timeout cuts the replay short.
@@ -102,6 +105,51 @@ impl RedisStore {
         self.has_pending.store(true, Ordering::Release);
     }
 
+    /// Keeps a backplane message that could not be sent, to send after the queued invalidations
+    /// (past [`MAX_UNSENT`], one [`Event::Resync`] replaces them all).
+    pub(super) fn queue_message(&self, message: Message) {
+        let mut unsent = self.unsent.lock();
+        if self.unsent_overflow.load(Ordering::Acquire) {
+            // The resync to be sent covers this one too.
+        } else if unsent.len() >= MAX_UNSENT {
+            self.unsent_overflow.store(true, Ordering::Release);
+            unsent.clear();
+        } else {
+            unsent.push(message);
+        }
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// Sends the messages kept by [`RedisStore::queue_message`], in order, in one pipeline.
+    async fn flush_messages(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let messages = self.unsent.lock().clone();
+        let overflow = self.unsent_overflow.load(Ordering::Acquire);
+        if messages.is_empty() && !overflow {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        if overflow {
+            // From "instance 0": every instance applies it.
+            let resync = Message {
+                instance: 0,
+                stamp: self.clock.now(),
+                event: Event::Resync,
+            };
+            pipe.add_command(resync.xadd(&self.stream_key)).ignore();
+        }
+        for message in &messages {
+            pipe.add_command(message.xadd(&self.stream_key)).ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        if overflow {
+            self.unsent_overflow.store(false, Ordering::Release);
+        }
+        let mut unsent = self.unsent.lock();
+        let sent = messages.len().min(unsent.len());
+        unsent.drain(..sent);
+        Ok(())
+    }
+
     /// The next replay chunk from the front of the queue, if any.
     fn next_chunk(&self) -> Option<Chunk> {
         let pending = self.pending.lock();
@@ -145,7 +193,7 @@ impl RedisStore {
                 Piped::Unlink(keys) => {
                     // Stamped with the replay's time: later than the invalidation, so at worst a
                     // load that began in between is not written back.
-                    self.delete_with_tombstones(&mut pipe, keys, Timestamp::now());
+                    self.delete_with_tombstones(&mut pipe, keys, self.clock.now());
                 }
                 Piped::Mark(key, time) => {
                     pipe.cmd("EVAL")
@@ -179,7 +227,18 @@ impl RedisStore {
         loop {
             if self.pending_overflow.load(Ordering::Acquire) {
                 // Queued operations were dropped: one clear of the namespace covers them.
-                self.mark_with(conn, &self.clear_key, Timestamp::now())
+                let now = self.clock.now();
+                self.mark_with(conn, &self.clear_key, now).await?;
+                // And tell the other instances, whose queued messages were dropped too (from
+                // "instance 0": every instance applies it, this one included).
+                let clear = Message {
+                    instance: 0,
+                    stamp: now,
+                    event: Event::Clear,
+                };
+                clear
+                    .xadd(&self.stream_key)
+                    .query_async::<redis::Value>(conn)
                     .await?;
                 self.pending_overflow.store(false, Ordering::Release);
                 overflowed = true;
@@ -200,9 +259,16 @@ impl RedisStore {
             }
             replayed += chunk.len();
         }
+        // Then the messages that could not be sent, once Redis holds what they announce.
+        self.flush_messages(conn).await?;
         {
             let pending = self.pending.lock();
-            if pending.ops.is_empty() && !self.pending_overflow.load(Ordering::Acquire) {
+            let unsent = self.unsent.lock();
+            if pending.ops.is_empty()
+                && !self.pending_overflow.load(Ordering::Acquire)
+                && unsent.is_empty()
+                && !self.unsent_overflow.load(Ordering::Acquire)
+            {
                 self.has_pending.store(false, Ordering::Release);
             }
         }

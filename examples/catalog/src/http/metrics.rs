@@ -239,6 +239,52 @@ pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
         "catalog_cache_l2_errors_unattributed_total {}",
         stats.l2_errors_unattributed
     );
+    let bp = &stats.backplane;
+    family(
+        "catalog_cache_backplane_subscribed",
+        "gauge",
+        "1 while this process reads the backplane (invalidations pushed by the other processes).",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_backplane_subscribed {}",
+        u8::from(bp.subscribed)
+    );
+    family(
+        "catalog_cache_backplane_messages_total",
+        "counter",
+        "Backplane messages: sent by this process (invalidations, overwrites) and received from others.",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_backplane_messages_total{{direction=\"sent\"}} {}",
+        bp.published
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_backplane_messages_total{{direction=\"received\"}} {}",
+        bp.received
+    );
+    family(
+        "catalog_cache_backplane_resyncs_total",
+        "counter",
+        "Times L1 was dropped because backplane messages may have been missed.",
+        &mut out,
+    );
+    let _ = writeln!(out, "catalog_cache_backplane_resyncs_total {}", bp.resyncs);
+    family(
+        "catalog_cache_backplane_lag_seconds",
+        "gauge",
+        "Delay of the last backplane message received, from its sending (on Redis's clock).",
+        &mut out,
+    );
+    let _ = writeln!(
+        out,
+        "catalog_cache_backplane_lag_seconds {}",
+        bp.lag.as_secs_f64()
+    );
     family(
         "catalog_cache_l1_entries",
         "gauge",
