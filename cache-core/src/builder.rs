@@ -348,7 +348,7 @@ impl fmt::Debug for CacheBuilder {
             failure_threshold,
             cool_down,
             max_entry_lifetime,
-            mark_refresh,
+            clock_skew_micros,
         } = self;
         f.debug_struct("CacheBuilder")
             .field("namespace", namespace)
@@ -363,7 +363,7 @@ impl fmt::Debug for CacheBuilder {
             .field("failure_threshold", failure_threshold)
             .field("cool_down", cool_down)
             .field("max_entry_lifetime", max_entry_lifetime)
-            .field("mark_refresh", mark_refresh)
+            .field("clock_skew_micros", clock_skew_micros)
             .finish()
     }
 }
