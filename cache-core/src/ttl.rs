@@ -17,6 +17,7 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 /// - `stale`: after it stops being fresh, an entry is kept this much longer and served only when
 ///   the loader fails (fail-safe). Default none.
 /// - `negative_ttl`: how long a loader's `Ok(None)` is cached. Default: not cached.
+/// - `lease`: whether a miss takes the fleet lease (one loader in the fleet). Default `true`.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -35,6 +36,7 @@ pub struct TtlPolicy {
     jitter: f64,
     stale: Duration,
     negative_ttl: Option<Duration>,
+    lease: bool,
 }
 
 /// The default jitter fraction.
@@ -62,6 +64,7 @@ impl TtlPolicy {
             jitter: DEFAULT_JITTER,
             stale: Duration::ZERO,
             negative_ttl: None,
+            lease: true,
         }
     }
 
@@ -87,6 +90,20 @@ impl TtlPolicy {
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self
+    }
+
+    /// Whether a miss of this pattern takes the fleet lease (default `true`: one instance of the
+    /// fleet loads a missing key while the others wait for its value; see
+    /// [`CacheBuilder::fleet_lease`](crate::CacheBuilder::fleet_lease)). `false` for loaders
+    /// cheap enough that every instance may run them.
+    pub fn lease(mut self, enabled: bool) -> Self {
+        self.lease = enabled;
+        self
+    }
+
+    /// Whether misses of this pattern take the fleet lease.
+    pub fn leased(&self) -> bool {
+        self.lease
     }
 
     /// The L2 TTL.

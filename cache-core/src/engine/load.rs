@@ -1,8 +1,9 @@
 //! Cache-aside loads: after an L1 miss, one leader per key (single flight, [`super::single_flight`])
 //! reads L2 and else runs the loader and writes its value back; the others await its outcome.
 //! Batches read both tiers for all their keys, then call one loader for the keys still missing.
-//! When a loader fails and a stale value is within its pattern's window, the stale value is served
-//! instead (fail-safe).
+//! Between the L2 miss and the loader, the leader takes the fleet lease or waits for the value
+//! another instance loads under it ([`super::lease`]). When a loader fails and a stale value is
+//! within its pattern's window, the stale value is served instead (fail-safe).
 //!
 //! Owns leadership, the loader call (its span and its latency) and fail-safe. Writes go through
 //! [`super::write`]; never touches the invalidation log other than to take a ticket.
@@ -16,6 +17,8 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::Engine;
+use super::invalidate::Ticket;
+use super::lease::Leased;
 use super::read::{Answer, Found, Lookup};
 use super::single_flight::{Role, follow};
 use super::write::WriteBack;
@@ -111,13 +114,41 @@ impl Engine {
             bump(&stats.l1_hits);
             return Ok(answer);
         }
+        let mut lease = None;
         if self.l2.is_some() {
             match self.l2_read_one::<V, A>(key, ticket).await {
                 Found::Fresh(answer) => return Ok(answer),
                 Found::Stale(answer) if stale.is_none() => stale = Some(answer),
                 _ => {}
             }
+            match self.lease_or_wait::<V, A>(key, ticket).await {
+                Leased::Served(answer) => return Ok(answer),
+                Leased::Held(guard) => lease = Some(guard),
+                Leased::Alone => {}
+            }
         }
+        let outcome = self.run_loader(key, stale, loader, ticket).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        outcome
+    }
+
+    /// The loader's run after a miss in both tiers, its write-back, and fail-safe.
+    async fn run_loader<V, A, E, F, Fut>(
+        &self,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+        ticket: Ticket,
+    ) -> Result<A, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
+    {
+        let stats = key.pattern().stats();
         bump(&stats.misses);
         let started = Instant::now();
         let span =

@@ -3,8 +3,8 @@
 //!
 //! - [`read`]: the L1 probe every single-key read starts with (the hit path), L2 reads (one round
 //!   trip, marks included) and the copies of L2 values into L1;
-//! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]) and batch,
-//!   with fail-safe (a stale value served when the loader fails);
+//! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]; one loader in
+//!   the fleet, [`lease`]) and batch, with fail-safe (a stale value served when the loader fails);
 //! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
 //!   gate;
 //! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
@@ -23,6 +23,7 @@
 
 mod background;
 mod invalidate;
+mod lease;
 mod load;
 mod read;
 mod single_flight;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub(crate) use lease::LeaseSettings;
 pub(crate) use load::Loaded;
 pub(crate) use read::Probe;
 
@@ -61,6 +63,7 @@ pub(crate) struct Config {
     pub(crate) cool_down: Duration,
     pub(crate) max_entry_lifetime: Duration,
     pub(crate) mark_refresh: Duration,
+    pub(crate) lease: LeaseSettings,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -75,6 +78,7 @@ pub(crate) struct Engine {
     marks: TagClock,
     log: InvalidationLog,
     flights: Flights,
+    lease: LeaseSettings,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
 }
@@ -104,6 +108,7 @@ impl Engine {
             marks: TagClock::new(),
             log: InvalidationLog::new(),
             flights: Flights::default(),
+            lease: config.lease,
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
         });

@@ -5,7 +5,8 @@
 //! does not leave an old value readable when it comes back.
 //!
 //! Key layout under the namespace `ns`: entries `ns:k:<key>`, tag marks `ns:t:<tag>`, the
-//! namespace's clear mark `ns:c`, and key tombstones `ns:d:<key>`; marks and tombstones hold the
+//! namespace's clear mark `ns:c`, key tombstones `ns:d:<key>`, and fleet leases `ns:l:<key>` (the
+//! owner's token, expiring; [`lease`]); marks and tombstones hold the
 //! time of the last invalidation (µs since the epoch).
 //!
 //! A tombstone closes a race between instances: instance B starts loading a key, instance A
@@ -34,6 +35,7 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+mod lease;
 mod replay;
 
 use std::sync::Arc;
@@ -150,6 +152,7 @@ pub(crate) struct RedisStore {
     entry_prefix: String,
     tombstone_prefix: String,
     tag_prefix: String,
+    lease_prefix: String,
     clear_key: String,
     pending: Mutex<PendingQueue>,
     pending_overflow: AtomicBool,
@@ -169,6 +172,7 @@ impl RedisStore {
             entry_prefix: format!("{ns}:k:"),
             tombstone_prefix: format!("{ns}:d:"),
             tag_prefix: format!("{ns}:t:"),
+            lease_prefix: format!("{ns}:l:"),
             clear_key: format!("{ns}:c"),
             settings,
             pending: Mutex::new(PendingQueue::default()),
