@@ -167,7 +167,14 @@ fn entry(
             ),
         ));
     }
-    let policy = policy(args.ttl, args.l1_ttl, args.stale, none_ttl, args.lease, errors);
+    let policy = policy(
+        args.ttl,
+        args.l1_ttl,
+        args.stale,
+        none_ttl,
+        args.lease,
+        errors,
+    );
     Ok(Entry {
         key: key?,
         policy,
