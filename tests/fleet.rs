@@ -282,3 +282,85 @@ async fn a_waiter_whose_redis_goes_away_loads_by_itself() {
     assert_eq!(*value, 9);
     assert_eq!(cache.stats().total.loads, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_ahead_reloads_once_in_the_fleet_and_readers_never_wait() {
+    let server = RedisServer::start();
+    let caches = fleet(&server, "ahead", 3, |b| b).await;
+    let ttl = Duration::from_secs(2);
+    let policy = cache_core::TtlPolicy::new(ttl)
+        .l1_ttl(ttl)
+        .jitter(0.0)
+        .refresh_ahead(0.5);
+    let keys: Vec<Key> = caches.iter().map(|c| key_of(c, policy.clone()).1).collect();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let read = |i: usize, name: &'static str| {
+        let (cache, key, calls) = (caches[i].clone(), keys[i].clone(), calls.clone());
+        async move {
+            cache
+                .get_or_refresh(&key, move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, Infallible>(product(1, name))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let written = Instant::now();
+    assert_eq!(read(0, "v1").await.name, "v1");
+    for i in 1..3 {
+        assert_eq!(read(i, "v1").await.name, "v1", "from L2");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Before the deadline (half the TTL), hits trigger nothing.
+    let s = total_refreshes(&caches);
+    assert_eq!(s, 0);
+    tokio::time::sleep(Duration::from_millis(1_200).saturating_sub(written.elapsed())).await;
+    // In the last half: every instance's readers get the current value at once.
+    let started = Instant::now();
+    let mut reads = Vec::new();
+    for i in 0..3 {
+        for _ in 0..20 {
+            reads.push(tokio::spawn(read(i, "v2")));
+        }
+    }
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(r.unwrap().name, "v1", "the current value, at once");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "readers never wait for the 300 ms reload: {:?}",
+        started.elapsed()
+    );
+    // One reload in the fleet; every instance then has its value in L1, before the TTL ends.
+    for (cache, key) in caches.iter().zip(&keys) {
+        assert!(
+            eventually(Duration::from_millis(700), || {
+                let (cache, key) = (cache.clone(), key.clone());
+                async move {
+                    cache
+                        .get::<Product>(&key)
+                        .await
+                        .is_some_and(|p| p.name == "v2")
+                }
+            })
+            .await,
+            "the refreshed value reached every instance"
+        );
+    }
+    assert!(
+        written.elapsed() < ttl,
+        "refreshed before the entry expired"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the first load and one refresh"
+    );
+    assert_eq!(total_refreshes(&caches), 1);
+}
+
+fn total_refreshes(caches: &[Cache]) -> u64 {
+    caches.iter().map(|c| c.stats().total.refresh_aheads).sum()
+}

@@ -22,6 +22,7 @@ pub(crate) struct PatternStats {
     pub(crate) evictions: AtomicU64,
     pub(crate) lease_waits: AtomicU64,
     pub(crate) lease_timeouts: AtomicU64,
+    pub(crate) refresh_aheads: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
     load_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
@@ -71,6 +72,7 @@ impl PatternStats {
                 evictions: self.evictions.load(Relaxed),
                 lease_waits: self.lease_waits.load(Relaxed),
                 lease_timeouts: self.lease_timeouts.load(Relaxed),
+                refresh_aheads: self.refresh_aheads.load(Relaxed),
                 load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
             },
             load_latency_buckets,
@@ -122,6 +124,8 @@ pub struct Counters {
     pub lease_waits: u64,
     /// Lease waits that ran out of time: the caller then loaded by itself.
     pub lease_timeouts: u64,
+    /// Background reloads run by refresh-ahead (in this instance).
+    pub refresh_aheads: u64,
     /// Total time spent in loaders.
     pub load_time: Duration,
 }
@@ -160,6 +164,7 @@ impl Counters {
         self.evictions += o.evictions;
         self.lease_waits += o.lease_waits;
         self.lease_timeouts += o.lease_timeouts;
+        self.refresh_aheads += o.refresh_aheads;
         self.load_time += o.load_time;
     }
 }

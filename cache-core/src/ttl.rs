@@ -18,6 +18,8 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 ///   the loader fails (fail-safe). Default none.
 /// - `negative_ttl`: how long a loader's `Ok(None)` is cached. Default: not cached.
 /// - `lease`: whether a miss takes the fleet lease (one loader in the fleet). Default `true`.
+/// - `refresh_ahead`: from which fraction of its TTL a read reloads an entry in the background.
+///   Default none.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -37,6 +39,7 @@ pub struct TtlPolicy {
     stale: Duration,
     negative_ttl: Option<Duration>,
     lease: bool,
+    refresh_ahead: Option<f64>,
 }
 
 /// The default jitter fraction.
@@ -65,6 +68,7 @@ impl TtlPolicy {
             stale: Duration::ZERO,
             negative_ttl: None,
             lease: true,
+            refresh_ahead: None,
         }
     }
 
@@ -99,6 +103,21 @@ impl TtlPolicy {
     pub fn lease(mut self, enabled: bool) -> Self {
         self.lease = enabled;
         self
+    }
+
+    /// Refresh-ahead: a read in the last `1 - fraction` of an entry's TTL (from `fraction` of it
+    /// on; `0.8`: the last fifth) returns the entry at once and triggers one background reload in
+    /// the fleet (under the fleet lease), so a key read often never expires. Only reads whose
+    /// loader can run in the background trigger it ([`Cache::get_or_refresh`](crate::Cache::get_or_refresh)).
+    /// A fraction strictly between 0 and 1. Default: none.
+    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction);
+        self
+    }
+
+    /// The refresh-ahead fraction, if any.
+    pub fn refresh_ahead_fraction(&self) -> Option<f64> {
+        self.refresh_ahead
     }
 
     /// Whether misses of this pattern take the fleet lease.
@@ -148,6 +167,13 @@ impl TtlPolicy {
             return bad(format!(
                 "jitter must be between 0.0 and 0.5, not {}",
                 self.jitter
+            ));
+        }
+        if let Some(f) = self.refresh_ahead
+            && !(f > 0.0 && f < 1.0)
+        {
+            return bad(format!(
+                "refresh_ahead must be strictly between 0.0 and 1.0, not {f}"
             ));
         }
         if let Some(n) = self.negative_ttl
@@ -254,6 +280,21 @@ mod tests {
                 .is_err()
         );
         assert!(TtlPolicy::new(Duration::from_secs(1)).validate(max).is_ok());
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            assert!(
+                TtlPolicy::new(Duration::from_secs(1))
+                    .refresh_ahead(bad)
+                    .validate(max)
+                    .is_err(),
+                "refresh_ahead {bad}"
+            );
+        }
+        assert!(
+            TtlPolicy::new(Duration::from_secs(1))
+                .refresh_ahead(0.8)
+                .validate(max)
+                .is_ok()
+        );
         // Sums that overflow are a configuration error, not a panic.
         assert!(
             TtlPolicy::new(Duration::MAX)

@@ -41,8 +41,8 @@ pub(crate) struct LeaseSettings {
 }
 
 /// The first poll's delay; each next one doubles, up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(5);
-const MAX_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What taking the lease of a key came to.
 pub(super) enum Leased<A> {
@@ -64,6 +64,16 @@ pub(super) struct LeaseGuard {
 }
 
 impl LeaseGuard {
+    /// A lease just taken with `token`, renewed from now on.
+    pub(super) fn start(l2: &Arc<RedisStore>, key: &str, token: u64, ttl: Duration) -> Self {
+        LeaseGuard {
+            renewal: spawn_renewal(l2, key, token, ttl),
+            l2: Arc::clone(l2),
+            key: Arc::from(key),
+            token,
+        }
+    }
+
     /// Stops the renewal and deletes the lease if it is still this guard's.
     pub(super) async fn release(self) {
         self.renewal.abort();
@@ -103,12 +113,7 @@ impl Engine {
         loop {
             match l2.acquire_lease(key.as_str(), token, settings.ttl).await {
                 Ok(true) => {
-                    return Leased::Held(LeaseGuard {
-                        renewal: spawn_renewal(l2, key.as_str(), token, settings.ttl),
-                        l2: Arc::clone(l2),
-                        key: Arc::from(key.as_str()),
-                        token,
-                    });
+                    return Leased::Held(LeaseGuard::start(l2, key.as_str(), token, settings.ttl));
                 }
                 Ok(false) => {}
                 Err(_) => return Leased::Alone,

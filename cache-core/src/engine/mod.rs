@@ -5,6 +5,7 @@
 //!   trip, marks included) and the copies of L2 values into L1;
 //! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]; one loader in
 //!   the fleet, [`lease`]) and batch, with fail-safe (a stale value served when the loader fails);
+//! - [`refresh`]: refresh-ahead (a read late in an entry's TTL reloads it in the background);
 //! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
 //!   gate;
 //! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
@@ -26,6 +27,7 @@ mod invalidate;
 mod lease;
 mod load;
 mod read;
+mod refresh;
 mod single_flight;
 mod write;
 
@@ -79,6 +81,7 @@ pub(crate) struct Engine {
     log: InvalidationLog,
     flights: Flights,
     lease: LeaseSettings,
+    refreshing: refresh::Refreshing,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
 }
@@ -109,6 +112,7 @@ impl Engine {
             log: InvalidationLog::new(),
             flights: Flights::default(),
             lease: config.lease,
+            refreshing: refresh::Refreshing::default(),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
         });
