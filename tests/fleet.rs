@@ -364,3 +364,84 @@ async fn refresh_ahead_reloads_once_in_the_fleet_and_readers_never_wait() {
 fn total_refreshes(caches: &[Cache]) -> u64 {
     caches.iter().map(|c| c.stats().total.refresh_aheads).sum()
 }
+
+// ----- loader timeouts -----
+
+/// A cache whose `prod:1` holds `v1`, now expired but within its stale window.
+async fn expired_entry(
+    server: &RedisServer,
+    ns: &str,
+    policy: cache_core::TtlPolicy,
+) -> (Cache, Key) {
+    let cache = cache(server, ns).await;
+    let (_, key) = key_of(&cache, policy.jitter(0.0).stale(Duration::from_secs(30)));
+    cache
+        .get_or_load(&key, || async { Ok::<_, Infallible>(product(1, "v1")) })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    (cache, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_the_soft_timeout_the_stale_value_answers_and_the_load_fills_the_cache() {
+    let server = RedisServer::start();
+    let policy = policy(1).soft_timeout(Duration::from_millis(100));
+    let (cache, key) = expired_entry(&server, "soft", policy).await;
+    let started = Instant::now();
+    let value = cache
+        .get_or_refresh(&key, || async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok::<_, Infallible>(product(1, "v2"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(value.name, "v1", "the stale value, past the soft timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(cache.stats().total.soft_timeouts, 1);
+    assert!(
+        eventually(Duration::from_secs(2), || {
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get::<Product>(&key)
+                    .await
+                    .is_some_and(|p| p.name == "v2")
+            }
+        })
+        .await,
+        "the load finished in the background and filled the cache"
+    );
+    assert!(raw_get(&server, "soft", "prod:1").await.is_some());
+    assert_eq!(cache.stats().total.loads, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_the_hard_timeout_the_load_is_abandoned_for_the_stale_value() {
+    let server = RedisServer::start();
+    let policy = policy(1).hard_timeout(Duration::from_millis(200));
+    let (cache, key) = expired_entry(&server, "hard", policy).await;
+    let started = Instant::now();
+    let value = cache
+        .get_or_load(&key, || {
+            std::future::pending::<Result<Product, Infallible>>()
+        })
+        .await
+        .unwrap();
+    assert_eq!(value.name, "v1");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+    let s = cache.stats().total;
+    assert_eq!((s.hard_timeouts, s.stale_served), (1, 1));
+    assert_eq!(cache.loads_in_flight(), 0, "the load was abandoned");
+    let mut conn = server.connection().await;
+    let lease: Option<String> = conn.get("hard:l:prod:1").await.unwrap();
+    assert_eq!(lease, None, "its lease released");
+}

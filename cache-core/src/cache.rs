@@ -217,8 +217,9 @@ impl Cache {
     /// so that the cache can run it in the background: a hit in the last fraction of the entry's
     /// TTL (the pattern's [`TtlPolicy::refresh_ahead`]) returns the value at once and triggers
     /// one background reload in the fleet (one per key in this process, under the fleet lease
-    /// across instances), so a key read often never expires. Without `refresh_ahead` this is
-    /// `get_or_load`.
+    /// across instances), so a key read often never expires. And a miss holding a stale value
+    /// whose load runs past the pattern's [`TtlPolicy::soft_timeout`] gets the stale value while
+    /// the load finishes in the background. Without these this is `get_or_load`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -254,7 +255,7 @@ impl Cache {
             }
             (Probe::Miss { stale }, _) => {
                 let loader = || async move { loader().await.map(|v| Loaded::cache(Arc::new(v))) };
-                Box::pin(self.engine.load(key, stale, loader)).await
+                Box::pin(self.engine.load_detachable(key, stale, loader)).await
             }
         }
     }

@@ -23,6 +23,8 @@ pub(crate) struct PatternStats {
     pub(crate) lease_waits: AtomicU64,
     pub(crate) lease_timeouts: AtomicU64,
     pub(crate) refresh_aheads: AtomicU64,
+    pub(crate) soft_timeouts: AtomicU64,
+    pub(crate) hard_timeouts: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
     load_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
@@ -73,6 +75,8 @@ impl PatternStats {
                 lease_waits: self.lease_waits.load(Relaxed),
                 lease_timeouts: self.lease_timeouts.load(Relaxed),
                 refresh_aheads: self.refresh_aheads.load(Relaxed),
+                soft_timeouts: self.soft_timeouts.load(Relaxed),
+                hard_timeouts: self.hard_timeouts.load(Relaxed),
                 load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
             },
             load_latency_buckets,
@@ -126,6 +130,10 @@ pub struct Counters {
     pub lease_timeouts: u64,
     /// Background reloads run by refresh-ahead (in this instance).
     pub refresh_aheads: u64,
+    /// Loads past their soft timeout: the caller got the stale value, the load went on.
+    pub soft_timeouts: u64,
+    /// Loads past their hard timeout: abandoned, the stale value served.
+    pub hard_timeouts: u64,
     /// Total time spent in loaders.
     pub load_time: Duration,
 }
@@ -165,6 +173,8 @@ impl Counters {
         self.lease_waits += o.lease_waits;
         self.lease_timeouts += o.lease_timeouts;
         self.refresh_aheads += o.refresh_aheads;
+        self.soft_timeouts += o.soft_timeouts;
+        self.hard_timeouts += o.hard_timeouts;
         self.load_time += o.load_time;
     }
 }

@@ -20,6 +20,8 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 /// - `lease`: whether a miss takes the fleet lease (one loader in the fleet). Default `true`.
 /// - `refresh_ahead`: from which fraction of its TTL a read reloads an entry in the background.
 ///   Default none.
+/// - `soft_timeout`, `hard_timeout`: how long a load may run before a stale value answers
+///   instead (the load going on in the background, or abandoned). Default none.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -40,6 +42,8 @@ pub struct TtlPolicy {
     negative_ttl: Option<Duration>,
     lease: bool,
     refresh_ahead: Option<f64>,
+    soft_timeout: Option<Duration>,
+    hard_timeout: Option<Duration>,
 }
 
 /// The default jitter fraction.
@@ -69,6 +73,8 @@ impl TtlPolicy {
             negative_ttl: None,
             lease: true,
             refresh_ahead: None,
+            soft_timeout: None,
+            hard_timeout: None,
         }
     }
 
@@ -118,6 +124,31 @@ impl TtlPolicy {
     /// The refresh-ahead fraction, if any.
     pub fn refresh_ahead_fraction(&self) -> Option<f64> {
         self.refresh_ahead
+    }
+
+    /// Soft loader timeout: a caller holding a stale value (within the `stale` window) whose load
+    /// takes longer than this gets the stale value, while the load goes on in the background and
+    /// fills the cache. Needs a loader that can run on its own task
+    /// ([`Cache::get_or_refresh`](crate::Cache::get_or_refresh)); other reads wait for their
+    /// load. Default: none.
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// Hard loader timeout: a load with a stale value in hand (within the `stale` window) that
+    /// takes longer than this is abandoned (the loader's future dropped) and the stale value
+    /// served (fail-safe). A load with no stale value is not abandoned: there is nothing to
+    /// answer with, and the loader's error type cannot say "timed out"; bound such calls with
+    /// `tokio::time::timeout`. Default: none.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// The soft and hard loader timeouts.
+    pub fn load_timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.soft_timeout, self.hard_timeout)
     }
 
     /// Whether misses of this pattern take the fleet lease.
@@ -174,6 +205,18 @@ impl TtlPolicy {
         {
             return bad(format!(
                 "refresh_ahead must be strictly between 0.0 and 1.0, not {f}"
+            ));
+        }
+        if self.soft_timeout.is_some_and(|t| t.is_zero())
+            || self.hard_timeout.is_some_and(|t| t.is_zero())
+        {
+            return bad("load timeouts must be positive".into());
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout)
+            && soft >= hard
+        {
+            return bad(format!(
+                "soft_timeout ({soft:?}) must be shorter than hard_timeout ({hard:?})"
             ));
         }
         if let Some(n) = self.negative_ttl
@@ -295,6 +338,16 @@ mod tests {
                 .validate(max)
                 .is_ok()
         );
+        let ms = Duration::from_millis;
+        let timeouts = |soft, hard| {
+            TtlPolicy::new(Duration::from_secs(1))
+                .soft_timeout(soft)
+                .hard_timeout(hard)
+                .validate(max)
+        };
+        assert!(timeouts(ms(100), ms(500)).is_ok());
+        assert!(timeouts(ms(500), ms(500)).is_err(), "soft before hard");
+        assert!(timeouts(ms(0), ms(500)).is_err());
         // Sums that overflow are a configuration error, not a panic.
         assert!(
             TtlPolicy::new(Duration::MAX)

@@ -88,6 +88,40 @@ impl Engine {
         outcome
     }
 
+    /// [`load`](Engine::load) with a loader that can run on its own task: past the pattern's soft
+    /// timeout, a caller holding a `stale` value gets it while the load goes on in the background
+    /// and fills the cache.
+    pub(crate) async fn load_detachable<V, A, E, F, Fut>(
+        self: &Arc<Self>,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+    ) -> Result<A, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Loaded<A>, E>> + Send + 'static,
+    {
+        let soft = key.pattern().policy().load_timeouts().0;
+        let (Some(soft), Some(fallback)) = (soft, stale.clone()) else {
+            return Box::pin(self.load(key, stale, loader)).await;
+        };
+        let (engine, owned) = (Arc::clone(self), key.clone());
+        let mut task = tokio::spawn(async move { engine.load(&owned, stale, loader).await });
+        match tokio::time::timeout(soft, &mut task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(failed)) => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => {
+                // The task goes on (a dropped JoinHandle does not cancel it) and fills the cache.
+                bump(&key.pattern().stats().soft_timeouts);
+                tracing::debug!(key = %key, ?soft, "load past its soft timeout: serving the stale value meanwhile");
+                Ok(fallback)
+            }
+        }
+    }
+
     /// The leader's part: L1 again when Redis is not serving, L2, else the loader.
     async fn lead<V, A, E, F, Fut>(
         &self,
@@ -153,7 +187,23 @@ impl Engine {
         let started = Instant::now();
         let span =
             tracing::debug_span!("cache.load", pattern = key.pattern().template(), key = %key);
-        let result = loader().instrument(span).await;
+        let hard = key.pattern().policy().load_timeouts().1;
+        let result = match (hard, &stale) {
+            // Past the hard timeout a stale value answers and the loader's future is dropped.
+            (Some(hard), Some(fallback)) => {
+                match tokio::time::timeout(hard, loader().instrument(span)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        bump(&stats.hard_timeouts);
+                        bump(&stats.stale_served);
+                        stats.record_load(started.elapsed(), false);
+                        tracing::warn!(key = %key, ?hard, "loader past its hard timeout: abandoned, serving the stale value");
+                        return Ok(fallback.clone());
+                    }
+                }
+            }
+            _ => loader().instrument(span).await,
+        };
         stats.record_load(started.elapsed(), result.is_ok());
         match result {
             Ok(loaded) => {
