@@ -445,3 +445,35 @@ async fn past_the_hard_timeout_the_load_is_abandoned_for_the_stale_value() {
     let lease: Option<String> = conn.get("hard:l:prod:1").await.unwrap();
     assert_eq!(lease, None, "its lease released");
 }
+
+// ----- the attribute -----
+
+static SLOW_LOADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_core::cached(key = "unleased:<id>", ttl = 60, lease = false, cache = cache)]
+async fn unleased(cache: &Cache, id: u64) -> Result<u64, Infallible> {
+    SLOW_LOADS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lease_false_in_the_attribute_lets_every_instance_load() {
+    let server = RedisServer::start();
+    let caches = fleet(&server, "attr", 3, |b| b).await;
+    let tasks: Vec<_> = caches
+        .iter()
+        .map(|cache| {
+            let cache = cache.clone();
+            tokio::spawn(async move { unleased(&cache, 4).await.unwrap() })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        assert_eq!(t.unwrap(), 4);
+    }
+    assert_eq!(SLOW_LOADS.load(Ordering::SeqCst), 3);
+    let pattern = caches[0]
+        .pattern("unleased:<id>")
+        .expect("registered by the site");
+    assert!(!pattern.policy().leased());
+}
