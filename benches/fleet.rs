@@ -109,6 +109,37 @@ async fn round(
     took
 }
 
+/// One measured configuration: which fleet, how many callers per instance, the loader's time,
+/// where its loads are counted, and whether exactly one load per key is asserted.
+struct Contender<'a> {
+    name: &'static str,
+    fleet: &'a [(Cache, Pattern)],
+    callers: usize,
+    load_time: Duration,
+    tally: &'a Tally,
+    one_load: bool,
+}
+
+impl<'a> Contender<'a> {
+    fn new(
+        name: &'static str,
+        fleet: &'a [(Cache, Pattern)],
+        callers: usize,
+        load_time: Duration,
+        tally: &'a Tally,
+        one_load: bool,
+    ) -> Self {
+        Contender {
+            name,
+            fleet,
+            callers,
+            load_time,
+            tally,
+            one_load,
+        }
+    }
+}
+
 fn fleet_bench(c: &mut Criterion) {
     let server = RedisServer::start();
     let rt = runtime();
@@ -122,9 +153,10 @@ fn fleet_bench(c: &mut Criterion) {
     let tallies: [Tally; 3] = Default::default();
     let mut g = c.benchmark_group("fleet");
     g.sampling_mode(SamplingMode::Flat);
-    let contenders: [(&str, &[(Cache, Pattern)], usize, Duration, &Tally, bool); 5] = [
-        ("one_load", &unleased[..1], 1, LOAD_TIME, &tallies[0], true),
-        (
+    let spare = [Tally::default(), Tally::default()];
+    let contenders = [
+        Contender::new("one_load", &unleased[..1], 1, LOAD_TIME, &tallies[0], true),
+        Contender::new(
             "cold_key_4x250_lease",
             &leased,
             CALLERS,
@@ -132,7 +164,7 @@ fn fleet_bench(c: &mut Criterion) {
             &tallies[1],
             true,
         ),
-        (
+        Contender::new(
             "cold_key_4x250_no_lease",
             &unleased,
             CALLERS,
@@ -140,29 +172,29 @@ fn fleet_bench(c: &mut Criterion) {
             &tallies[2],
             false,
         ),
-        (
+        Contender::new(
             "l2_miss_lease",
             &leased[..1],
             1,
             Duration::ZERO,
-            &Tally::default(),
+            &spare[0],
             true,
         ),
-        (
+        Contender::new(
             "l2_miss_no_lease",
             &unleased[..1],
             1,
             Duration::ZERO,
-            &Tally::default(),
+            &spare[1],
             true,
         ),
     ];
-    for (name, fleet, callers, load_time, tally, one_load) in contenders {
-        g.bench_function(name, |b| {
+    for c in &contenders {
+        g.bench_function(c.name, |b| {
             b.to_async(&rt).iter_custom(|iters| async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += round(fleet, callers, load_time, tally, one_load).await;
+                    total += round(c.fleet, c.callers, c.load_time, c.tally, c.one_load).await;
                 }
                 total
             })

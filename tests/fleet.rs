@@ -161,7 +161,7 @@ async fn a_holder_that_dies_mid_load_wedges_the_key_no_longer_than_its_lease() {
         let key = key.clone();
         async move {
             doomed
-                .get_or_load(&key, || std::future::pending::<Result<u8, Infallible>>())
+                .get_or_load(&key, std::future::pending::<Result<u8, Infallible>>)
                 .await
         }
     });
