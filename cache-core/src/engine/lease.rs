@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::Engine;
 use super::invalidate::Ticket;
 use super::read::{Answer, Found};
+use crate::error::RedisFailure;
 use crate::key::Key;
 use crate::metrics::bump;
 use crate::store::redis::RedisStore;
@@ -116,7 +117,12 @@ impl Engine {
                     return Leased::Held(LeaseGuard::start(l2, key.as_str(), token, settings.ttl));
                 }
                 Ok(false) => {}
-                Err(_) => return Leased::Alone,
+                Err(e) => {
+                    if !matches!(e, RedisFailure::CircuitOpen) {
+                        bump(&stats.l2_errors);
+                    }
+                    return Leased::Alone;
+                }
             }
             if started.elapsed() >= settings.wait {
                 bump(&stats.lease_timeouts);
