@@ -34,7 +34,7 @@ command -v redis-server >/dev/null 2>&1 || [[ -n "${REDIS_SERVER_BIN:-}" ]] || {
     exit 1
 }
 
-read -r -a benches <<<"${BENCHES:-l1_hit l2_hit batch tls keys_codec single_flight macro_overhead backplane}"
+read -r -a benches <<<"${BENCHES:-l1_hit l2_hit batch tls keys_codec single_flight macro_overhead backplane fleet}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 since=$(date +%s)
 commands=()

@@ -168,7 +168,8 @@ async fn a_slow_redis_opens_the_circuit_so_calls_stop_waiting() {
         assert_eq!(*v, i);
     }
     let errors = cache.stats().total.l2_errors;
-    // The first call waits for a read and a write timeout, which open the circuit (threshold 2);
+    // The first call waits for a read timeout and a second one (the fleet lease's), which open
+    // the circuit (threshold 2);
     // after that no call touches Redis (skipped calls are not errors), so 100 calls produce
     // exactly 2 errors, not 200.
     assert_eq!(errors, 2, "circuit opened after the threshold");

@@ -55,6 +55,8 @@ pub struct SiteSpec {
     pub stale: Option<u64>,
     /// TTL of cached `None`, seconds.
     pub none_ttl: Option<u64>,
+    /// Misses take the fleet lease (`lease = false` turns it off; needs `ttl`).
+    pub lease: bool,
     /// Tag templates.
     pub tags: &'static [&'static str],
     /// Glob template to invalidate (evict).
@@ -94,7 +96,7 @@ impl SiteSpec {
         if let Some(none) = self.none_ttl {
             policy = policy.negative_ttl(secs(none));
         }
-        Some(policy)
+        Some(policy.lease(self.lease))
     }
 
     fn bind(&self, engine: &Engine) -> Result<SiteBinding, crate::Error> {

@@ -7,10 +7,17 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::engine::{Config, Engine};
+use crate::engine::{Config, Engine, LeaseSettings};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::redis_target::{RedisTarget, TlsConfig, install_crypto_provider};
 use crate::ttl::TtlPolicy;
+
+/// How long a fleet lease lasts without renewal, by default: how long a crashed holder keeps
+/// other instances waiting at most.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
+/// How long a load waits for the value another instance loads under its lease, by default,
+/// before loading by itself.
+pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The largest value any duration setting of the builder accepts: 100 years. Every sum and
 /// product the cache derives from its settings (call budgets, expiry times in microseconds since
@@ -65,6 +72,7 @@ pub struct CacheBuilder {
     cool_down: Duration,
     max_entry_lifetime: Duration,
     clock_skew_micros: i64,
+    lease: LeaseSettings,
 }
 
 impl Default for CacheBuilder {
@@ -83,6 +91,11 @@ impl Default for CacheBuilder {
             cool_down: Duration::from_secs(5),
             max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
             clock_skew_micros: 0,
+            lease: LeaseSettings {
+                enabled: true,
+                ttl: DEFAULT_LEASE_TTL,
+                wait: DEFAULT_LEASE_WAIT,
+            },
         }
     }
 }
@@ -223,6 +236,25 @@ impl CacheBuilder {
         self
     }
 
+    /// Fleet leases (on by default when there is an L2): on an L2 miss one instance of the
+    /// fleet runs the loader while the others wait for its value. `false` turns them off for
+    /// every pattern of this cache; a pattern's policy can turn them off for itself
+    /// ([`TtlPolicy::lease`]).
+    pub fn fleet_lease(mut self, enabled: bool) -> Self {
+        self.lease.enabled = enabled;
+        self
+    }
+
+    /// The fleet lease's timing: `ttl`, how long a lease lasts without renewal (the holder renews
+    /// it every third of that while its loader runs; a holder that dies keeps the key at most this
+    /// long), default [`DEFAULT_LEASE_TTL`]; `wait`, how long another instance waits for the
+    /// holder's value before loading by itself, default [`DEFAULT_LEASE_WAIT`].
+    pub fn fleet_lease_timing(mut self, ttl: Duration, wait: Duration) -> Self {
+        self.lease.ttl = ttl;
+        self.lease.wait = wait;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         let ns_ok = !self.namespace.is_empty()
             && self
@@ -239,10 +271,14 @@ impl CacheBuilder {
             )
             .into());
         }
-        if self.op_timeout.is_zero() || self.connect_timeout.is_zero() {
+        if self.op_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+            || self.lease.ttl < Duration::from_millis(3)
+            || self.lease.wait.is_zero()
+        {
             return Err(ConfigError::new(
                 ConfigErrorKind::Duration,
-                "timeouts and intervals must be positive",
+                "timeouts and intervals must be positive (a lease's ttl at least 3 ms)",
             )
             .into());
         }
@@ -252,6 +288,8 @@ impl CacheBuilder {
             ("circuit_breaker cool-down", self.cool_down),
             ("max_entry_lifetime", self.max_entry_lifetime),
             ("default_ttl", self.default_ttl),
+            ("fleet lease ttl", self.lease.ttl),
+            ("fleet lease wait", self.lease.wait),
         ] {
             if value > MAX_DURATION_SETTING {
                 return Err(ConfigError::new(
@@ -328,6 +366,7 @@ impl CacheBuilder {
             cool_down: self.cool_down,
             max_entry_lifetime: self.max_entry_lifetime,
             clock_skew_micros: self.clock_skew_micros,
+            lease: self.lease,
         }
     }
 }
@@ -349,6 +388,7 @@ impl fmt::Debug for CacheBuilder {
             cool_down,
             max_entry_lifetime,
             clock_skew_micros,
+            lease,
         } = self;
         f.debug_struct("CacheBuilder")
             .field("namespace", namespace)
@@ -364,6 +404,7 @@ impl fmt::Debug for CacheBuilder {
             .field("cool_down", cool_down)
             .field("max_entry_lifetime", max_entry_lifetime)
             .field("clock_skew_micros", clock_skew_micros)
+            .field("lease", lease)
             .finish()
     }
 }

@@ -215,6 +215,53 @@ impl Cache {
         }
     }
 
+    /// [`get_or_load`](Self::get_or_load) with a loader that owns what it uses (`Send + 'static`),
+    /// so that the cache can run it in the background: a hit in the last fraction of the entry's
+    /// TTL (the pattern's [`TtlPolicy::refresh_ahead`]) returns the value at once and triggers
+    /// one background reload in the fleet (one per key in this process, under the fleet lease
+    /// across instances), so a key read often never expires. And a miss holding a stale value
+    /// whose load runs past the pattern's [`TtlPolicy::soft_timeout`] gets the stale value while
+    /// the load finishes in the background. Without these this is `get_or_load`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// # use cache_core::{Cache, PatternConfig, TtlPolicy};
+    /// # use std::time::Duration;
+    /// # let cache = Cache::builder().build().await?;
+    /// let policy = TtlPolicy::new(Duration::from_secs(60)).refresh_ahead(0.8);
+    /// let prices = cache.register(PatternConfig::new("price:<id>", policy))?;
+    /// let key = prices.key(&[&7u64])?;
+    /// let price = cache.get_or_refresh(&key, || async { Ok::<_, String>(12u32) }).await;
+    /// assert_eq!(*price.unwrap(), 12);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_refresh<V, E, F, Fut>(&self, key: &Key, loader: F) -> Result<Arc<V>, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        match self
+            .engine
+            .l1_probe_due::<V, Arc<V>>(key.as_str(), key.pattern())
+        {
+            (Probe::Hit(hit), false) => Ok(hit),
+            (Probe::Hit(hit), true) => {
+                if let Some(claim) = self.engine.claim_refresh(key.as_str()) {
+                    let engine = Arc::clone(&self.engine);
+                    tokio::spawn(engine.refresh_ahead(claim, key.clone(), loader));
+                }
+                Ok(hit)
+            }
+            (Probe::Miss { stale }, _) => {
+                let loader = || async move { loader().await.map(|v| Loaded::cache(Arc::new(v))) };
+                Box::pin(self.engine.load_detachable(key, stale, loader)).await
+            }
+        }
+    }
+
     /// Like [`get_or_load`](Self::get_or_load) for loaders that may find nothing: `Ok(None)` is
     /// cached only when the pattern's policy has a [negative TTL](TtlPolicy::negative_ttl).
     ///

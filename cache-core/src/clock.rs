@@ -23,6 +23,9 @@ impl Timestamp {
     /// The epoch itself: the mark of something that never happened.
     pub(crate) const EPOCH: Timestamp = Timestamp(0);
 
+    /// The end of time: the deadline of something that never comes due.
+    pub(crate) const NEVER: Timestamp = Timestamp(u64::MAX);
+
     /// The timestamp `micros` microseconds after the epoch (as stored in Redis and envelopes).
     #[inline]
     pub(crate) const fn from_micros(micros: u64) -> Timestamp {

@@ -23,6 +23,11 @@ pub(crate) struct PatternStats {
     pub(crate) decode_errors: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    pub(crate) lease_waits: AtomicU64,
+    pub(crate) lease_timeouts: AtomicU64,
+    pub(crate) refresh_aheads: AtomicU64,
+    pub(crate) soft_timeouts: AtomicU64,
+    pub(crate) hard_timeouts: AtomicU64,
     pub(crate) load_nanos: AtomicU64,
     load_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
@@ -70,6 +75,11 @@ impl PatternStats {
                 decode_errors: self.decode_errors.load(Relaxed),
                 stale_served: self.stale_served.load(Relaxed),
                 evictions: self.evictions.load(Relaxed),
+                lease_waits: self.lease_waits.load(Relaxed),
+                lease_timeouts: self.lease_timeouts.load(Relaxed),
+                refresh_aheads: self.refresh_aheads.load(Relaxed),
+                soft_timeouts: self.soft_timeouts.load(Relaxed),
+                hard_timeouts: self.hard_timeouts.load(Relaxed),
                 load_time: Duration::from_nanos(self.load_nanos.load(Relaxed)),
             },
             load_latency_buckets,
@@ -117,6 +127,16 @@ pub struct Counters {
     pub stale_served: u64,
     /// L1 entries evicted to stay within the byte budget.
     pub evictions: u64,
+    /// Loads that found another instance's fleet lease on the key and waited for its value.
+    pub lease_waits: u64,
+    /// Lease waits that ran out of time: the caller then loaded by itself.
+    pub lease_timeouts: u64,
+    /// Background reloads run by refresh-ahead (in this instance).
+    pub refresh_aheads: u64,
+    /// Loads past their soft timeout: the caller got the stale value, the load went on.
+    pub soft_timeouts: u64,
+    /// Loads past their hard timeout: abandoned, the stale value served.
+    pub hard_timeouts: u64,
     /// Total time spent in loaders.
     pub load_time: Duration,
 }
@@ -153,6 +173,11 @@ impl Counters {
         self.decode_errors += o.decode_errors;
         self.stale_served += o.stale_served;
         self.evictions += o.evictions;
+        self.lease_waits += o.lease_waits;
+        self.lease_timeouts += o.lease_timeouts;
+        self.refresh_aheads += o.refresh_aheads;
+        self.soft_timeouts += o.soft_timeouts;
+        self.hard_timeouts += o.hard_timeouts;
         self.load_time += o.load_time;
     }
 }

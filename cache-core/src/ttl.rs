@@ -17,6 +17,11 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 /// - `stale`: after it stops being fresh, an entry is kept this much longer and served only when
 ///   the loader fails (fail-safe). Default none.
 /// - `negative_ttl`: how long a loader's `Ok(None)` is cached. Default: not cached.
+/// - `lease`: whether a miss takes the fleet lease (one loader in the fleet). Default `true`.
+/// - `refresh_ahead`: from which fraction of its TTL a read reloads an entry in the background.
+///   Default none.
+/// - `soft_timeout`, `hard_timeout`: how long a load may run before a stale value answers
+///   instead (the load going on in the background, or abandoned). Default none.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -35,6 +40,10 @@ pub struct TtlPolicy {
     jitter: f64,
     stale: Duration,
     negative_ttl: Option<Duration>,
+    lease: bool,
+    refresh_ahead: Option<f64>,
+    soft_timeout: Option<Duration>,
+    hard_timeout: Option<Duration>,
 }
 
 /// The default jitter fraction.
@@ -62,6 +71,10 @@ impl TtlPolicy {
             jitter: DEFAULT_JITTER,
             stale: Duration::ZERO,
             negative_ttl: None,
+            lease: true,
+            refresh_ahead: None,
+            soft_timeout: None,
+            hard_timeout: None,
         }
     }
 
@@ -87,6 +100,60 @@ impl TtlPolicy {
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self
+    }
+
+    /// Whether a miss of this pattern takes the fleet lease (default `true`: one instance of the
+    /// fleet loads a missing key while the others wait for its value; see
+    /// [`CacheBuilder::fleet_lease`](crate::CacheBuilder::fleet_lease)). `false` for loaders
+    /// cheap enough that every instance may run them.
+    pub fn lease(mut self, enabled: bool) -> Self {
+        self.lease = enabled;
+        self
+    }
+
+    /// Refresh-ahead: a read in the last `1 - fraction` of an entry's TTL (from `fraction` of it
+    /// on; `0.8`: the last fifth) returns the entry at once and triggers one background reload in
+    /// the fleet (under the fleet lease), so a key read often never expires. Only reads whose
+    /// loader can run in the background trigger it ([`Cache::get_or_refresh`](crate::Cache::get_or_refresh)).
+    /// A fraction strictly between 0 and 1. Default: none.
+    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction);
+        self
+    }
+
+    /// The refresh-ahead fraction, if any.
+    pub fn refresh_ahead_fraction(&self) -> Option<f64> {
+        self.refresh_ahead
+    }
+
+    /// Soft loader timeout: a caller holding a stale value (within the `stale` window) whose load
+    /// takes longer than this gets the stale value, while the load goes on in the background and
+    /// fills the cache. Needs a loader that can run on its own task
+    /// ([`Cache::get_or_refresh`](crate::Cache::get_or_refresh)); other reads wait for their
+    /// load. Default: none.
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = Some(timeout);
+        self
+    }
+
+    /// Hard loader timeout: a load with a stale value in hand (within the `stale` window) that
+    /// takes longer than this is abandoned (the loader's future dropped) and the stale value
+    /// served (fail-safe). A load with no stale value is not abandoned: there is nothing to
+    /// answer with, and the loader's error type cannot say "timed out"; bound such calls with
+    /// `tokio::time::timeout`. Default: none.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// The soft and hard loader timeouts.
+    pub fn load_timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.soft_timeout, self.hard_timeout)
+    }
+
+    /// Whether misses of this pattern take the fleet lease.
+    pub fn leased(&self) -> bool {
+        self.lease
     }
 
     /// The L2 TTL.
@@ -131,6 +198,25 @@ impl TtlPolicy {
             return bad(format!(
                 "jitter must be between 0.0 and 0.5, not {}",
                 self.jitter
+            ));
+        }
+        if let Some(f) = self.refresh_ahead
+            && !(f > 0.0 && f < 1.0)
+        {
+            return bad(format!(
+                "refresh_ahead must be strictly between 0.0 and 1.0, not {f}"
+            ));
+        }
+        if self.soft_timeout.is_some_and(|t| t.is_zero())
+            || self.hard_timeout.is_some_and(|t| t.is_zero())
+        {
+            return bad("load timeouts must be positive".into());
+        }
+        if let (Some(soft), Some(hard)) = (self.soft_timeout, self.hard_timeout)
+            && soft >= hard
+        {
+            return bad(format!(
+                "soft_timeout ({soft:?}) must be shorter than hard_timeout ({hard:?})"
             ));
         }
         if let Some(n) = self.negative_ttl
@@ -237,6 +323,31 @@ mod tests {
                 .is_err()
         );
         assert!(TtlPolicy::new(Duration::from_secs(1)).validate(max).is_ok());
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            assert!(
+                TtlPolicy::new(Duration::from_secs(1))
+                    .refresh_ahead(bad)
+                    .validate(max)
+                    .is_err(),
+                "refresh_ahead {bad}"
+            );
+        }
+        assert!(
+            TtlPolicy::new(Duration::from_secs(1))
+                .refresh_ahead(0.8)
+                .validate(max)
+                .is_ok()
+        );
+        let ms = Duration::from_millis;
+        let timeouts = |soft, hard| {
+            TtlPolicy::new(Duration::from_secs(1))
+                .soft_timeout(soft)
+                .hard_timeout(hard)
+                .validate(max)
+        };
+        assert!(timeouts(ms(100), ms(500)).is_ok());
+        assert!(timeouts(ms(500), ms(500)).is_err(), "soft before hard");
+        assert!(timeouts(ms(0), ms(500)).is_err());
         // Sums that overflow are a configuration error, not a panic.
         assert!(
             TtlPolicy::new(Duration::MAX)

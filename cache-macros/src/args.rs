@@ -74,12 +74,13 @@ const WRITES: &[MacroKind] = &[MacroKind::Cached, MacroKind::Put];
 const EVICT: &[MacroKind] = &[MacroKind::Evict];
 
 /// Every option of every attribute, once, in the order the documentation lists them.
-const OPTIONS: [OptionSpec; 11] = [
+const OPTIONS: [OptionSpec; 12] = [
     option!(key, ALL),
     option!(ttl, WRITES),
     option!(l1_ttl, WRITES),
     option!(stale, WRITES),
     option!(none_ttl, CACHED),
+    option!(lease, CACHED),
     option!(tags, ALL),
     option!(pattern, EVICT),
     option!(all, EVICT),
@@ -192,6 +193,7 @@ pub(crate) struct Args {
     pub(crate) l1_ttl: Option<Opt<Seconds>>,
     pub(crate) stale: Option<Opt<Seconds>>,
     pub(crate) none_ttl: Option<Opt<Seconds>>,
+    pub(crate) lease: Option<Opt<LitBool>>,
     pub(crate) tags: Option<Opt<TagList>>,
     pub(crate) pattern: Option<Opt<LitStr>>,
     pub(crate) all: Option<Opt<LitBool>>,
@@ -332,7 +334,7 @@ mod tests {
     fn each_attribute_takes_the_options_its_documentation_lists() {
         assert_eq!(
             MacroKind::Cached.option_list(),
-            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `tags`, `cache`, `unless`"
+            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `lease`, `tags`, `cache`, `unless`"
         );
         assert_eq!(
             MacroKind::Put.option_list(),

@@ -11,7 +11,7 @@
 //! ```text
 //! static __CACHE_SITE: Site = Site::new(SiteSpec {
 //!     op: Op::Cached, key: Some("prod:<id>"), args: &["id"], ttl: Some(1800), l1_ttl: None,
-//!     stale: None, none_ttl: None, tags: &[], pattern: None, all: false,
+//!     stale: None, none_ttl: None, lease: true, tags: &[], pattern: None, all: false,
 //! });
 //! let __cache_handle = &self.cache;               // `&mut self`/`self`: a clone of the Cache
 //! let __cache_cache = cache_of(__cache_handle);
@@ -190,6 +190,7 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
     let l1_ttl = opt_secs(policy.and_then(|p| p.l1_ttl.as_ref()));
     let stale = opt_secs(policy.and_then(|p| p.stale.as_ref()));
     let none_ttl = opt_secs(spec.none_ttl);
+    let lease = policy.is_none_or(|p| p.lease);
     let tags = spec.tags;
     let all = spec.all;
     let name = &names.site;
@@ -202,6 +203,7 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
             l1_ttl: #l1_ttl,
             stale: #stale,
             none_ttl: #none_ttl,
+            lease: #lease,
             tags: &[#(#tags),*],
             pattern: #pattern,
             all: #all,

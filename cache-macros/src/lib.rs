@@ -107,6 +107,7 @@ use crate::function::Function;
 /// | `l1_ttl = 60`         | in-process lifetime, at most `ttl` (default: `ttl / 2`, at most 60 s) |
 /// | `stale = 300`         | fail-safe window: serve an expired value this long if loading fails |
 /// | `none_ttl = 30`       | cache a `None` result this long (`Option` returns; default: not)    |
+/// | `lease = false`       | no fleet lease on a miss: every instance may load (default: one loads while the others wait; needs `ttl`) |
 /// | `tags = ["search", "cat:<category_id>"]` | tag templates, for `Cache::invalidate_tag` and `#[cache_evict(tags = ..)]` |
 /// | `cache = <expr>`      | the cache handle (default `self.cache`)                             |
 /// | `unless = <closure>`  | `true` means "do not cache this value"                              |

@@ -10,7 +10,7 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, LitStr, Type};
+use syn::{Expr, Ident, LitBool, LitStr, Type};
 
 use cache_template::{Template, TemplateError, TemplateKind};
 
@@ -61,6 +61,8 @@ pub(crate) struct Policy {
     pub(crate) ttl: Seconds,
     pub(crate) l1_ttl: Option<Seconds>,
     pub(crate) stale: Option<Seconds>,
+    /// `lease = false`: misses do not take the fleet lease.
+    pub(crate) lease: bool,
 }
 
 /// `#[cache_evict]`: what it invalidates, and when.
@@ -165,7 +167,14 @@ fn entry(
             ),
         ));
     }
-    let policy = policy(args.ttl, args.l1_ttl, args.stale, none_ttl, errors);
+    let policy = policy(
+        args.ttl,
+        args.l1_ttl,
+        args.stale,
+        none_ttl,
+        args.lease,
+        errors,
+    );
     Ok(Entry {
         key: key?,
         policy,
@@ -175,12 +184,13 @@ fn entry(
 }
 
 /// The TTL policy of the attribute, if it has a `ttl`; durations that make no sense go to
-/// `errors`, and so do `l1_ttl`, `stale` and `none_ttl` without a `ttl`.
+/// `errors`, and so do `l1_ttl`, `stale`, `none_ttl` and `lease` without a `ttl`.
 fn policy(
     ttl: Option<Opt<Seconds>>,
     l1_ttl: Option<Opt<Seconds>>,
     stale: Option<Opt<Seconds>>,
     none_ttl: Option<&Opt<Seconds>>,
+    lease: Option<Opt<LitBool>>,
     errors: &mut Errors,
 ) -> Option<Policy> {
     for (name, opt) in [("ttl", &ttl), ("l1_ttl", &l1_ttl)] {
@@ -197,10 +207,15 @@ fn policy(
         // Without `ttl` the site uses the policy registered for its key (or the default one)
         // as a whole; a partial policy would be silently ignored.
         let partial = [("l1_ttl", l1_ttl.as_ref()), ("stale", stale.as_ref())];
-        for (name, opt) in partial.into_iter().chain([("none_ttl", none_ttl)]) {
-            if let Some(opt) = opt {
+        let lease_kw = lease.as_ref().map(|o| o.kw);
+        let named = partial
+            .into_iter()
+            .chain([("none_ttl", none_ttl)])
+            .map(|(name, opt)| (name, opt.map(|o| o.kw)));
+        for (name, kw) in named.chain([("lease", lease_kw)]) {
+            if let Some(kw) = kw {
                 errors.push(syn::Error::new(
-                    opt.kw,
+                    kw,
                     format!(
                         "`{name}` needs `ttl` in the same attribute: without `ttl`, the policy \
                          registered for this key with `Cache::register` (or the cache's default) applies as a whole"
@@ -223,6 +238,7 @@ fn policy(
         ttl: ttl.value,
         l1_ttl: l1_ttl.map(|o| o.value),
         stale: stale.map(|o| o.value),
+        lease: lease.is_none_or(|o| o.value.value),
     })
 }
 

@@ -294,6 +294,27 @@ const COMPARISONS: &[Comparison] = &[
         None,
     ),
     cmp(
+        "fleet",
+        "4 instances x 250 callers, cold key, fleet lease: all served vs one caller's load alone",
+        "fleet/cold_key_4x250_lease",
+        "fleet/one_load",
+        Some(1.2),
+    ),
+    cmp(
+        "fleet",
+        "4 instances x 250 callers, cold key: fleet lease vs none (every instance loads)",
+        "fleet/cold_key_4x250_lease",
+        "fleet/cold_key_4x250_no_lease",
+        None,
+    ),
+    cmp(
+        "fleet",
+        "one L2 miss (instant loader): with the fleet lease vs without",
+        "fleet/l2_miss_lease",
+        "fleet/l2_miss_no_lease",
+        None,
+    ),
+    cmp(
         "macro_overhead",
         "`#[cached]` method vs the hand-written `get_or_load` + clone",
         "macro_overhead/attribute",
@@ -327,6 +348,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "single_flight",
         "1,000 concurrent callers on a cold key whose loader sleeps 10 ms; loader runs counted (asserted 1 per key).",
+    ),
+    (
+        "fleet",
+        "4 instances on one Redis, 250 callers each on a cold key (10 ms loader): fleet lease vs none vs one load alone; what the lease adds to an L2 miss.",
     ),
     (
         "macro_overhead",

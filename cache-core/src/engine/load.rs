@@ -1,8 +1,9 @@
 //! Cache-aside loads: after an L1 miss, one leader per key (single flight, [`super::single_flight`])
 //! reads L2 and else runs the loader and writes its value back; the others await its outcome.
 //! Batches read both tiers for all their keys, then call one loader for the keys still missing.
-//! When a loader fails and a stale value is within its pattern's window, the stale value is served
-//! instead (fail-safe).
+//! Between the L2 miss and the loader, the leader takes the fleet lease or waits for the value
+//! another instance loads under it ([`super::lease`]). When a loader fails and a stale value is
+//! within its pattern's window, the stale value is served instead (fail-safe).
 //!
 //! Owns leadership, the loader call (its span and its latency) and fail-safe. Writes go through
 //! [`super::write`]; never touches the invalidation log other than to take a ticket.
@@ -16,6 +17,8 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::Engine;
+use super::invalidate::Ticket;
+use super::lease::Leased;
 use super::read::{Answer, Found, Lookup};
 use super::single_flight::{Role, follow};
 use super::write::WriteBack;
@@ -110,6 +113,40 @@ impl Engine {
         outcome
     }
 
+    /// [`load`](Engine::load) with a loader that can run on its own task: past the pattern's soft
+    /// timeout, a caller holding a `stale` value gets it while the load goes on in the background
+    /// and fills the cache.
+    pub(crate) async fn load_detachable<V, A, E, F, Fut>(
+        self: &Arc<Self>,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+    ) -> Result<A, E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Loaded<A>, E>> + Send + 'static,
+    {
+        let soft = key.pattern().policy().load_timeouts().0;
+        let (Some(soft), Some(fallback)) = (soft, stale.clone()) else {
+            return Box::pin(self.load(key, stale, loader)).await;
+        };
+        let (engine, owned) = (Arc::clone(self), key.clone());
+        let mut task = tokio::spawn(async move { engine.load(&owned, stale, loader).await });
+        match tokio::time::timeout(soft, &mut task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(failed)) => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => {
+                // The task goes on (a dropped JoinHandle does not cancel it) and fills the cache.
+                bump(&key.pattern().stats().soft_timeouts);
+                tracing::debug!(key = %key, ?soft, "load past its soft timeout: serving the stale value meanwhile");
+                Ok(fallback)
+            }
+        }
+    }
+
     /// The leader's part: L1 again when Redis is not serving, L2, else the loader.
     async fn lead<V, A, E, F, Fut>(
         &self,
@@ -136,18 +173,63 @@ impl Engine {
             bump(&stats.l1_hits);
             return Ok((answer, Source::L1));
         }
+        let mut lease = None;
         if self.l2.is_some() {
             match self.l2_read_one::<V, A>(key, ticket).await {
                 Found::Fresh(answer) => return Ok((answer, Source::L2)),
                 Found::Stale(answer) if stale.is_none() => stale = Some(answer),
                 _ => {}
             }
+            match self.lease_or_wait::<V, A>(key, ticket).await {
+                // Another instance loaded it under its lease: read from L2.
+                Leased::Served(answer) => return Ok((answer, Source::L2)),
+                Leased::Held(guard) => lease = Some(guard),
+                Leased::Alone => {}
+            }
         }
+        let outcome = self.run_loader(key, stale, loader, ticket).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        outcome
+    }
+
+    /// The loader's run after a miss in both tiers, its write-back, and fail-safe.
+    async fn run_loader<V, A, E, F, Fut>(
+        &self,
+        key: &Key,
+        stale: Option<A>,
+        loader: F,
+        ticket: Ticket,
+    ) -> Result<(A, Source), E>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
+    {
+        let stats = key.pattern().stats();
         bump(&stats.misses);
         let started = Instant::now();
         let span =
             tracing::debug_span!("cache.load", pattern = key.pattern().template(), key = %key);
-        let result = loader().instrument(span).await;
+        let hard = key.pattern().policy().load_timeouts().1;
+        let result = match (hard, &stale) {
+            // Past the hard timeout a stale value answers and the loader's future is dropped.
+            (Some(hard), Some(fallback)) => {
+                match tokio::time::timeout(hard, loader().instrument(span)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        bump(&stats.hard_timeouts);
+                        bump(&stats.stale_served);
+                        stats.record_load(started.elapsed(), false);
+                        tracing::warn!(key = %key, ?hard, "loader past its hard timeout: abandoned, serving the stale value");
+                        return Ok((fallback.clone(), Source::Stale));
+                    }
+                }
+            }
+            _ => loader().instrument(span).await,
+        };
         stats.record_load(started.elapsed(), result.is_ok());
         match result {
             Ok(loaded) => {

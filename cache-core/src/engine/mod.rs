@@ -3,8 +3,9 @@
 //!
 //! - [`read`]: the L1 probe every single-key read starts with (the hit path), L2 reads (one round
 //!   trip, marks included) and the copies of L2 values into L1;
-//! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]) and batch,
-//!   with fail-safe (a stale value served when the loader fails);
+//! - [`load`]: cache-aside loads, single-key (one leader per key, [`single_flight`]; one loader in
+//!   the fleet, [`lease`]) and batch, with fail-safe (a stale value served when the loader fails);
+//! - [`refresh`]: refresh-ahead (a read late in an entry's TTL reloads it in the background);
 //! - [`write`](mod@write): write-backs of loaded values and write-throughs (`set`), under the invalidation
 //!   gate;
 //! - [`invalidate`]: the invalidation log and its gate, the marks, and every invalidation;
@@ -26,8 +27,10 @@
 mod background;
 mod backplane;
 mod invalidate;
+mod lease;
 mod load;
 mod read;
+mod refresh;
 mod single_flight;
 mod write;
 
@@ -35,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub(crate) use lease::LeaseSettings;
 pub(crate) use load::Loaded;
 pub(crate) use read::Probe;
 
@@ -71,6 +75,7 @@ pub(crate) struct Config {
     pub(crate) max_entry_lifetime: Duration,
     /// A simulated error of this machine's wall clock, µs (tests only: 0).
     pub(crate) clock_skew_micros: i64,
+    pub(crate) lease: LeaseSettings,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -85,6 +90,8 @@ pub(crate) struct Engine {
     marks: TagClock,
     log: InvalidationLog,
     flights: Flights,
+    lease: LeaseSettings,
+    refreshing: refresh::Refreshing,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
     /// Redis's clock, estimated here: every stamp, mark and tombstone.
@@ -118,6 +125,8 @@ impl Engine {
             marks: TagClock::new(),
             log: InvalidationLog::new(Arc::clone(&clock)),
             flights: Flights::default(),
+            lease: config.lease,
+            refreshing: refresh::Refreshing::default(),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
             clock,

@@ -21,6 +21,7 @@ use crate::error::RedisFailure;
 use crate::key::{Key, Pattern, Tags};
 use crate::metrics::bump;
 use crate::store::memory::L1Entry;
+use crate::ttl::TtlPolicy;
 
 /// What a lookup found in one tier.
 pub(super) enum Found<T> {
@@ -115,6 +116,31 @@ impl Engine {
         }
     }
 
+    /// [`l1_probe`](Engine::l1_probe), and whether a hit is due for a refresh-ahead.
+    #[inline]
+    pub(crate) fn l1_probe_due<V, A>(&self, key: &str, pattern: &Pattern) -> (Probe<A>, bool)
+    where
+        V: Send + Sync + 'static,
+        A: Answer<V>,
+    {
+        match self.l1_lookup_due::<V>(key, Timestamp::coarse_now()) {
+            (Found::Fresh(v), due) => match A::from_cached(v) {
+                Some(hit) => {
+                    bump(&pattern.stats().l1_hits);
+                    (Probe::Hit(hit), due)
+                }
+                None => (Probe::Miss { stale: None }, false),
+            },
+            (Found::Stale(v), _) => (
+                Probe::Miss {
+                    stale: A::from_cached(v),
+                },
+                false,
+            ),
+            (Found::Missing, _) => (Probe::Miss { stale: None }, false),
+        }
+    }
+
     /// What L1 holds under `key` at `now`. An entry older than a mark that applies to it, or past
     /// its stale window, reads as missing and is removed; one of another type reads as missing.
     #[inline]
@@ -123,27 +149,38 @@ impl Engine {
         key: &str,
         now: Timestamp,
     ) -> Found<Option<Arc<V>>> {
+        self.l1_lookup_due::<V>(key, now).0
+    }
+
+    /// [`l1_lookup`](Engine::l1_lookup), and whether a fresh entry is due for a refresh-ahead
+    /// (its precomputed deadline against the same `now`: one comparison).
+    #[inline]
+    pub(super) fn l1_lookup_due<V: Send + Sync + 'static>(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> (Found<Option<Arc<V>>>, bool) {
         let Some(entry) = self.l1.get(key) else {
-            return Found::Missing;
+            return (Found::Missing, false);
         };
         if !self.marks.is_current(entry.stamp.written_at, entry.tags()) {
             self.l1.remove(key);
-            return Found::Missing;
+            return (Found::Missing, false);
         }
         let value = match entry.value {
             None => None,
             Some(any) => match any.downcast::<V>() {
                 Ok(v) => Some(v),
-                Err(_) => return Found::Missing,
+                Err(_) => return (Found::Missing, false),
             },
         };
         if now < entry.stamp.fresh_until {
-            Found::Fresh(value)
+            (Found::Fresh(value), now >= entry.refresh_at)
         } else if now < entry.stamp.stale_until {
-            Found::Stale(value)
+            (Found::Stale(value), false)
         } else {
             self.l1.remove(key);
-            Found::Missing
+            (Found::Missing, false)
         }
     }
 
@@ -254,7 +291,7 @@ impl Engine {
     }
 
     /// Looks keys up in L2 (one round trip, marks included). Returns, per key, what was found.
-    async fn l2_lookup<V>(&self, keys: &[&Key], now: Timestamp) -> Vec<Found<FromL2<V>>>
+    pub(super) async fn l2_lookup<V>(&self, keys: &[&Key], now: Timestamp) -> Vec<Found<FromL2<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
@@ -370,6 +407,7 @@ impl Engine {
                 .policy()
                 .lifetimes(found.value.is_none())
                 .map_or(Duration::ZERO, |l| l.l1_fresh);
+            let refresh_at = refresh_deadline(key.pattern().policy(), found.stamp);
             let stamp = Stamp {
                 fresh_until: found.stamp.fresh_until.min(now.saturating_add(l1_fresh)),
                 ..found.stamp
@@ -381,10 +419,25 @@ impl Engine {
                 &found.tags,
                 key.pattern().id(),
                 found.decoded_size,
-            );
+            )
+            .refreshing_at(refresh_at);
             // A plain insert: an entry written since `ticket` (a `set`) is refused by the log
             // check above, or dropped by the `set`'s settle pass (`Engine::settle_set`).
             self.l1.insert(key.as_str(), entry);
+        }
+    }
+}
+
+/// When an entry stamped `stamp` is due for a refresh-ahead under `policy`: its `fraction` of the
+/// way from its write to the end of its freshness in L2 ([`Timestamp::NEVER`] without one).
+pub(super) fn refresh_deadline(policy: &TtlPolicy, stamp: Stamp) -> Timestamp {
+    match policy.refresh_ahead_fraction() {
+        None => Timestamp::NEVER,
+        Some(fraction) => {
+            let life = stamp
+                .fresh_until
+                .saturating_duration_since(stamp.written_at);
+            stamp.written_at.saturating_add(life.mul_f64(fraction))
         }
     }
 }

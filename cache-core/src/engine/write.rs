@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::Engine;
 use super::invalidate::Ticket;
+use super::read::refresh_deadline;
 use crate::clock::Timestamp;
 use crate::codec::{self, Stamp};
 use crate::error::RedisFailure;
@@ -130,7 +131,8 @@ impl Engine {
                 key.shared_tags(),
                 key.pattern().id(),
                 e.decoded_size,
-            );
+            )
+            .refreshing_at(refresh_deadline(key.pattern().policy(), e.stamp));
             self.l1.insert(key.as_str(), entry);
             l2_batch.push(EntryWrite {
                 key: key.as_str(),

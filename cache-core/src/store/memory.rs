@@ -36,6 +36,8 @@ const ENTRY_OVERHEAD: u32 = 360;
 pub(crate) struct L1Entry {
     pub(crate) value: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) stamp: Stamp,
+    /// From when a read should trigger a refresh-ahead ([`Timestamp::NEVER`]: never).
+    pub(crate) refresh_at: Timestamp,
     tags: Option<Arc<[Arc<str>]>>,
     /// The id of the entry's key pattern: opaque here, handed to the eviction listener.
     pattern_id: u32,
@@ -57,10 +59,17 @@ impl L1Entry {
         L1Entry {
             value,
             stamp,
+            refresh_at: Timestamp::NEVER,
             tags: (!tags.is_empty()).then(|| Arc::from(tags)),
             pattern_id,
             weight,
         }
+    }
+
+    /// The entry, due for a refresh-ahead from `at`.
+    pub(crate) fn refreshing_at(mut self, at: Timestamp) -> Self {
+        self.refresh_at = at;
+        self
     }
 
     /// The entry's tags.

@@ -9,8 +9,8 @@
 //! codec's envelope, expiring after the pattern's `ttl + stale`), tag marks `ns:t:<tag>`, the
 //! namespace's clear mark `ns:c` (both kept [`RedisSettings::mark_retention`], the max entry
 //! lifetime), and key tombstones `ns:d:<key>` (kept [`TOMBSTONE_TTL`]); marks and tombstones hold
-//! the time of the last invalidation (µs since the epoch). Nothing else is written: no key index
-//! per tag, no locks, no channels.
+//! the time of the last invalidation (µs since the epoch); fleet leases `ns:l:<key>` (the owner's
+//! token, expiring: [`lease`]); the backplane's stream `ns:bp`.
 //!
 //! A tombstone closes a race between instances: instance B starts loading a key, instance A
 //! invalidates it (its database write committed), then B's load finishes with the old value. B's
@@ -38,6 +38,7 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+mod lease;
 mod reclaim;
 mod replay;
 
@@ -160,6 +161,7 @@ pub(crate) struct RedisStore {
     entry_prefix: String,
     tombstone_prefix: String,
     tag_prefix: String,
+    lease_prefix: String,
     clear_key: String,
     /// The backplane's stream (`store/backplane.rs`).
     pub(in crate::store) stream_key: String,
@@ -184,6 +186,7 @@ impl RedisStore {
             entry_prefix: format!("{ns}:k:"),
             tombstone_prefix: format!("{ns}:d:"),
             tag_prefix: format!("{ns}:t:"),
+            lease_prefix: format!("{ns}:l:"),
             clear_key: format!("{ns}:c"),
             stream_key: format!("{ns}:bp"),
             clock,

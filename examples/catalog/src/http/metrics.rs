@@ -142,7 +142,7 @@ pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
             c.l2_hits
         );
     }
-    let counters: [CounterFamily; 7] = [
+    let counters: [CounterFamily; 12] = [
         (
             "catalog_cache_misses_total",
             "Lookups found in neither tier.",
@@ -177,6 +177,31 @@ pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
             "catalog_cache_evictions_total",
             "L1 entries evicted for space.",
             |c| c.evictions,
+        ),
+        (
+            "catalog_cache_lease_waits_total",
+            "Loads that waited for another instance's value under its fleet lease.",
+            |c| c.lease_waits,
+        ),
+        (
+            "catalog_cache_lease_timeouts_total",
+            "Fleet lease waits that timed out (the instance then loaded itself).",
+            |c| c.lease_timeouts,
+        ),
+        (
+            "catalog_cache_refresh_aheads_total",
+            "Background reloads run by refresh-ahead.",
+            |c| c.refresh_aheads,
+        ),
+        (
+            "catalog_cache_soft_timeouts_total",
+            "Loads past their soft timeout (the stale value served meanwhile).",
+            |c| c.soft_timeouts,
+        ),
+        (
+            "catalog_cache_hard_timeouts_total",
+            "Loads abandoned past their hard timeout (the stale value served).",
+            |c| c.hard_timeouts,
         ),
     ];
     for (name, help, get) in counters {
