@@ -15,6 +15,36 @@ use crate::ttl::TtlPolicy;
 /// the epoch) then fits; larger values are rejected by [`CacheBuilder::build`].
 pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// Checks a namespace: non-empty, printable ASCII (`!` to `~`), without `:` (the separator of
+/// the key layout `ns:k:<key>`, so `x` with the pattern `p:*` would reach the keys of a namespace
+/// `x:k:p`) and without the glob characters `* ? [ ] \\` (`a*` would reach `ab`'s keys).
+///
+/// ```
+/// use cache_core::validate_namespace;
+/// assert!(validate_namespace("shop.v2").is_ok());
+/// for bad in ["", "x:k:p", "a*", "a?", "a[b]", "a\\b", "has space", "caf\u{e9}"] {
+///     let error = validate_namespace(bad).unwrap_err();
+///     assert!(error.message().contains(&format!("`{}`", bad.escape_debug())));
+/// }
+/// ```
+pub fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
+    let ok = !namespace.is_empty()
+        && namespace.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b':' | b'*' | b'?' | b'[' | b']' | b'\\')
+        });
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        ConfigErrorKind::Namespace,
+        format!(
+            "namespace `{}` must be non-empty printable ASCII without spaces, `:` or the glob \
+             characters `* ? [ ] \\`",
+            namespace.escape_debug()
+        ),
+    ))
+}
+
 /// Builds a [`Cache`]. Every setting has a production default.
 ///
 /// ```
@@ -23,7 +53,7 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 /// use cache_core::{Cache, Error};
 /// use std::time::Duration;
 /// let cache = Cache::builder()
-///     .namespace("shop:v2")
+///     .namespace("shop.v2")
 ///     .redis_url_opt(None) // Some(url) or .redis_url("redis://host:6379/0") adds the L2
 ///     .require_redis(false) // unreachable Redis: start degraded, connect later
 ///     .l1_capacity_bytes(64 * 1024 * 1024)
@@ -35,7 +65,7 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 ///     .mark_refresh_interval(Duration::from_secs(1))
 ///     .build()
 ///     .await?;
-/// assert_eq!(cache.namespace(), "shop:v2");
+/// assert_eq!(cache.namespace(), "shop.v2");
 /// assert_eq!(cache.default_policy().ttl(), Duration::from_secs(300));
 ///
 /// // Invalid settings are an error at build time, not a panic later.
@@ -80,8 +110,10 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// Prefix of every Redis key (`shop` gives `shop:k:prod:1`). Letters, digits and `_ - . :`.
-    /// Put a version in it (`shop:v2`) to never read values written by an incompatible deploy.
+    /// Prefix of every Redis key (`shop` gives `shop:k:prod:1`): printable ASCII without spaces,
+    /// `:` or the glob characters `* ? [ ] \\`, so that no namespace's key pattern can reach the
+    /// keys of another namespace on the same Redis ([`validate_namespace`]). Put a version in it
+    /// (`shop.v2`) to never read values written by an incompatible deploy.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -155,21 +187,7 @@ impl CacheBuilder {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        let ns_ok = !self.namespace.is_empty()
-            && self
-                .namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-        if !ns_ok {
-            return Err(ConfigError::new(
-                ConfigErrorKind::Namespace,
-                format!(
-                    "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
-                    self.namespace
-                ),
-            )
-            .into());
-        }
+        validate_namespace(&self.namespace)?;
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
             || self.mark_refresh.is_zero()

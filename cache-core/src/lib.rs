@@ -30,7 +30,7 @@ pub mod ttl;
 #[doc(hidden)]
 pub mod __private;
 
-pub use builder::CacheBuilder;
+pub use builder::{CacheBuilder, validate_namespace};
 pub use cache::Cache;
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};

@@ -40,7 +40,7 @@ pub struct Config {
     pub redis_url: Option<String>,
 
     /// Cache namespace: the prefix of every Redis key (the schema version is appended:
-    /// `catalog` becomes `catalog:v1`).
+    /// `catalog` becomes `catalog.v1`).
     #[arg(
         long,
         global = true,

@@ -79,9 +79,10 @@ pub async fn open_app(config: &Config) -> anyhow::Result<App> {
 pub const CACHE_SCHEMA_VERSION: u32 = 1;
 
 /// The cache namespace of a deployment: its prefix (`--namespace`, the plan's `KEY_PREFIX`) and
-/// [`CACHE_SCHEMA_VERSION`], e.g. `catalog:v1`.
+/// [`CACHE_SCHEMA_VERSION`], e.g. `catalog.v1` (a namespace has no `:`: see
+/// [`cache_core::validate_namespace`]).
 pub fn cache_namespace(prefix: &str) -> String {
-    format!("{prefix}:v{CACHE_SCHEMA_VERSION}")
+    format!("{prefix}.v{CACHE_SCHEMA_VERSION}")
 }
 
 /// The cache alone (no database): what `catalog clear` acts on. Fails if Redis refuses the
