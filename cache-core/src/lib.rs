@@ -28,6 +28,8 @@ mod store;
 pub mod ttl;
 
 #[doc(hidden)]
+pub mod __internals;
+#[doc(hidden)]
 pub mod __private;
 
 pub use builder::{CacheBuilder, validate_namespace};
