@@ -55,6 +55,8 @@ pub struct SiteSpec {
     pub stale: Option<u64>,
     /// TTL of cached `None`, seconds.
     pub none_ttl: Option<u64>,
+    /// The largest encoded value cached, bytes.
+    pub max_size: Option<u64>,
     /// Tag templates.
     pub tags: &'static [&'static str],
     /// Glob template to invalidate (evict).
@@ -93,6 +95,9 @@ impl SiteSpec {
         }
         if let Some(none) = self.none_ttl {
             policy = policy.negative_ttl(secs(none));
+        }
+        if let Some(bytes) = self.max_size {
+            policy = policy.max_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
         Some(policy)
     }

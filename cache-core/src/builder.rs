@@ -89,7 +89,11 @@ pub struct CacheBuilder {
     cool_down: Duration,
     max_entry_lifetime: Duration,
     mark_refresh: Duration,
+    max_value_size: usize,
 }
+
+/// The default of [`CacheBuilder::max_value_size`]: 1 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 1024 * 1024;
 
 impl Default for CacheBuilder {
     fn default() -> Self {
@@ -105,6 +109,7 @@ impl Default for CacheBuilder {
             cool_down: Duration::from_secs(5),
             max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
             mark_refresh: Duration::from_secs(1),
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 }
@@ -186,8 +191,24 @@ impl CacheBuilder {
         self
     }
 
+    /// The largest encoded value (envelope bytes: stamps, tags and MessagePack payload) cached
+    /// for patterns whose policy sets none ([`TtlPolicy::max_size`]). A larger value is served to
+    /// its caller but cached in neither tier, and counted ([`Counters::oversize`](crate::Counters::oversize)),
+    /// so that one huge result cannot fill Redis or evict L1. Default 1 MiB.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         validate_namespace(&self.namespace)?;
+        if self.max_value_size == 0 {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Policy,
+                "max_value_size must be positive",
+            )
+            .into());
+        }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
             || self.mark_refresh.is_zero()
@@ -243,6 +264,7 @@ impl CacheBuilder {
             cool_down: self.cool_down,
             max_entry_lifetime: self.max_entry_lifetime,
             mark_refresh: self.mark_refresh,
+            max_value_size: self.max_value_size,
         }
     }
 }

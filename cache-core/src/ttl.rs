@@ -17,6 +17,9 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 /// - `stale`: after it stops being fresh, an entry is kept this much longer and served only when
 ///   the loader fails (fail-safe). Default none.
 /// - `negative_ttl`: how long a loader's `Ok(None)` is cached. Default: not cached.
+/// - `max_size`: the largest encoded value (envelope bytes) cached; a larger value is served to
+///   its caller but cached in neither tier, and counted (`Counters::oversize`). Default: the
+///   cache's [`max_value_size`](crate::CacheBuilder::max_value_size), 1 MiB unless set.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -35,6 +38,7 @@ pub struct TtlPolicy {
     jitter: f64,
     stale: Duration,
     negative_ttl: Option<Duration>,
+    max_size: Option<usize>,
 }
 
 /// The default jitter fraction.
@@ -62,6 +66,7 @@ impl TtlPolicy {
             jitter: DEFAULT_JITTER,
             stale: Duration::ZERO,
             negative_ttl: None,
+            max_size: None,
         }
     }
 
@@ -87,6 +92,18 @@ impl TtlPolicy {
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self
+    }
+
+    /// Caches values whose encoded form is at most `bytes` long (larger ones are served, not
+    /// cached). Overrides the cache's default, [`CacheBuilder::max_value_size`](crate::CacheBuilder::max_value_size).
+    pub fn max_size(mut self, bytes: usize) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// The largest encoded value cached, if this policy sets one.
+    pub fn max_value_size(&self) -> Option<usize> {
+        self.max_size
     }
 
     /// The L2 TTL.
@@ -118,6 +135,9 @@ impl TtlPolicy {
         let bad = |m: String| Err(ConfigError::new(ConfigErrorKind::Policy, m).into());
         if self.ttl.is_zero() {
             return bad("ttl must be positive".into());
+        }
+        if self.max_size == Some(0) {
+            return bad("max_size must be positive".into());
         }
         if let Some(l1) = self.l1_ttl
             && (l1 > self.ttl || l1.is_zero())

@@ -190,6 +190,13 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
     let l1_ttl = opt_secs(policy.and_then(|p| p.l1_ttl.as_ref()));
     let stale = opt_secs(policy.and_then(|p| p.stale.as_ref()));
     let none_ttl = opt_secs(spec.none_ttl);
+    let max_size = match policy.and_then(|p| p.max_size.as_ref()) {
+        Some(size) => {
+            let lit = &size.lit;
+            quote!(::core::option::Option::Some(#lit))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let tags = spec.tags;
     let all = spec.all;
     let name = &names.site;
@@ -202,6 +209,7 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
             l1_ttl: #l1_ttl,
             stale: #stale,
             none_ttl: #none_ttl,
+            max_size: #max_size,
             tags: &[#(#tags),*],
             pattern: #pattern,
             all: #all,

@@ -14,7 +14,7 @@ use syn::{Expr, Ident, LitStr, Type};
 
 use cache_template::{Template, TemplateError, TemplateKind};
 
-use crate::args::{Args, MacroKind, Opt, Seconds};
+use crate::args::{Args, ByteSize, MacroKind, Opt, Seconds};
 use crate::function::{Function, Receiver, Shape};
 use crate::suggest::is_similar;
 
@@ -61,6 +61,8 @@ pub(crate) struct Policy {
     pub(crate) ttl: Seconds,
     pub(crate) l1_ttl: Option<Seconds>,
     pub(crate) stale: Option<Seconds>,
+    /// The largest encoded value cached, in bytes.
+    pub(crate) max_size: Option<ByteSize>,
 }
 
 /// `#[cache_evict]`: what it invalidates, and when.
@@ -165,7 +167,16 @@ fn entry(
             ),
         ));
     }
-    let policy = policy(args.ttl, args.l1_ttl, args.stale, none_ttl, errors);
+    let policy = policy(
+        PolicyArgs {
+            ttl: args.ttl,
+            l1_ttl: args.l1_ttl,
+            stale: args.stale,
+            max_size: args.max_size,
+        },
+        none_ttl,
+        errors,
+    );
     Ok(Entry {
         key: key?,
         policy,
@@ -177,12 +188,16 @@ fn entry(
 /// The TTL policy of the attribute, if it has a `ttl`; durations that make no sense go to
 /// `errors`, and so do `l1_ttl`, `stale` and `none_ttl` without a `ttl`.
 fn policy(
-    ttl: Option<Opt<Seconds>>,
-    l1_ttl: Option<Opt<Seconds>>,
-    stale: Option<Opt<Seconds>>,
+    args: PolicyArgs,
     none_ttl: Option<&Opt<Seconds>>,
     errors: &mut Errors,
 ) -> Option<Policy> {
+    let PolicyArgs {
+        ttl,
+        l1_ttl,
+        stale,
+        max_size,
+    } = args;
     for (name, opt) in [("ttl", &ttl), ("l1_ttl", &l1_ttl)] {
         if let Some(opt) = opt
             && opt.value.literal() == Some(0)
@@ -196,11 +211,16 @@ fn policy(
     let Some(ttl) = ttl else {
         // Without `ttl` the site uses the policy registered for its key (or the default one)
         // as a whole; a partial policy would be silently ignored.
-        let partial = [("l1_ttl", l1_ttl.as_ref()), ("stale", stale.as_ref())];
-        for (name, opt) in partial.into_iter().chain([("none_ttl", none_ttl)]) {
-            if let Some(opt) = opt {
+        let partial = [
+            ("l1_ttl", l1_ttl.as_ref().map(|o| o.kw)),
+            ("stale", stale.as_ref().map(|o| o.kw)),
+            ("none_ttl", none_ttl.map(|o| o.kw)),
+            ("max_size", max_size.as_ref().map(|o| o.kw)),
+        ];
+        for (name, kw) in partial {
+            if let Some(kw) = kw {
                 errors.push(syn::Error::new(
-                    opt.kw,
+                    kw,
                     format!(
                         "`{name}` needs `ttl` in the same attribute: without `ttl`, the policy \
                          registered for this key with `Cache::register` (or the cache's default) applies as a whole"
@@ -223,7 +243,16 @@ fn policy(
         ttl: ttl.value,
         l1_ttl: l1_ttl.map(|o| o.value),
         stale: stale.map(|o| o.value),
+        max_size: max_size.map(|o| o.value),
     })
+}
+
+/// The options of an attribute that make up its policy.
+struct PolicyArgs {
+    ttl: Option<Opt<Seconds>>,
+    l1_ttl: Option<Opt<Seconds>>,
+    stale: Option<Opt<Seconds>>,
+    max_size: Option<Opt<ByteSize>>,
 }
 
 /// The targets of a `#[cache_evict]` site: an error when there is nothing to invalidate, or

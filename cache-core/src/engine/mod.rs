@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) cool_down: Duration,
     pub(crate) max_entry_lifetime: Duration,
     pub(crate) mark_refresh: Duration,
+    /// The largest encoded value cached when a pattern's policy sets none.
+    pub(crate) max_value_size: usize,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -77,6 +79,7 @@ pub(crate) struct Engine {
     flights: Flights,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
+    max_value_size: usize,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -106,6 +109,7 @@ impl Engine {
             flights: Flights::default(),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
+            max_value_size: config.max_value_size,
         });
         background::start(&engine, config.mark_refresh).await;
         Ok(engine)
