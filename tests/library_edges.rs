@@ -191,3 +191,32 @@ fn the_malformed_globs_of_the_report_agree_with_scan_match() {
         assert_eq!(expected, found, "glob {glob:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_warns_when_redis_has_no_maxmemory_or_never_evicts() {
+    let unbounded = RedisServer::start(); // the harness sets no maxmemory
+    let h = cache(&unbounded, "warn").await.health().await;
+    assert_eq!(h.l2.maxmemory, Some(0));
+    let warnings = h.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("no maxmemory"), "{warnings:?}");
+
+    let full =
+        RedisServer::start_with_args(&["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"]);
+    let warnings = cache(&full, "warn").await.health().await.warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("noeviction"),
+        "{warnings:?}"
+    );
+
+    let bounded =
+        RedisServer::start_with_args(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
+    assert!(
+        cache(&bounded, "warn")
+            .await
+            .health()
+            .await
+            .warnings()
+            .is_empty()
+    );
+}

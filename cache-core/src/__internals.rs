@@ -18,3 +18,37 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<(usize, usize), CodecError> {
     let estimate = envelope.payload.map_or(0, codec::decoded_size_estimate);
     Ok((envelope.tags.len(), estimate))
 }
+
+/// Encodes `value` (`None`: a cached absence) in the L2 envelope with the given stamp times
+/// (microseconds since the epoch) and tags, as a write does.
+pub fn encode_envelope<V: serde::Serialize>(
+    value: Option<&V>,
+    times: [u64; 3],
+    tags: &[std::sync::Arc<str>],
+) -> Result<Vec<u8>, CodecError> {
+    use crate::clock::Timestamp;
+    let stamp = codec::Stamp {
+        written_at: Timestamp::from_micros(times[0]),
+        fresh_until: Timestamp::from_micros(times[1]),
+        stale_until: Timestamp::from_micros(times[2]),
+    };
+    Ok(codec::encode(value, stamp, tags)?.0)
+}
+
+/// The parts of an envelope: its stamp times, its tags and its payload (`None`: an absence).
+pub type EnvelopeParts = ([u64; 3], Vec<String>, Option<Vec<u8>>);
+
+/// Parses an envelope into owned parts (for round-trip properties).
+pub fn envelope_parts(bytes: &[u8]) -> Result<EnvelopeParts, CodecError> {
+    let envelope = codec::decode(bytes)?;
+    let s = envelope.stamp;
+    Ok((
+        [
+            s.written_at.as_micros(),
+            s.fresh_until.as_micros(),
+            s.stale_until.as_micros(),
+        ],
+        envelope.tags.iter().map(|t| (*t).to_owned()).collect(),
+        envelope.payload.map(<[u8]>::to_vec),
+    ))
+}

@@ -373,6 +373,7 @@ pub async fn health_report(repo: &crate::repo::Repo) -> Value {
         "status": status,
         "mode": mode,
         "database": database,
+        "warnings": h.warnings(),
         "cache": {
             "namespace": repo.cache.namespace(),
             "l2": {
