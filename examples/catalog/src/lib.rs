@@ -4,6 +4,7 @@
 //! [`Server::start`] opens (or generates) the database, builds the cache and serves on the
 //! configured address; tests start it on `127.0.0.1:0` and read [`Server::addr`].
 
+pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod db;

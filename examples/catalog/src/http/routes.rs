@@ -185,7 +185,8 @@ async fn list_products(
     Params(query): Params<ListQuery>,
 ) -> Result<impl IntoResponse> {
     query.validate()?;
-    Ok(Json(s.repo.list_products(&query).await?))
+    // Keyed by the canonical query, so that equivalent URLs share one entry.
+    Ok(Json(s.repo.list_products(&query.canonical()).await?))
 }
 
 async fn top_sellers(State(s): State<AppState>) -> Result<impl IntoResponse> {
@@ -267,7 +268,7 @@ async fn search(
     Params(q): Params<SearchQuery>,
 ) -> Result<impl IntoResponse> {
     q.validate()?;
-    Ok(Json(s.repo.search(&q).await?))
+    Ok(Json(s.repo.search(&q.canonical()).await?))
 }
 
 async fn autocomplete(
