@@ -69,12 +69,17 @@ impl Fault {
         let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
         match self {
             Fault::Stall => {
-                // DEBUG SLEEP blocks the server (and this connection) for its duration.
-                redis::cmd("DEBUG")
+                // DEBUG SLEEP blocks the server (and this connection) for its duration: the
+                // client's response timeout may give up first, which is no failure here.
+                let slept = redis::cmd("DEBUG")
                     .arg("SLEEP")
                     .arg(format!("{:.3}", ms as f64 / 1000.0))
                     .exec_async(&mut conn)
-                    .await?;
+                    .await;
+                match slept {
+                    Err(e) if e.is_timeout() => {}
+                    other => other?,
+                }
             }
             Fault::Pause => {
                 redis::cmd("CLIENT")
@@ -187,7 +192,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<FaultResult>> {
         let result = drive_with_fault(
             args,
             &server,
-            workload,
+            &workload,
             fault,
             &redis.url(),
             &options.namespace,
