@@ -59,6 +59,7 @@ pub struct CacheBuilder {
     cool_down: Duration,
     max_entry_lifetime: Duration,
     mark_refresh: Duration,
+    fleet_sample_every: u32,
 }
 
 impl Default for CacheBuilder {
@@ -75,6 +76,7 @@ impl Default for CacheBuilder {
             cool_down: Duration::from_secs(5),
             max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
             mark_refresh: Duration::from_secs(1),
+            fleet_sample_every: 0,
         }
     }
 }
@@ -154,6 +156,15 @@ impl CacheBuilder {
         self
     }
 
+    /// Counts one read in `every` that reaches Redis (L2 hits and loads; never L1 hits) in the
+    /// namespace's popularity sets in Redis, from which a new instance warms its L1
+    /// ([`Cache::warm_from_fleet`](crate::Cache::warm_from_fleet)). Default `0`: nothing is
+    /// counted (no key of its own in Redis); 16 is a good start. Without an L2 it has no effect.
+    pub fn fleet_sampling(mut self, every: u32) -> Self {
+        self.fleet_sample_every = every;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         let ns_ok = !self.namespace.is_empty()
             && self
@@ -225,6 +236,7 @@ impl CacheBuilder {
             cool_down: self.cool_down,
             max_entry_lifetime: self.max_entry_lifetime,
             mark_refresh: self.mark_refresh,
+            fleet_sample_every: self.fleet_sample_every,
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::builder::CacheBuilder;
 use crate::engine::{Engine, Loaded, Probe};
-use crate::error::Error;
+use crate::error::{Error, RedisFailure};
 use crate::invalidation::Invalidation;
 use crate::key::registry::PatternConfig;
 use crate::key::{Key, Pattern};
@@ -462,6 +462,26 @@ impl Cache {
     /// Loads in flight right now.
     pub fn loads_in_flight(&self) -> usize {
         self.engine.loads_in_flight()
+    }
+
+    /// Warms this instance's L1 with the values of `pattern` that the instances sharing this
+    /// namespace read most, straight from Redis, without running any loader: for a new
+    /// instance before it takes traffic. Returns how many fresh values it found (entries already
+    /// in L1 are skipped); `Ok(0)` without an L2.
+    ///
+    /// The popularity comes from sampled reads that reached Redis (see
+    /// [`CacheBuilder::fleet_sampling`](crate::CacheBuilder::fleet_sampling)); `V` is the
+    /// pattern's value type, as for any read. Tags of the pattern that depend on the key's
+    /// arguments are read from each value's envelope.
+    pub async fn warm_from_fleet<V>(
+        &self,
+        pattern: &Pattern,
+        limit: usize,
+    ) -> Result<usize, RedisFailure>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.engine.warm_from_fleet::<V>(pattern, limit).await
     }
 }
 

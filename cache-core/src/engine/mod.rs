@@ -22,6 +22,7 @@
 //! [`Engine::set_many_shared`] and [`Engine::invalidate`] (`#[cache_put]`, `#[cache_evict]`).
 
 mod background;
+mod fleet;
 mod invalidate;
 mod load;
 mod read;
@@ -35,6 +36,7 @@ use std::time::Duration;
 pub(crate) use load::Loaded;
 pub(crate) use read::Probe;
 
+use self::fleet::FleetSampler;
 use self::invalidate::{InvalidationLog, TagClock};
 use self::single_flight::Flights;
 use crate::error::Error;
@@ -61,6 +63,8 @@ pub(crate) struct Config {
     pub(crate) cool_down: Duration,
     pub(crate) max_entry_lifetime: Duration,
     pub(crate) mark_refresh: Duration,
+    /// One read in this many that reaches Redis is counted in the fleet's popularity sets (0: none).
+    pub(crate) fleet_sample_every: u32,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -75,6 +79,7 @@ pub(crate) struct Engine {
     marks: TagClock,
     log: InvalidationLog,
     flights: Flights,
+    fleet: FleetSampler,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
 }
@@ -104,6 +109,7 @@ impl Engine {
             marks: TagClock::new(),
             log: InvalidationLog::new(),
             flights: Flights::default(),
+            fleet: FleetSampler::new(config.fleet_sample_every),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
         });

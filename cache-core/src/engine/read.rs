@@ -174,6 +174,7 @@ impl Engine {
             Some(Found::Fresh(entry)) => match A::from_cached(entry.value.clone()) {
                 Some(answer) => {
                     bump(&key.pattern().stats().l2_hits);
+                    self.count_fleet_read(key);
                     self.fill_l1(vec![(key, entry)], ticket);
                     Found::Fresh(answer)
                 }
@@ -237,6 +238,7 @@ impl Engine {
             match from_l2 {
                 Found::Fresh(entry) => {
                     bump(&keys[i].pattern().stats().l2_hits);
+                    self.count_fleet_read(&keys[i]);
                     found.fresh[i] = Some(entry.value.clone());
                     fill.push((&keys[i], entry));
                 }
@@ -252,7 +254,7 @@ impl Engine {
     }
 
     /// Looks keys up in L2 (one round trip, marks included). Returns, per key, what was found.
-    async fn l2_lookup<V>(&self, keys: &[&Key], now: Timestamp) -> Vec<Found<FromL2<V>>>
+    pub(super) async fn l2_lookup<V>(&self, keys: &[&Key], now: Timestamp) -> Vec<Found<FromL2<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {

@@ -34,6 +34,7 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+mod popularity;
 mod replay;
 
 use std::sync::Arc;
