@@ -10,7 +10,8 @@
 //! - [`l2`]: the run's redis-server (harness) and its `INFO`.
 //! - [`drive`]: the client tasks, closed or open loop, latency histograms, the Redis outage.
 //! - [`usage`]: CPU time and resident size of this process and of the server.
-//! - [`run`](mod@run): the scenarios and the memory phase, in order.
+//! - [`warm_start`]: `catalog warmup`, then the hit ratio of a new server's first reads.
+//! - [`run`](mod@run): the scenarios, the warm start and the memory phase, in order.
 //! - [`report`]: the results and their markdown.
 
 pub mod args;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod server;
 pub mod usage;
+pub mod warm_start;
 pub mod workload;
 
 pub use args::LoadtestArgs;

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ops;
+pub mod redis_info;
 pub mod repo;
 pub mod server;
 
