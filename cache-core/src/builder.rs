@@ -60,6 +60,10 @@ pub struct CacheBuilder {
     max_entry_lifetime: Duration,
     mark_refresh: Duration,
     fleet_sample_every: u32,
+    #[cfg(feature = "metrics")]
+    metrics_prefix: String,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -77,6 +81,10 @@ impl Default for CacheBuilder {
             max_entry_lifetime: Duration::from_secs(7 * 24 * 3600),
             mark_refresh: Duration::from_secs(1),
             fleet_sample_every: 0,
+            #[cfg(feature = "metrics")]
+            metrics_prefix: "tiercache".into(),
+            #[cfg(feature = "metrics")]
+            metrics_interval: Duration::from_secs(1),
         }
     }
 }
@@ -165,6 +173,24 @@ impl CacheBuilder {
         self
     }
 
+    /// With the `metrics` feature: the prefix of the metric names this cache reports through the
+    /// `metrics` facade (default `tiercache`: `tiercache_hits_total`, ...). Letters, digits and
+    /// `_`. Two caches in one process should use different prefixes (else the last one's values
+    /// win).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metrics_prefix = prefix.into();
+        self
+    }
+
+    /// With the `metrics` feature: how often the statistics are copied into the `metrics`
+    /// facade (default 1 s). Nothing is recorded per read.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, every: Duration) -> Self {
+        self.metrics_interval = every;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         let ns_ok = !self.namespace.is_empty()
             && self
@@ -180,6 +206,28 @@ impl CacheBuilder {
                 ),
             )
             .into());
+        }
+        #[cfg(feature = "metrics")]
+        {
+            if self.metrics_interval.is_zero() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Duration,
+                    "metrics_interval must be positive",
+                )
+                .into());
+            }
+            let prefix = &self.metrics_prefix;
+            if prefix.is_empty()
+                || !prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Namespace,
+                    format!("metrics_prefix `{prefix}` must be non-empty letters, digits and `_`"),
+                )
+                .into());
+            }
         }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
@@ -237,6 +285,8 @@ impl CacheBuilder {
             max_entry_lifetime: self.max_entry_lifetime,
             mark_refresh: self.mark_refresh,
             fleet_sample_every: self.fleet_sample_every,
+            #[cfg(feature = "metrics")]
+            metrics: (self.metrics_prefix, self.metrics_interval),
         }
     }
 }

@@ -24,6 +24,8 @@ pub mod health;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod store;
 pub mod ttl;
 

@@ -38,7 +38,7 @@ impl FleetSampler {
 
     #[inline]
     fn sample(&self) -> bool {
-        self.every != 0 && self.reads.fetch_add(1, Relaxed) % self.every == 0
+        self.every != 0 && self.reads.fetch_add(1, Relaxed).is_multiple_of(self.every)
     }
 }
 

@@ -65,6 +65,9 @@ pub(crate) struct Config {
     pub(crate) mark_refresh: Duration,
     /// One read in this many that reaches Redis is counted in the fleet's popularity sets (0: none).
     pub(crate) fleet_sample_every: u32,
+    /// With the `metrics` feature: the metric names' prefix and how often they are reported.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: (String, Duration),
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -114,6 +117,8 @@ impl Engine {
             max_lifetime: config.max_entry_lifetime,
         });
         background::start(&engine, config.mark_refresh).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics_export::spawn(&engine, config.metrics.0, config.metrics.1);
         Ok(engine)
     }
 

@@ -98,6 +98,11 @@ pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
 pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Option<String>)> {
     let mut problem = None;
     if let Some(url) = &config.redis_url
+        && let Some(wrong) = config::redis_url_problem(url)
+    {
+        anyhow::bail!("{wrong}");
+    }
+    if let Some(url) = &config.redis_url
         && let Some(refused) = ops::redis_credentials_refused(url).await
     {
         if !config.allow_degraded {
