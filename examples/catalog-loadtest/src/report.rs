@@ -244,10 +244,10 @@ impl Report {
         };
         let _ = writeln!(
             o,
-            "## Warm start
-
-`catalog warmup` into an empty Redis took {:.2} s (the whole process):              {}. Redis then held {} keys. A new two-tier server then received the mix's reads              one at a time ({} errors):
-",
+            "## Warm start\n\n\
+             `catalog warmup` into an empty Redis took {:.2} s (the whole process): \
+             {}. Redis then held {} keys. A new two-tier server then received the mix's reads \
+             one at a time ({} errors):\n",
             w.warmup_s, w.warmup_report, w.redis_keys, w.errors
         );
         let _ = writeln!(
@@ -557,5 +557,34 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("## Redis killed"), "{md}");
+    }
+
+    #[test]
+    fn the_warm_start_section_has_the_hit_ratio_curve() {
+        use crate::warm_start::{Checkpoint, WarmStartResult};
+        let report = Report {
+            warm_start: Some(WarmStartResult {
+                warmup_s: 2.5,
+                warmup_report: "warmed 10 entries".into(),
+                redis_keys: 10,
+                checkpoints: vec![Checkpoint {
+                    reads: 1000,
+                    hit_ratio: 0.85,
+                    window_hit_ratio: 0.85,
+                    loads: 150,
+                }],
+                errors: 0,
+            }),
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains(
+                "## Warm start\n\n`catalog warmup` into an empty Redis took 2.50 s (the whole \
+                 process): warmed 10 entries. Redis then held 10 keys."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 1000 | 0.850 | 0.850 | 150 |"), "{md}");
     }
 }
