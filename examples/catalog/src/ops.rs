@@ -39,6 +39,9 @@ pub struct WarmupDepth {
     pub products: usize,
     /// First listing pages of every category, in each of [`WARMUP_SORTS`].
     pub listing_pages: u32,
+    /// Categories whose listings are loaded: those with products, the largest first (a
+    /// catalog of a few hundred categories has them all).
+    pub listing_categories: usize,
     /// Most popular products whose names give the search terms and prefixes.
     pub names: usize,
     /// Search terms loaded (first pages), most frequent among the names first.
@@ -52,6 +55,7 @@ impl Default for WarmupDepth {
         WarmupDepth {
             products: 20_000,
             listing_pages: 1,
+            listing_categories: 1_000,
             names: 5_000,
             search_terms: 1_000,
             prefixes: 1_500,
@@ -149,7 +153,11 @@ pub async fn warmup_to(
 ) -> Result<WarmupReport, DbError> {
     let started = Instant::now();
     let categories = repo.categories().await?;
-    let largest = repo.largest_categories(WARMUP_CATEGORIES).await?;
+    let mut listed = repo
+        .largest_categories(depth.listing_categories.max(WARMUP_CATEGORIES))
+        .await?;
+    let largest: Vec<i64> = listed.iter().copied().take(WARMUP_CATEGORIES).collect();
+    listed.truncate(depth.listing_categories);
     let limit = i64::try_from(depth.products.max(depth.names)).unwrap_or(i64::MAX);
     let popular: Vec<(i64, String)> = repo
         .db
@@ -230,17 +238,17 @@ pub async fn warmup_to(
     }
     for page in 1..=depth.listing_pages {
         for sort in WARMUP_SORTS {
-            for c in &categories {
+            for &c in &listed {
                 // Keyed as a request `?category=C&sort=S&page=P` keys it.
                 let query = ListQuery {
-                    category: Some(c.id),
+                    category: Some(c),
                     sort,
                     page: Some(page),
                     ..ListQuery::default()
                 };
                 jobs.push(job(
                     "listings",
-                    format!("listing of category {} by {sort:?}, page {page}", c.id),
+                    format!("listing of category {c} by {sort:?}, page {page}"),
                     async move { repo.list_products(&query).await },
                 ));
             }

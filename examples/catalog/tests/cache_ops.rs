@@ -21,6 +21,7 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     // (fewer than the depth); search terms and prefixes from the popular names.
     let depth = ops::WarmupDepth::default();
     assert_eq!(report.loaded["products"], support::PRODUCTS as usize);
+    // Every category has products here (generated tree): all are listed.
     assert_eq!(
         report.loaded["listings"],
         ops::WARMUP_SORTS.len() * (report.loaded["categories"] - 2 - roots(&s).await),
