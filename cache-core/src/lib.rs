@@ -2,7 +2,7 @@
 //!
 //! ## Crate layout
 //!
-//! - [`Cache`] (`cache.rs`): the public facade, thin methods with their docs, over the
+//! - [`Cache`] (`cache/`): the public facade, thin methods with their docs, over the
 //!   crate-private engine (`engine/`: reads, loads with single flight and fail-safe, writes,
 //!   invalidation, background tasks), which [`CacheBuilder`] (`builder.rs`) starts;
 //! - where the L2 is (`redis_target.rs`): a URL with [`TlsConfig`] or a redis-rs client of one's
