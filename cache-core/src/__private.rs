@@ -57,6 +57,8 @@ pub struct SiteSpec {
     pub none_ttl: Option<u64>,
     /// Misses take the fleet lease (`lease = false` turns it off; needs `ttl`).
     pub lease: bool,
+    /// The largest encoded value cached, bytes.
+    pub max_size: Option<u64>,
     /// Tag templates.
     pub tags: &'static [&'static str],
     /// Glob template to invalidate (evict).
@@ -95,6 +97,9 @@ impl SiteSpec {
         }
         if let Some(none) = self.none_ttl {
             policy = policy.negative_ttl(secs(none));
+        }
+        if let Some(bytes) = self.max_size {
+            policy = policy.max_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
         Some(policy.lease(self.lease))
     }

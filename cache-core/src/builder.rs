@@ -24,6 +24,36 @@ pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(5);
 /// the epoch) then fits; larger values are rejected by [`CacheBuilder::build`].
 pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// Checks a namespace: non-empty, printable ASCII (`!` to `~`), without `:` (the separator of
+/// the key layout `ns:k:<key>`, so `x` with the pattern `p:*` would reach the keys of a namespace
+/// `x:k:p`) and without the glob characters `* ? [ ] \\` (`a*` would reach `ab`'s keys).
+///
+/// ```
+/// use cache_core::validate_namespace;
+/// assert!(validate_namespace("shop.v2").is_ok());
+/// for bad in ["", "x:k:p", "a*", "a?", "a[b]", "a\\b", "has space", "caf\u{e9}"] {
+///     let error = validate_namespace(bad).unwrap_err();
+///     assert!(error.message().contains(&format!("`{}`", bad.escape_debug())));
+/// }
+/// ```
+pub fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
+    let ok = !namespace.is_empty()
+        && namespace.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b':' | b'*' | b'?' | b'[' | b']' | b'\\')
+        });
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        ConfigErrorKind::Namespace,
+        format!(
+            "namespace `{}` must be non-empty printable ASCII without spaces, `:` or the glob \
+             characters `* ? [ ] \\`",
+            namespace.escape_debug()
+        ),
+    ))
+}
+
 /// Builds a [`Cache`]. Every setting has a production default.
 ///
 /// ```
@@ -32,7 +62,7 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 /// use cache_core::{Cache, Error};
 /// use std::time::Duration;
 /// let cache = Cache::builder()
-///     .namespace("shop:v2")
+///     .namespace("shop.v2")
 ///     .redis_url_opt(None) // Some(url) or .redis_url("redis://host:6379/0") adds the L2
 ///     .require_redis(false) // unreachable Redis: start degraded, connect later
 ///     .l1_capacity_bytes(64 * 1024 * 1024)
@@ -43,7 +73,7 @@ pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 
 ///     .max_entry_lifetime(Duration::from_secs(7 * 24 * 3600))
 ///     .build()
 ///     .await?;
-/// assert_eq!(cache.namespace(), "shop:v2");
+/// assert_eq!(cache.namespace(), "shop.v2");
 /// assert_eq!(cache.default_policy().ttl(), Duration::from_secs(300));
 ///
 /// // Invalid settings are an error at build time, not a panic later.
@@ -73,7 +103,11 @@ pub struct CacheBuilder {
     max_entry_lifetime: Duration,
     clock_skew_micros: i64,
     lease: LeaseSettings,
+    max_value_size: usize,
 }
+
+/// The default of [`CacheBuilder::max_value_size`]: 1 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 1024 * 1024;
 
 impl Default for CacheBuilder {
     fn default() -> Self {
@@ -96,13 +130,16 @@ impl Default for CacheBuilder {
                 ttl: DEFAULT_LEASE_TTL,
                 wait: DEFAULT_LEASE_WAIT,
             },
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 }
 
 impl CacheBuilder {
-    /// Prefix of every Redis key (`shop` gives `shop:k:prod:1`). Letters, digits and `_ - . :`.
-    /// Put a version in it (`shop:v2`) to never read values written by an incompatible deploy.
+    /// Prefix of every Redis key (`shop` gives `shop:k:prod:1`): printable ASCII without spaces,
+    /// `:` or the glob characters `* ? [ ] \\`, so that no namespace's key pattern can reach the
+    /// keys of another namespace on the same Redis ([`validate_namespace`]). Put a version in it
+    /// (`shop.v2`) to never read values written by an incompatible deploy.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -156,7 +193,7 @@ impl CacheBuilder {
     ///     redis::TlsCertificates { client_tls: None, root_cert: Some(ca) },
     /// )?;
     /// let cache = cache_core::Cache::builder()
-    ///     .namespace("shop:v2")
+    ///     .namespace("shop.v2")
     ///     .redis_client(client)
     ///     .build()
     ///     .await?;
@@ -255,19 +292,21 @@ impl CacheBuilder {
         self
     }
 
+    /// The largest encoded value (envelope bytes: stamps, tags and MessagePack payload) cached
+    /// for patterns whose policy sets none ([`TtlPolicy::max_size`]). A larger value is served to
+    /// its caller but cached in neither tier, and counted ([`Counters::oversize`](crate::Counters::oversize)),
+    /// so that one huge result cannot fill Redis or evict L1. Default 1 MiB.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
-        let ns_ok = !self.namespace.is_empty()
-            && self
-                .namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-        if !ns_ok {
+        validate_namespace(&self.namespace)?;
+        if self.max_value_size == 0 {
             return Err(ConfigError::new(
-                ConfigErrorKind::Namespace,
-                format!(
-                    "namespace `{}` must be non-empty and use only letters, digits and `_ - . :`",
-                    self.namespace
-                ),
+                ConfigErrorKind::Policy,
+                "max_value_size must be positive",
             )
             .into());
         }
@@ -367,6 +406,7 @@ impl CacheBuilder {
             max_entry_lifetime: self.max_entry_lifetime,
             clock_skew_micros: self.clock_skew_micros,
             lease: self.lease,
+            max_value_size: self.max_value_size,
         }
     }
 }

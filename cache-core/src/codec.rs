@@ -38,7 +38,16 @@ pub enum CodecError {
     /// The value does not serialize.
     #[error("value does not serialize: {0}")]
     Serialize(String),
+    /// The stamp cannot have been written by a cache with this one's settings: written after
+    /// the present (beyond [`STAMP_CLOCK_TOLERANCE`]), out of order, or living longer than the
+    /// maximum entry lifetime. Trusting it would let an entry outlive every invalidation.
+    #[error("implausible stamp: {0}")]
+    Stamp(&'static str),
 }
+
+/// How far ahead of this process's clock a stamp's `written_at` may be (clock skew between
+/// instances sharing a Redis) before the entry is treated as invalid.
+pub const STAMP_CLOCK_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The times of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +58,34 @@ pub(crate) struct Stamp {
     pub(crate) fresh_until: Timestamp,
     /// Kept until then, served only when a load fails (fail-safe).
     pub(crate) stale_until: Timestamp,
+}
+
+impl Stamp {
+    /// Checks a stamp read from Redis against the present: `written_at` at most
+    /// [`STAMP_CLOCK_TOLERANCE`] ahead of `now`, the times in order, and `stale_until` within
+    /// `max_lifetime` (plus the tolerance) of `written_at`.
+    pub(crate) fn check_plausible(
+        &self,
+        now: Timestamp,
+        max_lifetime: std::time::Duration,
+    ) -> Result<(), CodecError> {
+        if self.written_at > now.saturating_add(STAMP_CLOCK_TOLERANCE) {
+            return Err(CodecError::Stamp("written in the future"));
+        }
+        if self.fresh_until < self.written_at || self.stale_until < self.fresh_until {
+            return Err(CodecError::Stamp("times out of order"));
+        }
+        let latest = self
+            .written_at
+            .saturating_add(max_lifetime)
+            .saturating_add(STAMP_CLOCK_TOLERANCE);
+        if self.stale_until > latest {
+            return Err(CodecError::Stamp(
+                "lives longer than the maximum entry lifetime",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A parsed envelope borrowing from the bytes read.
@@ -208,7 +245,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Envelope<'_>, CodecError> {
         stale_until: r.timestamp()?,
     };
     let count = r.u16()?;
-    let mut tags = Vec::with_capacity(usize::from(count));
+    // Each tag takes at least its 2-byte length: never reserve more than the bytes can hold (a
+    // 34-byte value claiming 65,535 tags must not reserve 1 MiB).
+    let mut tags = Vec::with_capacity(usize::from(count).min(r.0.len() / 2));
     for _ in 0..count {
         let len = r.u16()?;
         tags.push(std::str::from_utf8(r.take(usize::from(len))?).map_err(|_| CodecError::Foreign)?);
@@ -293,6 +332,64 @@ mod tests {
         let (bytes, payload_start) = encode::<Product>(None, STAMP, &[]).unwrap();
         assert!(decode(&bytes).unwrap().payload.is_none());
         assert_eq!(payload_start, bytes.len());
+    }
+
+    #[test]
+    fn a_huge_tag_count_is_foreign_not_a_reservation() {
+        // 34 bytes: the 30-byte header claiming 65,535 tags, then two empty tags. The decoder
+        // reserves room for at most 2 (the remaining bytes / 2), and fails at the third tag.
+        // (tests/codec_bounds.rs measures the allocation through a cache read.)
+        let (mut bytes, _) = encode::<u8>(None, STAMP, &[]).unwrap();
+        let count_at = bytes.len() - 2;
+        bytes[count_at..].copy_from_slice(&u16::MAX.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(bytes.len(), 34);
+        assert_eq!(decode(&bytes).unwrap_err(), CodecError::Foreign);
+        bytes[count_at..count_at + 2].copy_from_slice(&2u16.to_be_bytes());
+        let env = decode(&bytes).unwrap();
+        assert_eq!(env.tags, ["", ""]);
+        assert_eq!(env.tags.capacity(), 2);
+    }
+
+    #[test]
+    fn stamps_from_the_future_or_out_of_order_are_implausible() {
+        let now = Timestamp::from_micros(1_000_000_000_000_000);
+        let lifetime = std::time::Duration::from_secs(3600);
+        let secs = |s: u64| std::time::Duration::from_secs(s);
+        let stamp = |w: Timestamp, f: Timestamp, s: Timestamp| Stamp {
+            written_at: w,
+            fresh_until: f,
+            stale_until: s,
+        };
+        let ok = stamp(
+            now,
+            now.saturating_add(secs(60)),
+            now.saturating_add(secs(120)),
+        );
+        assert_eq!(ok.check_plausible(now, lifetime), Ok(()));
+        // Skewed a little ahead: accepted.
+        let skewed = now.saturating_add(secs(30));
+        assert_eq!(
+            stamp(skewed, skewed, skewed).check_plausible(now, lifetime),
+            Ok(())
+        );
+        let future = now.saturating_add(secs(3600));
+        assert_eq!(
+            stamp(future, future, future).check_plausible(now, lifetime),
+            Err(CodecError::Stamp("written in the future"))
+        );
+        let far = Timestamp::from_micros(u64::MAX);
+        assert!(stamp(far, far, far).check_plausible(now, lifetime).is_err());
+        assert_eq!(
+            stamp(now, now.saturating_add(secs(9)), now).check_plausible(now, lifetime),
+            Err(CodecError::Stamp("times out of order"))
+        );
+        assert_eq!(
+            stamp(now, now, far).check_plausible(now, lifetime),
+            Err(CodecError::Stamp(
+                "lives longer than the maximum entry lifetime"
+            ))
+        );
     }
 
     #[test]

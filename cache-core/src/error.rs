@@ -83,7 +83,8 @@ impl From<ConfigError> for Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigErrorKind {
-    /// The namespace is empty or uses characters other than letters, digits and `_ - . :`.
+    /// The namespace is empty, or has a byte that is not printable ASCII, a space, `:` or a glob
+    /// character (see [`validate_namespace`](crate::builder::validate_namespace)).
     Namespace,
     /// A timeout or interval is zero, or a duration exceeds the 100-year cap.
     Duration,

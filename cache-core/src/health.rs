@@ -91,6 +91,36 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.l2.status != L2Status::Down
     }
+
+    /// Configuration problems an operator should fix, as sentences; empty when there are none.
+    /// Today: a Redis without `maxmemory` (every distinct key a client can make adds an entry
+    /// until the host runs out of memory), or whose `maxmemory-policy` is `noeviction` (writes
+    /// fail once it is full).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// let health = cache_core::Cache::builder().build().await?.health().await;
+    /// assert!(health.warnings().is_empty(), "no Redis, nothing to warn about");
+    /// # Ok(()) }
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.l2.maxmemory == Some(0) {
+            warnings.push(
+                "Redis has no maxmemory: the cache's entries can grow until the host runs out of \
+                 memory; set maxmemory and maxmemory-policy allkeys-lru (or volatile-lru)"
+                    .to_owned(),
+            );
+        } else if self.l2.maxmemory_policy.as_deref() == Some("noeviction") {
+            warnings.push(
+                "Redis's maxmemory-policy is noeviction: cache writes fail once it is full; use \
+                 allkeys-lru (or volatile-lru)"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
 }
 
 impl Cache {

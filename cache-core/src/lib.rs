@@ -39,11 +39,13 @@ mod store;
 pub mod ttl;
 
 #[doc(hidden)]
+pub mod __internals;
+#[doc(hidden)]
 pub mod __private;
 
 pub use body::CachedBody;
-pub use builder::CacheBuilder;
 pub use cache::{Cache, Reclaimed};
+pub use builder::{CacheBuilder, validate_namespace};
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;

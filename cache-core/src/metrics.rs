@@ -21,6 +21,7 @@ pub(crate) struct PatternStats {
     pub(crate) load_errors: AtomicU64,
     pub(crate) l2_errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) oversize: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) lease_waits: AtomicU64,
@@ -73,6 +74,7 @@ impl PatternStats {
                 load_errors: self.load_errors.load(Relaxed),
                 l2_errors: self.l2_errors.load(Relaxed),
                 decode_errors: self.decode_errors.load(Relaxed),
+                oversize: self.oversize.load(Relaxed),
                 stale_served: self.stale_served.load(Relaxed),
                 evictions: self.evictions.load(Relaxed),
                 lease_waits: self.lease_waits.load(Relaxed),
@@ -123,6 +125,9 @@ pub struct Counters {
     pub l2_errors: u64,
     /// Values in Redis that did not decode (deleted and reloaded).
     pub decode_errors: u64,
+    /// Values served but not cached: their encoded form exceeded the pattern's maximum size
+    /// ([`TtlPolicy::max_size`](crate::TtlPolicy::max_size)).
+    pub oversize: u64,
     /// Stale values served because the loader failed (fail-safe).
     pub stale_served: u64,
     /// L1 entries evicted to stay within the byte budget.
@@ -171,6 +176,7 @@ impl Counters {
         self.load_errors += o.load_errors;
         self.l2_errors += o.l2_errors;
         self.decode_errors += o.decode_errors;
+        self.oversize += o.oversize;
         self.stale_served += o.stale_served;
         self.evictions += o.evictions;
         self.lease_waits += o.lease_waits;

@@ -22,6 +22,9 @@ use crate::error::{ConfigError, ConfigErrorKind, Error};
 ///   Default none.
 /// - `soft_timeout`, `hard_timeout`: how long a load may run before a stale value answers
 ///   instead (the load going on in the background, or abandoned). Default none.
+/// - `max_size`: the largest encoded value (envelope bytes) cached; a larger value is served to
+///   its caller but cached in neither tier, and counted (`Counters::oversize`). Default: the
+///   cache's [`max_value_size`](crate::CacheBuilder::max_value_size), 1 MiB unless set.
 ///
 /// ```
 /// use cache_core::TtlPolicy;
@@ -44,6 +47,7 @@ pub struct TtlPolicy {
     refresh_ahead: Option<f64>,
     soft_timeout: Option<Duration>,
     hard_timeout: Option<Duration>,
+    max_size: Option<usize>,
 }
 
 /// The default jitter fraction.
@@ -75,6 +79,7 @@ impl TtlPolicy {
             refresh_ahead: None,
             soft_timeout: None,
             hard_timeout: None,
+            max_size: None,
         }
     }
 
@@ -156,6 +161,18 @@ impl TtlPolicy {
         self.lease
     }
 
+    /// Caches values whose encoded form is at most `bytes` long (larger ones are served, not
+    /// cached). Overrides the cache's default, [`CacheBuilder::max_value_size`](crate::CacheBuilder::max_value_size).
+    pub fn max_size(mut self, bytes: usize) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// The largest encoded value cached, if this policy sets one.
+    pub fn max_value_size(&self) -> Option<usize> {
+        self.max_size
+    }
+
     /// The L2 TTL.
     pub fn ttl(&self) -> Duration {
         self.ttl
@@ -185,6 +202,9 @@ impl TtlPolicy {
         let bad = |m: String| Err(ConfigError::new(ConfigErrorKind::Policy, m).into());
         if self.ttl.is_zero() {
             return bad("ttl must be positive".into());
+        }
+        if self.max_size == Some(0) {
+            return bad("max_size must be positive".into());
         }
         if let Some(l1) = self.l1_ttl
             && (l1 > self.ttl || l1.is_zero())

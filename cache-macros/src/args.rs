@@ -81,6 +81,7 @@ const OPTIONS: [OptionSpec; 12] = [
     option!(stale, WRITES),
     option!(none_ttl, CACHED),
     option!(lease, CACHED),
+    option!(max_size, WRITES),
     option!(tags, ALL),
     option!(pattern, EVICT),
     option!(all, EVICT),
@@ -161,6 +162,33 @@ impl Parse for Seconds {
     }
 }
 
+/// A size in bytes: a positive integer literal (`max_size = 65536`).
+#[derive(Clone, Debug)]
+pub(crate) struct ByteSize {
+    pub(crate) lit: LitInt,
+}
+
+impl Parse for ByteSize {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        const EXPECTED: &str = "expected a size in bytes: a positive integer literal, e.g. `65536`";
+        let lit = match input.parse::<Lit>() {
+            Ok(Lit::Int(lit)) => lit,
+            Ok(other) => return Err(syn::Error::new(other.span(), EXPECTED)),
+            Err(e) => return Err(syn::Error::new(e.span(), EXPECTED)),
+        };
+        if !matches!(lit.suffix(), "" | "u64" | "usize") {
+            return Err(syn::Error::new(lit.span(), EXPECTED));
+        }
+        if lit.base10_parse::<u64>()? == 0 {
+            return Err(syn::Error::new(
+                lit.span(),
+                "`max_size = 0` would cache nothing; remove the attribute instead",
+            ));
+        }
+        Ok(ByteSize { lit })
+    }
+}
+
 /// `["search", "cat:<category_id>"]`
 #[derive(Clone, Debug)]
 pub(crate) struct TagList {
@@ -194,6 +222,7 @@ pub(crate) struct Args {
     pub(crate) stale: Option<Opt<Seconds>>,
     pub(crate) none_ttl: Option<Opt<Seconds>>,
     pub(crate) lease: Option<Opt<LitBool>>,
+    pub(crate) max_size: Option<Opt<ByteSize>>,
     pub(crate) tags: Option<Opt<TagList>>,
     pub(crate) pattern: Option<Opt<LitStr>>,
     pub(crate) all: Option<Opt<LitBool>>,
@@ -334,11 +363,11 @@ mod tests {
     fn each_attribute_takes_the_options_its_documentation_lists() {
         assert_eq!(
             MacroKind::Cached.option_list(),
-            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `lease`, `tags`, `cache`, `unless`"
+            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `lease`, `max_size`, `tags`, `cache`, `unless`"
         );
         assert_eq!(
             MacroKind::Put.option_list(),
-            "`key`, `ttl`, `l1_ttl`, `stale`, `tags`, `cache`, `unless`"
+            "`key`, `ttl`, `l1_ttl`, `stale`, `max_size`, `tags`, `cache`, `unless`"
         );
         assert_eq!(
             MacroKind::Evict.option_list(),

@@ -191,6 +191,13 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
     let stale = opt_secs(policy.and_then(|p| p.stale.as_ref()));
     let none_ttl = opt_secs(spec.none_ttl);
     let lease = policy.is_none_or(|p| p.lease);
+    let max_size = match policy.and_then(|p| p.max_size.as_ref()) {
+        Some(size) => {
+            let lit = &size.lit;
+            quote!(::core::option::Option::Some(#lit))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let tags = spec.tags;
     let all = spec.all;
     let name = &names.site;
@@ -204,6 +211,7 @@ fn site_static(spec: &Spec<'_>, slots: &[Slot], names: &Names) -> TokenStream {
             stale: #stale,
             none_ttl: #none_ttl,
             lease: #lease,
+            max_size: #max_size,
             tags: &[#(#tags),*],
             pattern: #pattern,
             all: #all,

@@ -71,7 +71,7 @@
 //! expression of type `u64` (`ttl = 30 * 60`, `ttl = PRODUCT_TTL`). The expression initialises a
 //! `static`, so it cannot mention `Self` or generic parameters. Without `ttl`, the policy
 //! registered for the key template with `Cache::register` applies (or the cache's default TTL,
-//! with a warning); `l1_ttl`, `stale` and `none_ttl` then may not be given.
+//! with a warning); `l1_ttl`, `stale`, `none_ttl` and `max_size` then may not be given.
 
 #![forbid(unsafe_code)]
 
@@ -108,6 +108,7 @@ use crate::function::Function;
 /// | `stale = 300`         | fail-safe window: serve an expired value this long if loading fails |
 /// | `none_ttl = 30`       | cache a `None` result this long (`Option` returns; default: not)    |
 /// | `lease = false`       | no fleet lease on a miss: every instance may load (default: one loads while the others wait; needs `ttl`) |
+/// | `max_size = 65536`    | largest encoded value cached, bytes (larger: served, not cached; default: the cache's `max_value_size`, 1 MiB) |
 /// | `tags = ["search", "cat:<category_id>"]` | tag templates, for `Cache::invalidate_tag` and `#[cache_evict(tags = ..)]` |
 /// | `cache = <expr>`      | the cache handle (default `self.cache`)                             |
 /// | `unless = <closure>`  | `true` means "do not cache this value"                              |

@@ -14,7 +14,7 @@ use syn::{Expr, Ident, LitBool, LitStr, Type};
 
 use cache_template::{Template, TemplateError, TemplateKind};
 
-use crate::args::{Args, MacroKind, Opt, Seconds};
+use crate::args::{Args, ByteSize, MacroKind, Opt, Seconds};
 use crate::function::{Function, Receiver, Shape};
 use crate::suggest::is_similar;
 
@@ -63,6 +63,8 @@ pub(crate) struct Policy {
     pub(crate) stale: Option<Seconds>,
     /// `lease = false`: misses do not take the fleet lease.
     pub(crate) lease: bool,
+    /// The largest encoded value cached, in bytes.
+    pub(crate) max_size: Option<ByteSize>,
 }
 
 /// `#[cache_evict]`: what it invalidates, and when.
@@ -168,11 +170,14 @@ fn entry(
         ));
     }
     let policy = policy(
-        args.ttl,
-        args.l1_ttl,
-        args.stale,
+        PolicyArgs {
+            ttl: args.ttl,
+            l1_ttl: args.l1_ttl,
+            stale: args.stale,
+            lease: args.lease,
+            max_size: args.max_size,
+        },
         none_ttl,
-        args.lease,
         errors,
     );
     Ok(Entry {
@@ -186,13 +191,17 @@ fn entry(
 /// The TTL policy of the attribute, if it has a `ttl`; durations that make no sense go to
 /// `errors`, and so do `l1_ttl`, `stale`, `none_ttl` and `lease` without a `ttl`.
 fn policy(
-    ttl: Option<Opt<Seconds>>,
-    l1_ttl: Option<Opt<Seconds>>,
-    stale: Option<Opt<Seconds>>,
+    args: PolicyArgs,
     none_ttl: Option<&Opt<Seconds>>,
-    lease: Option<Opt<LitBool>>,
     errors: &mut Errors,
 ) -> Option<Policy> {
+    let PolicyArgs {
+        ttl,
+        l1_ttl,
+        stale,
+        lease,
+        max_size,
+    } = args;
     for (name, opt) in [("ttl", &ttl), ("l1_ttl", &l1_ttl)] {
         if let Some(opt) = opt
             && opt.value.literal() == Some(0)
@@ -206,13 +215,14 @@ fn policy(
     let Some(ttl) = ttl else {
         // Without `ttl` the site uses the policy registered for its key (or the default one)
         // as a whole; a partial policy would be silently ignored.
-        let partial = [("l1_ttl", l1_ttl.as_ref()), ("stale", stale.as_ref())];
-        let lease_kw = lease.as_ref().map(|o| o.kw);
-        let named = partial
-            .into_iter()
-            .chain([("none_ttl", none_ttl)])
-            .map(|(name, opt)| (name, opt.map(|o| o.kw)));
-        for (name, kw) in named.chain([("lease", lease_kw)]) {
+        let partial = [
+            ("l1_ttl", l1_ttl.as_ref().map(|o| o.kw)),
+            ("stale", stale.as_ref().map(|o| o.kw)),
+            ("none_ttl", none_ttl.map(|o| o.kw)),
+            ("lease", lease.as_ref().map(|o| o.kw)),
+            ("max_size", max_size.as_ref().map(|o| o.kw)),
+        ];
+        for (name, kw) in partial {
             if let Some(kw) = kw {
                 errors.push(syn::Error::new(
                     kw,
@@ -239,7 +249,17 @@ fn policy(
         l1_ttl: l1_ttl.map(|o| o.value),
         stale: stale.map(|o| o.value),
         lease: lease.is_none_or(|o| o.value.value),
+        max_size: max_size.map(|o| o.value),
     })
+}
+
+/// The options of an attribute that make up its policy.
+struct PolicyArgs {
+    ttl: Option<Opt<Seconds>>,
+    l1_ttl: Option<Opt<Seconds>>,
+    stale: Option<Opt<Seconds>>,
+    lease: Option<Opt<LitBool>>,
+    max_size: Option<Opt<ByteSize>>,
 }
 
 /// The targets of a `#[cache_evict]` site: an error when there is nothing to invalidate, or

@@ -242,7 +242,13 @@ impl Template {
     /// Parses `source` as a template of the given kind.
     pub fn parse(source: &str, kind: TemplateKind) -> Result<Template, TemplateError> {
         if source.is_empty() {
-            return Err(err("empty template", 0, 0));
+            // The documented exception to a range of at least one byte (`err` would make it 1,
+            // past the end of the template).
+            return Err(TemplateError {
+                message: "empty template".into(),
+                offset: 0,
+                len: 0,
+            });
         }
         let mut parser = Parser {
             source,

@@ -76,6 +76,8 @@ pub(crate) struct Config {
     /// A simulated error of this machine's wall clock, µs (tests only: 0).
     pub(crate) clock_skew_micros: i64,
     pub(crate) lease: LeaseSettings,
+    /// The largest encoded value cached when a pattern's policy sets none.
+    pub(crate) max_value_size: usize,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -97,6 +99,7 @@ pub(crate) struct Engine {
     /// Redis's clock, estimated here: every stamp, mark and tombstone.
     clock: Arc<Clock>,
     backplane: Backplane,
+    max_value_size: usize,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -131,6 +134,7 @@ impl Engine {
             max_lifetime: config.max_entry_lifetime,
             clock,
             backplane: Backplane::new(),
+            max_value_size: config.max_value_size,
         });
         backplane::start(&engine).await;
         background::start(&engine).await;

@@ -329,12 +329,15 @@ impl Engine {
         }
     }
 
-    /// Decodes an L2 value. A value that does not decode is counted, deleted and treated as absent.
+    /// Decodes an L2 value. A value that does not decode, or whose stamp is implausible (written
+    /// in the future: see [`codec::Stamp::check_plausible`]), is counted, deleted and treated as
+    /// absent.
     async fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: Timestamp) -> Found<FromL2<V>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
         let decoded = codec::decode(bytes).and_then(|env| {
+            env.stamp.check_plausible(now, self.max_lifetime)?;
             let value = env.payload.map(codec::decode_value::<V>).transpose()?;
             let size = env.payload.map_or(0, codec::decoded_size_estimate);
             Ok((env.stamp, env.tags, value, size))

@@ -98,10 +98,28 @@ impl Engine {
         V: Serialize + Send + Sync + 'static,
     {
         let now = self.clock.now();
+        let mut oversize: Vec<&Key> = Vec::new();
         let encoded: Vec<Encoded<'_, V>> = items
             .into_iter()
-            .filter_map(|item| encode(item, ticket, now))
+            .filter_map(
+                |item| match encode(item, ticket, now, self.max_value_size) {
+                    Ok(encoded) => encoded,
+                    Err(Oversize(key)) => {
+                        oversize.push(key);
+                        None
+                    }
+                },
+            )
             .collect();
+        if mode == WriteMode::Overwrite && !oversize.is_empty() {
+            // A `set` of a value too large to cache must still drop the older value it replaces.
+            for key in &oversize {
+                self.l1.remove(key.as_str());
+                if let Some(l2) = &self.l2 {
+                    l2.unlink_best_effort(key.as_str()).await;
+                }
+            }
+        }
         let _shared = self.log.shared().await;
         let mut l2_batch: Vec<EntryWrite<'_>> = Vec::with_capacity(encoded.len());
         for e in &encoded {
@@ -152,18 +170,23 @@ impl Engine {
     }
 }
 
-/// Stamps and encodes one value loaded (or written) as of `ticket`; `None` when its pattern does
-/// not cache it (an absence without a negative TTL) or it does not serialize.
+/// A value whose encoded form exceeds its pattern's maximum size: served, not cached.
+struct Oversize<'k>(&'k Key);
+
+/// Stamps and encodes one value loaded (or written) as of `ticket`; `Ok(None)` when its pattern
+/// does not cache it (an absence without a negative TTL) or it does not serialize, `Err` when it
+/// encodes to more than the pattern's maximum size (`default_max_size` unless its policy sets one;
+/// counted here).
 fn encode<V: Serialize>(
     item: WriteBack<'_, V>,
     ticket: Ticket,
     now: Timestamp,
-) -> Option<Encoded<'_, V>> {
-    let life = item
-        .key
-        .pattern()
-        .policy()
-        .lifetimes(item.value.is_none())?;
+    default_max_size: usize,
+) -> Result<Option<Encoded<'_, V>>, Oversize<'_>> {
+    let policy = item.key.pattern().policy();
+    let Some(life) = policy.lifetimes(item.value.is_none()) else {
+        return Ok(None);
+    };
     let fresh_until = now.saturating_add(life.l2_fresh);
     let stamp = Stamp {
         written_at: ticket.at,
@@ -171,19 +194,24 @@ fn encode<V: Serialize>(
         stale_until: fresh_until.saturating_add(life.stale),
     };
     match codec::encode(item.value.as_deref(), stamp, item.key.shared_tags()) {
+        Ok((bytes, _)) if bytes.len() > policy.max_value_size().unwrap_or(default_max_size) => {
+            bump(&item.key.pattern().stats().oversize);
+            tracing::debug!(key = %item.key, bytes = bytes.len(), "value not cached: larger than the pattern's max size");
+            Err(Oversize(item.key))
+        }
         Ok((bytes, payload_start)) => {
             let decoded_size = codec::decoded_size_estimate(&bytes[payload_start..]);
-            Some(Encoded {
+            Ok(Some(Encoded {
                 item,
                 stamp,
                 l1_fresh: life.l1_fresh,
                 bytes,
                 decoded_size,
-            })
+            }))
         }
         Err(error) => {
             tracing::warn!(key = %item.key, %error, "value not cached: it does not serialize");
-            None
+            Ok(None)
         }
     }
 }

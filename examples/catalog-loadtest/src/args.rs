@@ -71,6 +71,11 @@ pub struct LoadtestArgs {
     /// per line, to replay the same mix with another generator (`wrk -s wrk-paths.lua`).
     #[arg(long, value_name = "PATH", conflicts_with = "out")]
     pub paths_out: Option<PathBuf>,
+    /// Instead of the cache modes: the Redis fault scenarios (two-tier, a fault injected at a
+    /// third of `--duration`: DEBUG SLEEP, CLIENT PAUSE, FLUSHALL, a tiny maxmemory, garbage bytes
+    /// over the entries), with their table of requests, failures and stale reads after a write.
+    #[arg(long, conflicts_with = "paths_out")]
+    pub faults: bool,
     /// Skip the memory phase.
     #[arg(long)]
     pub no_memory: bool,

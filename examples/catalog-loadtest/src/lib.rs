@@ -12,11 +12,14 @@
 //! - [`http_phase`]: what revalidation (`ETag`, `304`) and the batch endpoint save.
 //! - [`usage`]: CPU time and resident size of this process and of the server.
 //! - [`run`](mod@run): the scenarios and the memory phase, in order.
+//! - [`faults`]: `--faults`, the two-tier server while Redis stalls, pauses, flushes, fills up
+//!   or holds garbage.
 //! - [`report`]: the results and their markdown.
 
 pub mod args;
 pub mod drive;
 pub mod http_phase;
+pub mod faults;
 pub mod l2;
 pub mod report;
 pub mod run;
@@ -46,6 +49,15 @@ pub fn main() -> anyhow::Result<()> {
             "catalog-loadtest: wrote {PATHS_OUT} request paths to {}",
             path.display()
         );
+        return Ok(());
+    }
+    if args.faults {
+        let results = runtime.block_on(faults::run(&args))?;
+        print!("{}", faults::markdown(&results));
+        if let Some(path) = &args.out {
+            std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
+            eprintln!("catalog-loadtest: wrote {}", path.display());
+        }
         return Ok(());
     }
     let report = runtime.block_on(run::run(&args))?;

@@ -239,7 +239,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
 
 /// Generates (or opens) the load-test catalog (`--db`, else `loadtest.sqlite3` in `tmp`): its
 /// configuration, the service over it (no cache), and the workload, whose key spaces come from it.
-async fn open_catalog(
+pub(crate) async fn open_catalog(
     args: &LoadtestArgs,
     tmp: &Path,
 ) -> anyhow::Result<(Config, App, Arc<Workload>)> {

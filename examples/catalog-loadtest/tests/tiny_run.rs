@@ -249,3 +249,51 @@ fn with_postgres_the_pair_of_postgres_scenarios_runs_clean() {
         "two-tier on PostgreSQL hits: {cached}"
     );
 }
+
+/// `--faults`: every Redis fault scenario runs under load, and none fails a request or shows a
+/// stale read after a write.
+#[test]
+fn a_tiny_faults_run_fails_nothing_and_reads_no_stale_write() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let json = dir.path().join("faults.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_catalog-loadtest"))
+        .args(["--server-bin", env!("CARGO_BIN_EXE_catalog-server")])
+        .args(["--products", "400", "--categories", "30"])
+        .args(["--concurrency", "4", "--duration", "1500ms", "--faults"])
+        .arg("--db")
+        .arg(dir.path().join("loadtest.sqlite3"))
+        .arg("--out")
+        .arg(&json)
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("catalog-loadtest runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "catalog-loadtest --faults failed ({}):\n{}\n{stdout}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON"))
+        .expect("valid JSON");
+    let rows = rows.as_array().expect("one row per fault");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    let expected: Vec<&str> = catalog_loadtest::faults::Fault::ALL
+        .iter()
+        .map(|f| f.name())
+        .collect();
+    assert_eq!(names, expected);
+    for r in rows {
+        assert!(u(&r["requests"]) > 0, "{r}");
+        assert!(u(&r["checked_writes"]) > 0, "{r}");
+        assert_eq!(u(&r["failures"]), 0, "{r}");
+        assert_eq!(u(&r["stale_reads"]), 0, "{r}");
+        assert!(
+            stdout.contains(r["name"].as_str().expect("name")),
+            "{stdout}"
+        );
+    }
+}

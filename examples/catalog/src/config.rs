@@ -67,7 +67,7 @@ pub struct Config {
     pub redis_client_key: Option<PathBuf>,
 
     /// Cache namespace: the prefix of every Redis key (the schema version is appended:
-    /// `catalog` becomes `catalog:v1`).
+    /// `catalog` becomes `catalog.v1`).
     #[arg(
         long,
         global = true,

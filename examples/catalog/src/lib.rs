@@ -4,6 +4,7 @@
 //! [`Server::start`] opens (or generates) the database, builds the cache and serves on the
 //! configured address; tests start it on `127.0.0.1:0` and read [`Server::addr`].
 
+pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -81,9 +82,10 @@ fn database_location(config: &Config) -> String {
 pub const CACHE_SCHEMA_VERSION: u32 = 1;
 
 /// The cache namespace of a deployment: its prefix (`--namespace`, the plan's `KEY_PREFIX`) and
-/// [`CACHE_SCHEMA_VERSION`], e.g. `catalog:v1`.
+/// [`CACHE_SCHEMA_VERSION`], e.g. `catalog.v1` (a namespace has no `:`: see
+/// [`cache_core::validate_namespace`]).
 pub fn cache_namespace(prefix: &str) -> String {
-    format!("{prefix}:v{CACHE_SCHEMA_VERSION}")
+    format!("{prefix}.v{CACHE_SCHEMA_VERSION}")
 }
 
 /// The cache alone (no database): what `catalog clear` acts on. Fails if Redis refuses the

@@ -355,7 +355,7 @@ on_both_backends! {
 #[tokio::test]
 async fn the_namespace_carries_the_cache_schema_version() {
     let s = TestService::with_redis().await;
-    let expected = format!("catalog-test:v{}", catalog::CACHE_SCHEMA_VERSION);
+    let expected = format!("catalog-test.v{}", catalog::CACHE_SCHEMA_VERSION);
     assert_eq!(s.json("/health").await["cache"]["namespace"], expected);
     let _ = s.json("/products/7").await;
     let _ = s.json("/categories/tree").await;

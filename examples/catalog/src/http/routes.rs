@@ -232,6 +232,8 @@ async fn list_products(
         }
     };
     query.validate()?;
+    // Keyed by the canonical query, so that equivalent URLs share one entry.
+    let query = query.canonical();
     let repo = &s.repo;
     let cat = query.category.unwrap_or(0);
     let reply = s
@@ -326,6 +328,7 @@ async fn search(
     headers: HeaderMap,
 ) -> Result<Response> {
     q.validate()?;
+    let q = q.canonical();
     let repo = &s.repo;
     let reply = s
         .bodies
@@ -450,6 +453,7 @@ pub async fn health_report(repo: &crate::repo::Repo) -> Value {
         "status": status,
         "mode": mode,
         "database": database,
+        "warnings": h.warnings(),
         "cache": {
             "namespace": repo.cache.namespace(),
             "l2": {
