@@ -104,6 +104,11 @@ pub struct CacheBuilder {
     clock_skew_micros: i64,
     lease: LeaseSettings,
     max_value_size: usize,
+    fleet_sample_every: u32,
+    #[cfg(feature = "metrics")]
+    metrics_prefix: String,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 /// The default of [`CacheBuilder::max_value_size`]: 1 MiB.
@@ -131,6 +136,11 @@ impl Default for CacheBuilder {
                 wait: DEFAULT_LEASE_WAIT,
             },
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            fleet_sample_every: 0,
+            #[cfg(feature = "metrics")]
+            metrics_prefix: "tiercache".into(),
+            #[cfg(feature = "metrics")]
+            metrics_interval: Duration::from_secs(1),
         }
     }
 }
@@ -301,6 +311,33 @@ impl CacheBuilder {
         self
     }
 
+    /// Counts one read in `every` that reaches Redis (L2 hits and loads; never L1 hits) in the
+    /// namespace's popularity sets in Redis, from which a new instance warms its L1
+    /// ([`Cache::warm_from_fleet`](crate::Cache::warm_from_fleet)). Default `0`: nothing is
+    /// counted (no key of its own in Redis); 16 is a good start. Without an L2 it has no effect.
+    pub fn fleet_sampling(mut self, every: u32) -> Self {
+        self.fleet_sample_every = every;
+        self
+    }
+
+    /// With the `metrics` feature: the prefix of the metric names this cache reports through the
+    /// `metrics` facade (default `tiercache`: `tiercache_hits_total`, ...). Letters, digits and
+    /// `_`. Two caches in one process should use different prefixes (else the last one's values
+    /// win).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metrics_prefix = prefix.into();
+        self
+    }
+
+    /// With the `metrics` feature: how often the statistics are copied into the `metrics`
+    /// facade (default 1 s). Nothing is recorded per read.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, every: Duration) -> Self {
+        self.metrics_interval = every;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         validate_namespace(&self.namespace)?;
         if self.max_value_size == 0 {
@@ -309,6 +346,28 @@ impl CacheBuilder {
                 "max_value_size must be positive",
             )
             .into());
+        }
+        #[cfg(feature = "metrics")]
+        {
+            if self.metrics_interval.is_zero() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Duration,
+                    "metrics_interval must be positive",
+                )
+                .into());
+            }
+            let prefix = &self.metrics_prefix;
+            if prefix.is_empty()
+                || !prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Namespace,
+                    format!("metrics_prefix `{prefix}` must be non-empty letters, digits and `_`"),
+                )
+                .into());
+            }
         }
         if self.op_timeout.is_zero()
             || self.connect_timeout.is_zero()
@@ -407,6 +466,9 @@ impl CacheBuilder {
             clock_skew_micros: self.clock_skew_micros,
             lease: self.lease,
             max_value_size: self.max_value_size,
+            fleet_sample_every: self.fleet_sample_every,
+            #[cfg(feature = "metrics")]
+            metrics: (self.metrics_prefix, self.metrics_interval),
         }
     }
 }
@@ -429,8 +491,15 @@ impl fmt::Debug for CacheBuilder {
             max_entry_lifetime,
             clock_skew_micros,
             lease,
+            max_value_size,
+            fleet_sample_every,
+            #[cfg(feature = "metrics")]
+            metrics_prefix,
+            #[cfg(feature = "metrics")]
+            metrics_interval,
         } = self;
-        f.debug_struct("CacheBuilder")
+        let mut debug = f.debug_struct("CacheBuilder");
+        debug
             .field("namespace", namespace)
             .field("redis", redis)
             .field("redis_tls", redis_tls)
@@ -445,7 +514,13 @@ impl fmt::Debug for CacheBuilder {
             .field("max_entry_lifetime", max_entry_lifetime)
             .field("clock_skew_micros", clock_skew_micros)
             .field("lease", lease)
-            .finish()
+            .field("max_value_size", max_value_size)
+            .field("fleet_sample_every", fleet_sample_every);
+        #[cfg(feature = "metrics")]
+        debug
+            .field("metrics_prefix", metrics_prefix)
+            .field("metrics_interval", metrics_interval);
+        debug.finish()
     }
 }
 

@@ -33,6 +33,8 @@ pub mod http;
 pub mod invalidation;
 pub mod key;
 pub mod metrics;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod redis_target;
 pub mod source;
 mod store;
@@ -44,8 +46,8 @@ pub mod __internals;
 pub mod __private;
 
 pub use body::CachedBody;
-pub use cache::{Cache, Reclaimed};
 pub use builder::{CacheBuilder, validate_namespace};
+pub use cache::{Cache, Reclaimed};
 pub use error::{ConfigError, Error, KeyError, RedisFailure};
 pub use health::{Health, L2Status};
 pub use invalidation::Invalidation;

@@ -33,6 +33,54 @@ pub(crate) struct PatternStats {
     load_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
 
+/// A latency histogram of atomics: counts per bucket of [`LATENCY_BUCKETS`] (and +Inf) and the
+/// total time. Recorded per Redis call with the `metrics` feature.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn record(&self, took: Duration) {
+        self.nanos
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        bump(&self.buckets[bucket_of(took)]);
+    }
+
+    /// Cumulative counts per upper bound (the last `+Inf`), and the total time.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> (Vec<(f64, u64)>, Duration) {
+        (
+            cumulative(&self.buckets),
+            Duration::from_nanos(self.nanos.load(Relaxed)),
+        )
+    }
+}
+
+/// The bucket of [`LATENCY_BUCKETS`] (or the last, +Inf) a duration falls in.
+fn bucket_of(took: Duration) -> usize {
+    let secs = took.as_secs_f64();
+    LATENCY_BUCKETS
+        .iter()
+        .position(|&b| secs <= b)
+        .unwrap_or(LATENCY_BUCKETS.len())
+}
+
+/// Cumulative counts per upper bound, the last `+Inf`.
+fn cumulative(buckets: &[AtomicU64]) -> Vec<(f64, u64)> {
+    let mut total = 0;
+    buckets
+        .iter()
+        .zip(LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]))
+        .map(|(count, le)| {
+            total += count.load(Relaxed);
+            (le, total)
+        })
+        .collect()
+}
+
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
@@ -45,25 +93,11 @@ impl PatternStats {
         }
         self.load_nanos
             .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
-        let secs = took.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        bump(&self.load_buckets[bucket]);
+        bump(&self.load_buckets[bucket_of(took)]);
     }
 
     pub(crate) fn snapshot(&self, pattern: &str) -> PatternStatsSnapshot {
-        let mut cumulative = 0;
-        let load_latency_buckets = self
-            .load_buckets
-            .iter()
-            .zip(LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]))
-            .map(|(count, le)| {
-                cumulative += count.load(Relaxed);
-                (le, cumulative)
-            })
-            .collect();
+        let load_latency_buckets = cumulative(&self.load_buckets);
         PatternStatsSnapshot {
             pattern: pattern.to_owned(),
             counters: Counters {

@@ -74,7 +74,7 @@ const WRITES: &[MacroKind] = &[MacroKind::Cached, MacroKind::Put];
 const EVICT: &[MacroKind] = &[MacroKind::Evict];
 
 /// Every option of every attribute, once, in the order the documentation lists them.
-const OPTIONS: [OptionSpec; 12] = [
+const OPTIONS: [OptionSpec; 13] = [
     option!(key, ALL),
     option!(ttl, WRITES),
     option!(l1_ttl, WRITES),

@@ -7,6 +7,7 @@
 //! the invalidation log or the registry except through the engine.
 
 mod sourced;
+mod warm;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -234,6 +234,7 @@ impl Engine {
         match result {
             Ok(loaded) => {
                 if loaded.cache {
+                    self.count_fleet_read(key);
                     let value = loaded.value.to_cached();
                     let write = WriteBack { key, value };
                     self.write_back(vec![write], ticket, WriteMode::Fill).await;

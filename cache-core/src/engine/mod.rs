@@ -26,6 +26,7 @@
 
 mod background;
 mod backplane;
+mod fleet;
 mod invalidate;
 mod lease;
 mod load;
@@ -43,6 +44,7 @@ pub(crate) use load::Loaded;
 pub(crate) use read::Probe;
 
 use self::backplane::Backplane;
+use self::fleet::FleetSampler;
 use self::invalidate::{InvalidationLog, TagClock};
 use self::single_flight::Flights;
 use crate::clock::Clock;
@@ -78,6 +80,11 @@ pub(crate) struct Config {
     pub(crate) lease: LeaseSettings,
     /// The largest encoded value cached when a pattern's policy sets none.
     pub(crate) max_value_size: usize,
+    /// One read in this many that reaches Redis is counted in the fleet's popularity sets (0: none).
+    pub(crate) fleet_sample_every: u32,
+    /// With the `metrics` feature: the metric names' prefix and how often they are reported.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: (String, Duration),
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -94,6 +101,7 @@ pub(crate) struct Engine {
     flights: Flights,
     lease: LeaseSettings,
     refreshing: refresh::Refreshing,
+    fleet: FleetSampler,
     default_policy: TtlPolicy,
     max_lifetime: Duration,
     /// Redis's clock, estimated here: every stamp, mark and tombstone.
@@ -130,6 +138,7 @@ impl Engine {
             flights: Flights::default(),
             lease: config.lease,
             refreshing: refresh::Refreshing::default(),
+            fleet: FleetSampler::new(config.fleet_sample_every),
             default_policy: TtlPolicy::new(config.default_ttl),
             max_lifetime: config.max_entry_lifetime,
             clock,
@@ -138,6 +147,8 @@ impl Engine {
         });
         backplane::start(&engine).await;
         background::start(&engine).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics_export::spawn(&engine, config.metrics.0, config.metrics.1);
         Ok(engine)
     }
 

@@ -213,6 +213,7 @@ impl Engine {
             Some(Found::Fresh(entry)) => match A::from_cached(entry.value.clone()) {
                 Some(answer) => {
                     bump(&key.pattern().stats().l2_hits);
+                    self.count_fleet_read(key);
                     self.fill_l1(vec![(key, entry)], ticket);
                     Found::Fresh(answer)
                 }
@@ -276,6 +277,7 @@ impl Engine {
             match from_l2 {
                 Found::Fresh(entry) => {
                     bump(&keys[i].pattern().stats().l2_hits);
+                    self.count_fleet_read(&keys[i]);
                     found.fresh[i] = Some(entry.value.clone());
                     fill.push((&keys[i], entry));
                 }

@@ -39,6 +39,7 @@
 
 mod connection;
 mod lease;
+mod popularity;
 mod reclaim;
 mod replay;
 
@@ -173,6 +174,8 @@ pub(crate) struct RedisStore {
     has_pending: AtomicBool,
     flush_lock: tokio::sync::Mutex<()>,
     unattributed_errors: AtomicU64,
+    /// Latency of the calls that reached Redis (recorded with the `metrics` feature only).
+    latency: crate::metrics::LatencyHistogram,
 }
 
 impl RedisStore {
@@ -198,6 +201,7 @@ impl RedisStore {
             has_pending: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
             unattributed_errors: AtomicU64::new(0),
+            latency: Default::default(),
         }
     }
 
@@ -444,6 +448,12 @@ impl RedisStore {
     }
 
     /// Failed L2 calls that no key pattern is charged with (invalidations, marks, probes).
+    /// Latency of the calls that reached Redis (with the `metrics` feature; else empty).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn latency(&self) -> &crate::metrics::LatencyHistogram {
+        &self.latency
+    }
+
     pub(crate) fn unattributed_errors(&self) -> u64 {
         self.unattributed_errors.load(Ordering::Relaxed)
     }

@@ -82,6 +82,16 @@ pub struct LoadtestArgs {
     /// Rounds of the HTTP phase (revalidating vs full fetches, batch vs single reads); 0 skips it.
     #[arg(long, default_value_t = 20)]
     pub http_rounds: u32,
+    /// Skip the warm start (`catalog warmup`, then the hit ratio of the first reads).
+    #[arg(long, conflicts_with = "warm_start_only")]
+    pub no_warm_start: bool,
+    /// Run only the warm start: `catalog warmup` into a fresh Redis, then a new two-tier server
+    /// and its hit ratio after the first 1,000, 3,000 and 10,000 reads of the mix.
+    #[arg(long)]
+    pub warm_start_only: bool,
+    /// Reads of the warm start (checkpoints past it are skipped).
+    #[arg(long, default_value_t = 10_000)]
+    pub warm_start_reads: u64,
     /// L1 budget (MiB) of the low-memory run of the memory phase.
     #[arg(long, default_value_t = 2)]
     pub memory_l1_mb: u64,

@@ -11,20 +11,22 @@
 //! - [`drive`]: the client tasks, closed or open loop, latency histograms, the Redis outage.
 //! - [`http_phase`]: what revalidation (`ETag`, `304`) and the batch endpoint save.
 //! - [`usage`]: CPU time and resident size of this process and of the server.
-//! - [`run`](mod@run): the scenarios and the memory phase, in order.
+//! - [`warm_start`]: `catalog warmup`, then the hit ratio of a new server's first reads.
 //! - [`faults`]: `--faults`, the two-tier server while Redis stalls, pauses, flushes, fills up
 //!   or holds garbage.
+//! - [`run`](mod@run): the scenarios, the warm start and the memory phase, in order.
 //! - [`report`]: the results and their markdown.
 
 pub mod args;
 pub mod drive;
-pub mod http_phase;
 pub mod faults;
+pub mod http_phase;
 pub mod l2;
 pub mod report;
 pub mod run;
 pub mod server;
 pub mod usage;
+pub mod warm_start;
 pub mod workload;
 
 pub use args::LoadtestArgs;

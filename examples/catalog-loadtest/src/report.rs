@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::run::CEILING;
+use crate::warm_start::WarmStartResult;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,6 +123,8 @@ pub struct Report {
     pub redis_version: String,
     pub scenarios: Vec<ScenarioResult>,
     pub memory: Option<MemoryResult>,
+    /// The hit ratio after `catalog warmup`.
+    pub warm_start: Option<WarmStartResult>,
     /// The L1's resident size against its budget, measured before the scenarios.
     pub l1_residency: Vec<L1Residency>,
     /// The HTTP phase (revalidation and batch savings).
@@ -231,11 +234,40 @@ impl Report {
         self.write_ratios(&mut o);
         self.write_redis_kill(&mut o);
         self.write_errors(&mut o);
+        self.write_warm_start(&mut o);
         self.write_memory(&mut o);
         if let Some(http) = &self.http {
             o.push_str(&http.markdown());
         }
         o
+    }
+
+    /// The hit-ratio curve after `catalog warmup`.
+    fn write_warm_start(&self, o: &mut String) {
+        let Some(w) = &self.warm_start else {
+            return;
+        };
+        let _ = writeln!(
+            o,
+            "## Warm start\n\n\
+             `catalog warmup` into an empty Redis took {:.2} s (the whole process): \
+             {}. Redis then held {} keys. A new two-tier server then received the mix's reads \
+             one at a time ({} errors):\n",
+            w.warmup_s, w.warmup_report, w.redis_keys, w.errors
+        );
+        let _ = writeln!(
+            o,
+            "| first reads | hit ratio | hit ratio of these reads since the previous row | loads |\n\
+             |---|---|---|---|"
+        );
+        for c in &w.checkpoints {
+            let _ = writeln!(
+                o,
+                "| {} | {:.3} | {:.3} | {} |",
+                c.reads, c.hit_ratio, c.window_hit_ratio, c.loads
+            );
+        }
+        o.push('\n');
     }
 
     /// What was run, on what, and how the load was paced.
@@ -530,5 +562,34 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("## Redis killed"), "{md}");
+    }
+
+    #[test]
+    fn the_warm_start_section_has_the_hit_ratio_curve() {
+        use crate::warm_start::{Checkpoint, WarmStartResult};
+        let report = Report {
+            warm_start: Some(WarmStartResult {
+                warmup_s: 2.5,
+                warmup_report: "warmed 10 entries".into(),
+                redis_keys: 10,
+                checkpoints: vec![Checkpoint {
+                    reads: 1000,
+                    hit_ratio: 0.85,
+                    window_hit_ratio: 0.85,
+                    loads: 150,
+                }],
+                errors: 0,
+            }),
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains(
+                "## Warm start\n\n`catalog warmup` into an empty Redis took 2.50 s (the whole \
+                 process): warmed 10 entries. Redis then held 10 keys."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 1000 | 0.850 | 0.850 | 150 |"), "{md}");
     }
 }

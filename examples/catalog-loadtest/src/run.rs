@@ -29,7 +29,7 @@ use crate::http_phase::HttpResult;
 use crate::report::{L1Residency, MemoryResult, Report, ScenarioResult};
 use crate::server::{CacheCounters, ServerOptions, ServerProcess, default_server_bin};
 use crate::workload::Workload;
-use crate::{l2, report, usage};
+use crate::{l2, report, usage, warm_start};
 
 /// The cache namespace of every server of a run.
 const NAMESPACE: &str = "loadtest";
@@ -152,7 +152,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (base, app, workload) = open_catalog(args, tmp.path()).await?;
     let mut residency = Vec::new();
-    if !args.no_memory {
+    if !args.no_memory && !args.warm_start_only {
         residency = l1_residencies(&app.repo, args, &workload).await?;
     }
     drop(app);
@@ -213,10 +213,12 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         l1_residency: residency,
         ..Report::default()
     };
-    for mode in MODES {
-        let result = run_scenario(&cx, mode, &mut redis, args.l1_mb).await?;
-        eprintln!("catalog-loadtest: {}", one_line(&result));
-        report.scenarios.push(result);
+    if !args.warm_start_only {
+        for mode in MODES {
+            let result = run_scenario(&cx, mode, &mut redis, args.l1_mb).await?;
+            eprintln!("catalog-loadtest: {}", one_line(&result));
+            report.scenarios.push(result);
+        }
     }
     if cx.postgres.is_some() {
         // A scenario above killed it.
@@ -231,6 +233,26 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Report> {
         report.http = Some(http_phase(&cx, &mut redis).await?);
     }
     drop(redis);
+    if !args.no_warm_start {
+        let opts = ServerOptions {
+            l1_mb: args.l1_mb,
+            ..cx.server.clone()
+        };
+        report.warm_start = Some(
+            warm_start::measure(
+                &opts,
+                redis_bin.clone(),
+                &cx.workload,
+                args.seed,
+                args.warm_start_reads,
+                cx.logs.path(),
+            )
+            .await?,
+        );
+    }
+    if args.warm_start_only {
+        return Ok(report);
+    }
     if !args.no_memory {
         report.memory = Some(memory_phase(&cx, &base, redis_bin).await?);
     }

@@ -8,11 +8,23 @@ use clap::{Args, Parser, Subcommand};
 use crate::ops::{self, ClearScope};
 use crate::{Config, Server, ShutdownSignals, build_cache, http, open_app};
 
+/// What every command's `--help` ends with: the environment that is no flag.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  RUST_LOG   what is logged, to stderr (default `info`; e.g. `warn`, `catalog=debug,cache_core=debug`)
+  NO_COLOR   set (to anything) for logs without colour codes; they have none anyway when stderr is
+             not a terminal
+Every flag with an [env: ...] can also be set by that variable.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "catalog",
     version,
-    about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis)"
+    about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis)",
+    long_about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis).\n\n\
+                  Without a subcommand it serves the HTTP JSON API (`catalog serve`); `warmup`, \
+                  `clear` and `stats` operate on the cache the servers share through Redis.",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -50,19 +62,32 @@ impl Cli {
     }
 }
 
+/// Whether logs carry colour codes: only on a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP JSON API (the default).
+    /// Serve the HTTP JSON API (the default): creates, migrates and fills the database with a
+    /// generated catalog if it is missing.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Serve(ServeArgs),
-    /// Fill the cache (useful with Redis: the L2 is shared with running servers).
+    /// Fill the shared cache (Redis) from an existing database with what traffic reads most:
+    /// popular products, first listing pages, popular searches and prefixes, categories.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Warmup {
-        /// Print every entry loaded.
+        /// Print every entry warmed.
         #[arg(long)]
         verbose: bool,
     },
-    /// Invalidate part of the cache.
+    /// Invalidate part of the shared cache (Redis; every server's L1 follows within a second).
+    #[command(after_help = ENVIRONMENT_HELP)]
     Clear(ClearArgs),
-    /// Print cache statistics and the health report (of a running server with `--server`).
+    /// Print cache statistics: of a running server with `--server`, else of the shared cache
+    /// (Redis: keys, memory, hits and misses) and of the database.
+    #[command(after_help = ENVIRONMENT_HELP)]
     Stats {
         /// Address of a running server (`127.0.0.1:3000`): print its statistics.
         #[arg(long)]
@@ -88,6 +113,10 @@ pub struct ClearArgs {
     /// One product's entries.
     #[arg(long, value_name = "N")]
     pub product_id: Option<i64>,
+    /// Every entry whose key matches a Redis glob (`prod:*`, `search:*`; keys without the
+    /// namespace), found by SCAN.
+    #[arg(long, value_name = "GLOB")]
+    pub pattern: Option<String>,
 }
 
 /// Runs a parsed command line, writing what it reports to `out` (progress and logs go to
@@ -133,6 +162,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 ClearScope::Colours
             } else if let Some(id) = args.product_id {
                 ClearScope::Product(id)
+            } else if let Some(glob) = args.pattern {
+                ClearScope::Pattern(glob)
             } else {
                 anyhow::bail!("say what to clear")
             };
@@ -142,6 +173,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             if let Some(why) = ops::clear_unavailable(&cache).await {
                 anyhow::bail!(why);
             }
+            let all = matches!(scope, ClearScope::All);
             let message = match scope {
                 ClearScope::Product(_) => {
                     let app = open_app(&config).await?;
@@ -150,7 +182,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 _ => ops::clear_cache(&cache, scope).await,
             };
             writeln!(out, "{message}")?;
-            if matches!(scope, ClearScope::All) {
+            if all {
                 // The clear has taken effect: freeing the memory is the slow part, after it.
                 out.flush()?;
                 writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
@@ -161,7 +193,11 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         }
         Command::Stats { server: None } => {
             let app = open_app(&config).await?;
-            write!(out, "{}", ops::stats_text(&app.repo).await)?;
+            write!(
+                out,
+                "{}",
+                ops::shared_stats_text(&app.repo, config.redis_url.as_deref()).await?
+            )?;
         }
     }
     Ok(())

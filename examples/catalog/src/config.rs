@@ -25,9 +25,10 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// The database: a SQLite file (created, migrated and filled with a generated catalog if
-    /// missing), or a PostgreSQL URL `postgres://user:password@host:port/dbname` (the database
-    /// must exist; it is migrated and filled if empty).
+    /// The database: a SQLite file, or a PostgreSQL URL `postgres://user:password@host:port/dbname`
+    /// (the database must exist). `serve` creates, migrates and fills it with a generated catalog
+    /// if it is missing or empty; `warmup` and `stats` need an existing one, `clear` only with
+    /// `--product-id`.
     #[arg(
         long,
         global = true,
@@ -355,6 +356,40 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The user name of a Redis URL (`default`, Redis's, when it names none).
+/// What is wrong with a Redis URL, in words (the password never shown), or `None` if it is one:
+/// `redis://` or `rediss://` with a host, an optional port and an optional database number, or
+/// `redis+unix:`/`unix:` with a socket path.
+pub fn redis_url_problem(url: &str) -> Option<String> {
+    const EXPECTED: &str = "expected redis://[user:password@]host[:port][/db], rediss://... for \
+                            TLS, or unix:///path/to/socket";
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return Some(format!(
+                "REDIS_URL does not parse as a URL ({e}): {EXPECTED}"
+            ));
+        }
+    };
+    let shown = redact_url(url);
+    let problem = match parsed.scheme() {
+        "redis" | "rediss" => {
+            if parsed.host_str().is_none_or(str::is_empty) {
+                Some("it names no host".to_owned())
+            } else {
+                let db = parsed.path().trim_start_matches('/');
+                (!db.is_empty() && db.parse::<u32>().is_err())
+                    .then(|| format!("its path `/{db}` is not a database number"))
+            }
+        }
+        "redis+unix" | "unix" => parsed
+            .path()
+            .is_empty()
+            .then(|| "it names no socket path".to_owned()),
+        other => Some(format!("its scheme `{other}` is not a Redis scheme")),
+    };
+    problem.map(|p| format!("REDIS_URL {shown} is not a Redis URL: {p}; {EXPECTED}"))
+}
+
 pub fn redis_user(url: &str) -> String {
     let parsed = url::Url::parse(url).ok();
     let from_authority = parsed

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ops;
+pub mod redis_info;
 pub mod repo;
 pub mod server;
 
@@ -100,6 +101,11 @@ pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
 /// with. Redis merely unreachable is no such error: the service runs on L1 until it answers.
 pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Option<String>)> {
     let mut problem = None;
+    if let Some(url) = &config.redis_url
+        && let Some(wrong) = config::redis_url_problem(url)
+    {
+        anyhow::bail!("{wrong}");
+    }
     if let Some(url) = &config.redis_url
         && let Some(refused) = ops::redis_credentials_refused(url).await
     {

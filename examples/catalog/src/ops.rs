@@ -11,29 +11,81 @@ use indicatif::{ProgressBar, ProgressStyle};
 use cache_core::Cache;
 
 use crate::db::DbError;
-use crate::domain::ListQuery;
+use crate::domain::{ListQuery, SearchQuery, Sort};
 use crate::repo::{Repo, tags};
 
 /// How many loads warmup runs at once.
-pub const WARMUP_CONCURRENCY: usize = 8;
-/// Categories whose filters and first listing page warmup loads.
+pub const WARMUP_CONCURRENCY: usize = 16;
+/// Categories whose filters warmup loads (the largest).
 pub const WARMUP_CATEGORIES: usize = 10;
-/// Most popular products whose detail warmup loads.
-pub const WARMUP_PRODUCTS: usize = 100;
+/// The listing sorts warmup loads, most requested first.
+pub const WARMUP_SORTS: [Sort; 4] = [
+    Sort::Popular,
+    Sort::PriceAsc,
+    Sort::Newest,
+    Sort::TopSelling,
+];
+
+/// How deep warmup goes: what traffic reads, most popular first.
+///
+/// Under a Zipf (s = 1) popularity over 100,000 products the 20,000 most popular carry about 87 %
+/// of detail reads; listings are keyed as requests key them (`category`, `sort`, `page`), for
+/// every category (which categories are popular is not in the database); search terms and
+/// autocomplete prefixes come from the names of the most popular products (their first one or two
+/// words; two to four first letters of their words), as users type them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmupDepth {
+    /// Most popular products whose detail is loaded.
+    pub products: usize,
+    /// First listing pages of every category, in each of [`WARMUP_SORTS`].
+    pub listing_pages: u32,
+    /// Categories whose listings are loaded: those with products, the largest first (a
+    /// catalog of a few hundred categories has them all).
+    pub listing_categories: usize,
+    /// Most popular products whose names give the search terms and prefixes.
+    pub names: usize,
+    /// Search terms loaded (first pages), most frequent among the names first.
+    pub search_terms: usize,
+    /// Autocomplete prefixes loaded, most frequent first.
+    pub prefixes: usize,
+}
+
+impl Default for WarmupDepth {
+    fn default() -> Self {
+        WarmupDepth {
+            products: 20_000,
+            listing_pages: 1,
+            listing_categories: 1_000,
+            names: 5_000,
+            search_terms: 1_000,
+            prefixes: 1_500,
+        }
+    }
+}
 
 /// What warmup did.
 #[derive(Debug, Clone, Default)]
 pub struct WarmupReport {
     pub elapsed: Duration,
-    /// Entries loaded, per kind.
+    /// Entries warmed (loaded or found cached), per kind.
     pub loaded: BTreeMap<&'static str, usize>,
+    /// Loads from the database while warming (the cache's counter: a warmed entry may read
+    /// another, e.g. a listing its category).
+    pub from_database: u64,
+    /// Reads the cache answered while warming (Redis, or this process's L1): entries that were
+    /// already cached.
+    pub already_cached: u64,
     pub failed: usize,
 }
 
 impl std::fmt::Display for WarmupReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let total: usize = self.loaded.values().sum();
-        write!(f, "warmed {total} entries in {:.2?}", self.elapsed)?;
+        write!(
+            f,
+            "warmed {total} entries in {:.2?}: {} loads from the database, {} reads found cached",
+            self.elapsed, self.from_database, self.already_cached
+        )?;
         let parts: Vec<String> = self
             .loaded
             .iter()
@@ -51,19 +103,69 @@ impl std::fmt::Display for WarmupReport {
 type Job<'a> = Pin<Box<dyn Future<Output = Loaded> + Send + 'a>>;
 type Loaded = (&'static str, String, Result<(), DbError>, Duration);
 
+/// Search terms and autocomplete prefixes from product names, most popular name first: a name's
+/// first word and first two words (lowercased) are terms, two to four first letters of each of
+/// its alphabetic words are prefixes. Each in the order of the first (most popular) name that
+/// gives it, without duplicates: what users of popular products type.
+pub fn terms_and_prefixes(names: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut terms, mut prefixes) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+        let mut candidates: Vec<(bool, String)> = Vec::new();
+        if let Some(w) = words.first() {
+            candidates.push((true, w.clone()));
+        }
+        if words.len() >= 2 {
+            candidates.push((true, format!("{} {}", words[0], words[1])));
+        }
+        for w in words.iter().filter(|w| w.chars().all(char::is_alphabetic)) {
+            let ends = w.char_indices().map(|(i, _)| i).chain([w.len()]);
+            for end in ends.skip(2).take(3) {
+                candidates.push((false, w[..end].to_owned()));
+            }
+        }
+        for (is_term, text) in candidates {
+            if seen.insert((is_term, text.clone())) {
+                if is_term { &mut terms } else { &mut prefixes }.push(text);
+            }
+        }
+    }
+    (terms, prefixes)
+}
+
 /// Fills the cache with what most requests read: categories (all, tree, each, children of the
-/// roots), colours, rankings, statistics, filters and the first listing page of the largest categories,
-/// and the most popular products. Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once.
+/// roots), colours, rankings, statistics, filters of the largest categories, the first listing
+/// pages of every category in the common sorts (keyed as requests key them, with `page`), popular
+/// search terms and autocomplete prefixes, and the most popular products ([`WarmupDepth`]).
+/// Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once. The report says how many entries
+/// were loaded from the database and how many were already cached.
 pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<WarmupReport, DbError> {
+    warmup_to(repo, WarmupDepth::default(), verbose, progress).await
+}
+
+/// [`warmup`] to the given depth.
+pub async fn warmup_to(
+    repo: &Repo,
+    depth: WarmupDepth,
+    verbose: bool,
+    progress: bool,
+) -> Result<WarmupReport, DbError> {
     let started = Instant::now();
     let categories = repo.categories().await?;
-    let largest = repo.largest_categories(WARMUP_CATEGORIES).await?;
-    let popular = repo
-        .list_products(&ListQuery {
-            per_page: Some(WARMUP_PRODUCTS as u32),
-            ..ListQuery::default()
-        })
+    let mut listed = repo
+        .largest_categories(depth.listing_categories.max(WARMUP_CATEGORIES))
         .await?;
+    let largest: Vec<i64> = listed.iter().copied().take(WARMUP_CATEGORIES).collect();
+    listed.truncate(depth.listing_categories);
+    let popular = repo.popular_names(depth.products.max(depth.names)).await?;
+    let names: Vec<String> = popular
+        .iter()
+        .take(depth.names)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let (terms, prefixes) = terms_and_prefixes(&names);
+    let before = repo.cache.stats().total;
 
     let mut jobs: Vec<Job<'_>> = Vec::new();
     fn job<'a, T, F>(kind: &'static str, what: String, f: F) -> Job<'a>
@@ -117,23 +219,46 @@ pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<Warmup
             repo.filters(c),
         ));
     }
-    for &c in largest.iter().take(5) {
-        let query = ListQuery {
-            category: Some(c),
-            ..ListQuery::default()
+    // Most popular first, so that what is read most is warm first.
+    for (id, _) in popular.iter().take(depth.products) {
+        let id = *id;
+        jobs.push(job("products", format!("product {id}"), repo.product(id)));
+    }
+    for page in 1..=depth.listing_pages {
+        for sort in WARMUP_SORTS {
+            for &c in &listed {
+                // Keyed as a request `?category=C&sort=S&page=P` keys it.
+                let query = ListQuery {
+                    category: Some(c),
+                    sort,
+                    page: Some(page),
+                    ..ListQuery::default()
+                };
+                jobs.push(job(
+                    "listings",
+                    format!("listing of category {c} by {sort:?}, page {page}"),
+                    async move { repo.list_products(&query).await },
+                ));
+            }
+        }
+    }
+    for q in terms.into_iter().take(depth.search_terms) {
+        let what = format!("search `{q}`");
+        let query = SearchQuery {
+            q,
+            ..SearchQuery::default()
         };
         jobs.push(job(
-            "listings",
-            format!("listing of category {c}"),
-            async move { repo.list_products(&query).await },
+            "search",
+            what,
+            async move { repo.search(&query).await },
         ));
     }
-    for p in &popular.items {
-        jobs.push(job(
-            "products",
-            format!("product {}", p.id),
-            repo.product(p.id),
-        ));
+    for prefix in prefixes.into_iter().take(depth.prefixes) {
+        let what = format!("autocomplete `{prefix}`");
+        jobs.push(job("autocomplete", what, async move {
+            repo.autocomplete(&prefix).await
+        }));
     }
 
     let bar = if progress {
@@ -153,7 +278,7 @@ pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<Warmup
             Ok(()) => {
                 *report.loaded.entry(kind).or_default() += 1;
                 if verbose {
-                    bar.suspend(|| println!("  loaded {what} ({took:.1?})"));
+                    bar.suspend(|| println!("  warmed {what} ({took:.1?})"));
                 }
             }
             Err(e) => {
@@ -164,18 +289,23 @@ pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<Warmup
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let after = repo.cache.stats().total;
+    report.from_database = after.loads - before.loads;
+    report.already_cached = (after.l1_hits + after.l2_hits) - (before.l1_hits + before.l2_hits);
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
 /// What `catalog clear` clears.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClearScope {
     All,
     Products,
     Categories,
     Colours,
     Product(i64),
+    /// Every key matching a Redis glob (without the namespace).
+    Pattern(String),
 }
 
 /// Clears part of the cache; returns a sentence saying what.
@@ -212,6 +342,10 @@ pub async fn clear_cache(cache: &Cache, scope: ClearScope) -> String {
         ClearScope::Colours => {
             cache.invalidate_tag(tags::COLORS).await;
             "cleared the colours (tag `colors`)".to_owned()
+        }
+        ClearScope::Pattern(glob) => {
+            cache.invalidate_pattern(&glob).await;
+            format!("cleared every key matching `{glob}`")
         }
         ClearScope::Product(id) => {
             format!("nothing cleared: clearing product {id} needs the database (its SKU)")
@@ -353,6 +487,32 @@ pub async fn stats_text(repo: &Repo) -> String {
     out
 }
 
+/// The statistics `catalog stats` prints without `--server`: the shared cache's (Redis: entries
+/// of this namespace, memory, hits and misses of its keyspace, evictions) and the database's
+/// (products, categories). This process serves nothing, so its own cache counters would all be
+/// zero: without Redis it refuses, pointing at `--server`.
+pub async fn shared_stats_text(repo: &Repo, redis_url: Option<&str>) -> anyhow::Result<String> {
+    let Some(url) = redis_url.filter(|_| repo.cache.has_l2()) else {
+        anyhow::bail!(
+            "no REDIS_URL: there is no shared cache to report on, and this command serves              nothing, so it has no statistics of its own. Pass --server ADDR to read a running              server's, or set REDIS_URL (--redis-url) to the Redis the servers share."
+        );
+    };
+    let redis = crate::redis_info::RedisInfo::read(url, Some(repo.cache.namespace())).await?;
+    let db = repo.stats().await?;
+    let health = crate::http::routes::health_report(repo).await;
+    Ok(format!(
+        "shared cache (Redis at {}, namespace `{}`)\n{}\n\
+         database: {} products ({} variants), {} categories\n{}\n",
+        crate::config::redact_url(url),
+        repo.cache.namespace(),
+        redis.text(),
+        db.products.products,
+        db.products.variants,
+        db.categories.categories,
+        serde_json::to_string_pretty(&health).unwrap_or_default()
+    ))
+}
+
 /// The statistics of a running server (from its `/metrics` and `/health`), as text.
 pub async fn server_stats_text(addr: &str) -> anyhow::Result<String> {
     let metrics = http_get(addr, "/metrics").await?;
@@ -398,7 +558,8 @@ async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let (addr, path) = (addr.to_owned(), path.to_owned());
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&addr)?;
+        let mut stream = std::net::TcpStream::connect(&addr)
+            .map_err(|e| anyhow::anyhow!("cannot connect to the server at {addr}: {e}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
         let mut response = String::new();

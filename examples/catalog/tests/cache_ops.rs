@@ -18,8 +18,22 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     assert_eq!(report.loaded["rankings"], 3);
     assert_eq!(report.loaded["colors"], 1);
     assert!(report.loaded["filters"] >= 2);
-    assert!(report.loaded["listings"] >= 1);
-    assert_eq!(report.loaded["products"], ops::WARMUP_PRODUCTS);
+    // Every category's first page in each warmed sort; every product of this small catalog
+    // (fewer than the depth); search terms and prefixes from the popular names.
+    let depth = ops::WarmupDepth::default();
+    assert_eq!(report.loaded["products"], support::PRODUCTS as usize);
+    // Every category has products here (generated tree): all are listed.
+    assert_eq!(
+        report.loaded["listings"],
+        ops::WARMUP_SORTS.len() * (report.loaded["categories"] - 2 - roots(&s).await),
+        "{report}"
+    );
+    assert!(report.loaded["search"] > 10 && report.loaded["search"] <= depth.search_terms);
+    assert!(report.loaded["autocomplete"] > 10);
+    assert!(
+        report.from_database as usize >= report.loaded.values().sum::<usize>(),
+        "{report}"
+    );
 
     let patterns = [
         "top:sellers",
@@ -380,4 +394,71 @@ async fn the_namespace_carries_the_cache_schema_version() {
         );
     }
 }
+}
+
+/// Root categories of the test catalog (warmup loads their children lists as categories).
+async fn roots(s: &TestService) -> usize {
+    let all = s.json("/categories").await;
+    all.as_array()
+        .expect("categories")
+        .iter()
+        .filter(|c| c["parent_id"].is_null())
+        .count()
+}
+
+on_both_backends! {
+// Warmup keys listings, searches and prefixes as requests key them: right after it, those
+// requests are hits, not loads; a second warmup finds everything cached and says so.
+#[tokio::test]
+async fn warmup_keys_entries_as_requests_do() {
+    let s = TestService::with_redis().await;
+    let repo = &s.server.app.repo;
+    let report = ops::warmup(repo, false, false).await.expect("warmup");
+    assert_eq!(report.failed, 0, "{report}");
+    let names: Vec<String> = s
+        .json("/products/popular")
+        .await
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect();
+    let (terms, prefixes) = ops::terms_and_prefixes(&names);
+    let category = s.json("/categories").await[0]["id"].as_i64().expect("id");
+    let before = listing_search_loads(&s).await;
+    for path in [
+        format!("/products?category={category}&sort=popular&page=1"),
+        format!("/products?category={category}&sort=price_asc&page=1"),
+        format!("/products?category={category}&sort=newest&page=1"),
+        format!("/products?category={category}&sort=top_selling&page=1"),
+        format!("/search?q={}", terms[0].replace(' ', "+")),
+        format!("/search?q={}", terms[1].replace(' ', "+")),
+        format!("/autocomplete?prefix={}", prefixes[0]),
+        format!("/autocomplete?prefix={}", prefixes[1]),
+    ] {
+        let _ = s.json(&path).await;
+    }
+    assert_eq!(
+        listing_search_loads(&s).await,
+        before,
+        "served from what warmup cached"
+    );
+
+    let again = ops::warmup(repo, false, false).await.expect("warmup");
+    assert_eq!(again.from_database, 0, "{again}");
+    assert!(
+        again.already_cached as usize >= again.loaded.values().sum::<usize>(),
+        "{again}"
+    );
+    assert!(
+        again.to_string().contains(": 0 loads from the database"),
+        "{again}"
+    );
+}
+}
+
+async fn listing_search_loads(s: &TestService) -> f64 {
+    s.loads("prods:cat:<cat>:<query:hash>").await
+        + s.loads("search:<query:hash>").await
+        + s.loads("ac:<prefix>").await
 }

@@ -217,3 +217,197 @@ async fn the_tls_flags_reach_a_redis_with_mutual_tls() {
         "a certificate without its key is refused"
     );
 }
+
+/// A generated catalog of 300 products in `dir` (what `serve` would create).
+async fn generated(dir: &Path) {
+    let mut config = catalog::Config::for_database(dir.join("catalog.sqlite3"));
+    config.products = 300;
+    config.categories = 12;
+    drop(
+        catalog::build_app(&config)
+            .await
+            .expect("catalog generated"),
+    );
+}
+
+/// `warmup` says how many entries it loaded and how many it found cached: a second warmup
+/// loads nothing.
+#[tokio::test]
+async fn warmup_says_what_it_loaded_and_what_was_already_cached() {
+    let dir = tempfile::tempdir().expect("dir");
+    generated(dir.path()).await;
+    let redis = tiercache_tests::RedisServer::start();
+    let (result, first) = catalog(dir.path(), Some(redis.url()), &["warmup"]).await;
+    result.expect("warmup");
+    assert!(!first.contains(": 0 loads from the database"), "{first}");
+    let (result, again) = catalog(dir.path(), Some(redis.url()), &["warmup"]).await;
+    result.expect("warmup");
+    assert!(again.contains(": 0 loads from the database"), "{again}");
+}
+
+/// `stats` without `--server` reports the shared cache (Redis) and the database, not the zero
+/// counters of a process that served nothing; without Redis it refuses and says why.
+#[tokio::test]
+async fn stats_without_a_server_reports_redis_and_the_database_or_refuses() {
+    let dir = tempfile::tempdir().expect("dir");
+    generated(dir.path()).await;
+    let (result, _) = catalog(dir.path(), None, &["stats"]).await;
+    let err = format!("{:#}", result.expect_err("no Redis: refused"));
+    assert!(
+        err.contains("no REDIS_URL") && err.contains("--server"),
+        "{err}"
+    );
+
+    let redis = tiercache_tests::RedisServer::start();
+    catalog(dir.path(), Some(redis.url()), &["warmup"])
+        .await
+        .0
+        .expect("warmup");
+    let (result, out) = catalog(dir.path(), Some(redis.url()), &["stats"]).await;
+    result.expect("stats");
+    assert!(out.contains("shared cache (Redis at"), "{out}");
+    assert!(out.contains("database: 300 products"), "{out}");
+    let entries: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("entries of the namespace: "))
+        .expect("entries line")
+        .parse()
+        .expect("a number");
+    assert!(entries > 300, "the warmed entries are counted: {out}");
+}
+
+/// `clear --pattern GLOB` removes the matching entries from Redis.
+#[tokio::test]
+async fn clear_pattern_removes_matching_keys() {
+    let dir = tempfile::tempdir().expect("dir");
+    generated(dir.path()).await;
+    let redis = tiercache_tests::RedisServer::start();
+    catalog(dir.path(), Some(redis.url()), &["warmup"])
+        .await
+        .0
+        .expect("warmup");
+    let count = |glob: &'static str| {
+        let client = redis.client();
+        async move {
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connection");
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(glob)
+                .query_async(&mut conn)
+                .await
+                .expect("KEYS");
+            keys.len()
+        }
+    };
+    assert!(count("catalog:v1:k:prod:[0-9]*").await > 0);
+    let before_cat = count("catalog:v1:k:cat:*").await;
+    let (result, out) = catalog(
+        dir.path(),
+        Some(redis.url()),
+        &["clear", "--pattern", "prod:[0-9]*"],
+    )
+    .await;
+    result.expect("clear --pattern");
+    assert!(
+        out.contains("cleared every key matching `prod:[0-9]*`"),
+        "{out}"
+    );
+    assert_eq!(count("catalog:v1:k:prod:[0-9]*").await, 0);
+    assert_eq!(count("catalog:v1:k:cat:*").await, before_cat, "others kept");
+}
+
+/// A bad `REDIS_URL` says what is wrong with it, and never shows its password.
+#[tokio::test]
+async fn a_bad_redis_url_says_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (url, says) in [
+        ("localhost:6379", "scheme `localhost`"),
+        ("http://secret@localhost", "scheme `http`"),
+        ("redis:///0", "names no host"),
+        ("redis://localhost/cache", "not a database number"),
+        ("not a url", "does not parse"),
+    ] {
+        let (result, _) = catalog(dir.path(), Some(url.to_owned()), &["clear", "--all"]).await;
+        let err = format!("{:#}", result.expect_err(url));
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(err.contains("expected redis://"), "{url}: {err}");
+    }
+    let err = catalog::config::redis_url_problem("redis://:hunter2@/0").expect("no host");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(catalog::config::redis_url_problem("redis://127.0.0.1:6379/2").is_none());
+    assert!(catalog::config::redis_url_problem("rediss://u:p@cache.internal").is_none());
+}
+
+/// `stats --server` names the address it cannot reach.
+#[tokio::test]
+async fn a_connection_error_names_the_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A port nothing listens on: bound, then released.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .to_string();
+    let (result, _) = catalog(dir.path(), None, &["stats", "--server", &addr]).await;
+    let err = format!("{:#}", result.expect_err("nothing listens"));
+    assert!(err.contains(&addr), "{err}");
+}
+
+/// Every command's help documents the logging environment; logs are coloured only on a
+/// terminal and without `NO_COLOR`.
+#[test]
+fn help_documents_rust_log_and_no_color_and_colours_follow_them() {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut helps = vec![command.render_long_help().to_string()];
+    for sub in ["serve", "warmup", "clear", "stats"] {
+        let sub = command.find_subcommand_mut(sub).expect("subcommand");
+        helps.push(sub.render_long_help().to_string());
+    }
+    for help in &helps {
+        assert!(
+            help.contains("RUST_LOG") && help.contains("NO_COLOR"),
+            "{help}"
+        );
+    }
+    assert!(
+        helps[2].contains("popular products"),
+        "warmup says what it does: {}",
+        helps[2]
+    );
+    assert!(cli::log_colours(true, None));
+    assert!(
+        !cli::log_colours(false, None),
+        "stderr a file: no colour codes"
+    );
+    assert!(!cli::log_colours(true, Some(std::ffi::OsStr::new("1"))));
+    assert!(cli::log_colours(true, Some(std::ffi::OsStr::new(""))));
+}
+
+/// `/health` says which tiers serve: with `--l1-mb 0` never "L1".
+#[tokio::test]
+async fn health_does_not_claim_an_l1_that_is_disabled() {
+    let dir = tempfile::tempdir().expect("dir");
+    let redis = tiercache_tests::RedisServer::start();
+    let mut config = catalog::Config::for_database(dir.path().join("catalog.sqlite3"));
+    config.products = 300;
+    config.categories = 12;
+    config.l1_mb = 0;
+    config.redis_url = Some(redis.url());
+    let app = catalog::build_app(&config).await.expect("app");
+    let health = catalog::http::routes::health_report(&app.repo).await;
+    assert_eq!(
+        health["mode"], "serving from L2 (Redis): L1 disabled (--l1-mb 0)",
+        "{health}"
+    );
+    config.redis_url = None;
+    config.l1_mb = 1;
+    let app = catalog::build_app(&config).await.expect("app");
+    let health = catalog::http::routes::health_report(&app.repo).await;
+    assert_eq!(
+        health["mode"], "serving from L1 and the database: no REDIS_URL configured",
+        "{health}"
+    );
+}

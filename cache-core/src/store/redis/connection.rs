@@ -164,7 +164,12 @@ impl RedisStore {
             f(conn).await
         };
         let span = tracing::debug_span!("l2", op);
-        match tokio::time::timeout(timeout, call).instrument(span).await {
+        #[cfg(feature = "metrics")]
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, call).instrument(span).await;
+        #[cfg(feature = "metrics")]
+        self.latency.record(started.elapsed());
+        match outcome {
             Ok(Ok(v)) => {
                 self.circuit.on_success();
                 Ok(v)

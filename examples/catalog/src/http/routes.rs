@@ -436,10 +436,16 @@ pub async fn health_report(repo: &crate::repo::Repo) -> Value {
         cache_core::L2Status::Down => "down",
         _ => "unknown",
     };
-    let mode = match l2_status {
-        "disabled" => "serving from L1 and the database: no REDIS_URL configured",
-        "up" => "serving from L1 and L2 (Redis)",
-        _ => "serving from L1 and the database: Redis is unavailable",
+    let l1 = repo.cache.stats().l1_capacity_bytes > 0;
+    let mode = match (l2_status, l1) {
+        ("disabled", true) => "serving from L1 and the database: no REDIS_URL configured",
+        ("disabled", false) => {
+            "serving from the database: no REDIS_URL configured and L1 disabled (--l1-mb 0)"
+        }
+        ("up", true) => "serving from L1 and L2 (Redis)",
+        ("up", false) => "serving from L2 (Redis): L1 disabled (--l1-mb 0)",
+        (_, true) => "serving from L1 and the database: Redis is unavailable",
+        (_, false) => "serving from the database: Redis is unavailable and L1 disabled (--l1-mb 0)",
     };
     let status = if database["status"] != "up" {
         "down"

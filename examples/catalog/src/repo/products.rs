@@ -231,6 +231,26 @@ impl Repo {
         self.ranking("p.popularity DESC, p.id").await
     }
 
+    /// Ids and names of the `limit` most popular products, most popular first (uncached: what
+    /// warmup walks).
+    pub async fn popular_names(&self, limit: usize) -> Result<Vec<(i64, String)>, DbError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return postgres::products::popular_names(db, limit).await,
+        };
+        db.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name FROM products ORDER BY popularity DESC, id LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn ranking(&self, order_by: &'static str) -> Result<Vec<Product>, DbError> {
         let db = match &self.db {
             Db::Sqlite(db) => db,

@@ -161,6 +161,15 @@ pub async fn ranking(db: &PgDb, order_by: &str) -> Result<Vec<Product>, DbError>
     products(&c.query(&stmt, &[]).await?)
 }
 
+pub async fn popular_names(db: &PgDb, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+    let c = db.client().await?;
+    let stmt = c
+        .prepare_cached("SELECT id, name FROM products ORDER BY popularity DESC, id LIMIT $1")
+        .await?;
+    let rows = c.query(&stmt, &[&limit]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 pub async fn filters(db: &PgDb, cat: i64) -> Result<Option<Filters>, DbError> {
     let c = db.client().await?;
     if cat != 0 && !category_exists(&**c, cat).await? {
