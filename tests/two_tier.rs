@@ -306,7 +306,13 @@ async fn entries_expire_from_l1_then_l2() {
 #[tokio::test]
 async fn jitter_spreads_expiry_of_keys_written_together() {
     let server = RedisServer::start();
-    let a = cache(&server, "jit").await;
+    // This test reads what the write left in Redis: a timeout long enough for a loaded machine,
+    // so that the write is not abandoned (fail-safe) before it lands.
+    let a = builder(&server, "jit")
+        .redis_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .expect("cache builds");
     let p = register(
         &a,
         "prod:<id>",
