@@ -2,8 +2,6 @@
 //! drawn from them (Zipf-popular product details, listings, search, autocomplete, other reads,
 //! and a share of stock writes).
 
-use std::collections::HashSet;
-
 use anyhow::ensure;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -181,31 +179,9 @@ impl Workload {
         );
         let mut rng = StdRng::seed_from_u64(seed);
         categories.shuffle(&mut rng);
-        // Search terms: the first one or two words of popular names ("sleek", "sleek lamp");
-        // autocomplete prefixes: 2 to 4 first letters of their words. Popular first.
-        let mut terms = Vec::new();
-        let mut prefixes = Vec::new();
-        let mut seen = HashSet::new();
-        for name in names {
-            let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
-            let mut candidates: Vec<(bool, String)> = Vec::new();
-            if let Some(w) = words.first() {
-                candidates.push((true, w.clone()));
-            }
-            if words.len() >= 2 {
-                candidates.push((true, format!("{} {}", words[0], words[1])));
-            }
-            for w in words.iter().filter(|w| w.chars().all(char::is_alphabetic)) {
-                for len in 2..=4.min(w.len()) {
-                    candidates.push((false, w[..len].to_owned()));
-                }
-            }
-            for (is_term, c) in candidates {
-                if seen.insert((is_term, c.clone())) {
-                    if is_term { &mut terms } else { &mut prefixes }.push(c);
-                }
-            }
-        }
+        // Search terms and autocomplete prefixes from popular names, as `catalog warmup` derives
+        // them (one function, so that what warmup caches is what this workload asks).
+        let (terms, prefixes) = catalog::ops::terms_and_prefixes(names);
         ensure!(!terms.is_empty() && !prefixes.is_empty(), "no search terms");
         Ok(Workload {
             product_zipf: Zipf::new(products.len(), s),
