@@ -206,7 +206,7 @@ async fn the_tls_flags_reach_a_redis_with_mutual_tls() {
     let err = format!("{err:#}");
     assert!(err.contains("TLS handshake"), "{err}");
     // ... unless --allow-degraded: it starts, with the handshake as its problem (not ready).
-    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]).config)
+    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]).config, None)
         .await
         .expect("starts degraded");
     assert!(cache.has_l2());

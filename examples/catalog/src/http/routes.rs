@@ -415,7 +415,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(&s.repo.cache.stats(), &s.http),
+        s.http.render(&s.repo.cache).await,
     )
 }
 
