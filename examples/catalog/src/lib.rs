@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod flags;
 pub mod http;
 pub mod ops;
 pub mod redis_info;

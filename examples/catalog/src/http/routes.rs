@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/cache/stats", get(super::cache_stats::cache_stats))
         .fallback(|| async { ApiError::not_found("no such route") })
 }
 
