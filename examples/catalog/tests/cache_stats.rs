@@ -23,7 +23,7 @@ async fn cache_stats_count_per_pattern_and_show_ttls_l1_and_redis() {
     for _ in 0..3 {
         let _ = s.json("/products/7").await;
     }
-    let _ = s.json("/products/999999").await;
+    assert_eq!(s.get("/products/999999").await.status(), 404);
 
     let stats = s.json("/cache/stats").await;
     let prod = row(&stats, "prod:<id>");

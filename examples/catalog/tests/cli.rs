@@ -303,8 +303,8 @@ async fn clear_pattern_removes_matching_keys() {
             keys.len()
         }
     };
-    assert!(count("catalog:v1:k:prod:[0-9]*").await > 0);
-    let before_cat = count("catalog:v1:k:cat:*").await;
+    assert!(count("catalog.v1:k:prod:[0-9]*").await > 0);
+    let before_cat = count("catalog.v1:k:cat:*").await;
     let (result, out) = catalog(
         dir.path(),
         Some(redis.url()),
@@ -316,8 +316,8 @@ async fn clear_pattern_removes_matching_keys() {
         out.contains("cleared every key matching `prod:[0-9]*`"),
         "{out}"
     );
-    assert_eq!(count("catalog:v1:k:prod:[0-9]*").await, 0);
-    assert_eq!(count("catalog:v1:k:cat:*").await, before_cat, "others kept");
+    assert_eq!(count("catalog.v1:k:prod:[0-9]*").await, 0);
+    assert_eq!(count("catalog.v1:k:cat:*").await, before_cat, "others kept");
 }
 
 /// A bad `REDIS_URL` says what is wrong with it, and never shows its password.
