@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use support::*;
 use tiercache_tests::RedisServer;
+use tracing::Subscriber;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::Subscriber;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -129,7 +129,10 @@ async fn loads_and_redis_calls_are_spans_with_stable_fields() {
     assert_ne!(field(&loads[0], "key_hash"), field(&loads[2], "key_hash"));
     let queries = capture.named("db.query");
     assert_eq!(queries.len(), 2);
-    assert!(queries.iter().all(|q| q.parent == Some("cache.load")), "{queries:?}");
+    assert!(
+        queries.iter().all(|q| q.parent == Some("cache.load")),
+        "{queries:?}"
+    );
 
     // Every Redis call: its operation, the tier, how it ended.
     let calls = capture.named("cache.l2");
@@ -140,8 +143,19 @@ async fn loads_and_redis_calls_are_spans_with_stable_fields() {
     assert!(ended.len() >= 3, "lookups and write-backs: {calls:?}");
     for call in &calls {
         assert_eq!(field(call, "tier"), "l2");
-        assert!(["read", "write", "unlink", "mark", "publish", "lease", "lease_release"]
-            .contains(&field(call, "op")), "{call:?}");
+        assert!(
+            [
+                "read",
+                "write",
+                "unlink",
+                "mark",
+                "publish",
+                "lease",
+                "lease_release"
+            ]
+            .contains(&field(call, "op")),
+            "{call:?}"
+        );
     }
     for call in ended {
         assert_eq!(field(call, "outcome"), "ok", "{call:?}");
@@ -149,7 +163,9 @@ async fn loads_and_redis_calls_are_spans_with_stable_fields() {
 
     // Redis gone: the call that fails says so.
     server.stop();
-    let _ = cache.get::<Product>(&users.key(&[&"carol@example.com"]).unwrap()).await;
+    let _ = cache
+        .get::<Product>(&users.key(&[&"carol@example.com"]).unwrap())
+        .await;
     let failed: Vec<Captured> = capture
         .named("cache.l2")
         .into_iter()

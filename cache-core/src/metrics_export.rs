@@ -359,7 +359,9 @@ impl Handles {
         self.l1_bytes.set(stats.l1_weighted_bytes as f64);
         self.l1_capacity.set(stats.l1_capacity_bytes as f64);
         let bp = &stats.backplane;
-        self.backplane.subscribed.set(f64::from(u8::from(bp.subscribed)));
+        self.backplane
+            .subscribed
+            .set(f64::from(u8::from(bp.subscribed)));
         self.backplane.sent.absolute(bp.published);
         self.backplane.received.absolute(bp.received);
         self.backplane.resyncs.absolute(bp.resyncs);

@@ -98,12 +98,7 @@ pub(crate) fn refresh_ahead(key: &Key) -> Span {
 
 /// One loader call for the `keys` a batch read missed.
 pub(crate) fn load_many(keys: usize) -> Span {
-    tracing::debug_span!(
-        "cache.load_many",
-        keys,
-        tier = "loader",
-        outcome = Empty
-    )
+    tracing::debug_span!("cache.load_many", keys, tier = "loader", outcome = Empty)
 }
 
 /// One Redis call, `op`.
@@ -117,7 +112,13 @@ mod tests {
 
     #[test]
     fn outcomes_have_their_documented_names() {
-        let names = [Outcome::Ok, Outcome::Error, Outcome::Stale, Outcome::Timeout].map(Outcome::as_str);
+        let names = [
+            Outcome::Ok,
+            Outcome::Error,
+            Outcome::Stale,
+            Outcome::Timeout,
+        ]
+        .map(Outcome::as_str);
         assert_eq!(names, ["ok", "error", "stale", "timeout"]);
         assert_eq!(Outcome::of(&Err::<(), _>(())), Outcome::Error);
     }

@@ -31,8 +31,8 @@ use super::write::WriteBack;
 use crate::clock::Timestamp;
 use crate::key::Key;
 use crate::metrics::bump;
-use crate::store::redis::WriteMode;
 use crate::spans::{self, Outcome};
+use crate::store::redis::WriteMode;
 
 /// The keys this process is refreshing.
 #[derive(Default)]

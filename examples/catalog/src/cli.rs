@@ -407,17 +407,58 @@ mod tests {
     #[test]
     fn subcommands_take_only_their_own_flags() {
         let parses = |argv: &[&str]| Cli::try_parse_from(argv).is_ok();
-        assert!(parses(&["catalog", "clear", "--all", "--redis-url", "redis://h", "--namespace", "n"]));
-        assert!(parses(&["catalog", "warmup", "--quiet", "--database", "x.db", "--l1-mb", "8"]));
+        assert!(parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--redis-url",
+            "redis://h",
+            "--namespace",
+            "n"
+        ]));
+        assert!(parses(&[
+            "catalog",
+            "warmup",
+            "--quiet",
+            "--database",
+            "x.db",
+            "--l1-mb",
+            "8"
+        ]));
         assert!(parses(&["catalog", "stats", "--server", "127.0.0.1:3000"]));
-        assert!(parses(&["catalog", "serve", "--listen", "127.0.0.1:0", "--gen-products", "5"]));
-        assert!(!parses(&["catalog", "clear", "--all", "--listen", "127.0.0.1:0"]));
-        assert!(!parses(&["catalog", "clear", "--all", "--gen-products", "5"]));
+        assert!(parses(&[
+            "catalog",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gen-products",
+            "5"
+        ]));
+        assert!(!parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--listen",
+            "127.0.0.1:0"
+        ]));
+        assert!(!parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--gen-products",
+            "5"
+        ]));
         assert!(!parses(&["catalog", "clear", "--all", "--l1-mb", "8"]));
         assert!(!parses(&["catalog", "stats", "--quiet"]));
         assert!(!parses(&["catalog", "warmup", "--max-connections", "5"]));
         // A serve flag before a subcommand is not silently ignored.
-        assert!(!parses(&["catalog", "--listen", "127.0.0.1:0", "clear", "--all"]));
+        assert!(!parses(&[
+            "catalog",
+            "--listen",
+            "127.0.0.1:0",
+            "clear",
+            "--all"
+        ]));
 
         let mut cmd = Cli::command();
         cmd.build();
@@ -428,7 +469,14 @@ mod tests {
                 .collect()
         };
         let clear = flags("clear");
-        for absent in ["listen", "gen-products", "l1-mb", "quiet", "max-connections", "warmup"] {
+        for absent in [
+            "listen",
+            "gen-products",
+            "l1-mb",
+            "quiet",
+            "max-connections",
+            "warmup",
+        ] {
             assert!(!clear.iter().any(|f| f == absent), "clear takes --{absent}");
         }
         assert!(clear.iter().any(|f| f == "redis-url") && clear.iter().any(|f| f == "pattern"));
@@ -440,7 +488,9 @@ mod tests {
             .filter_map(|a| a.get_long().map(str::to_owned))
             .collect();
         assert_eq!(
-            top.iter().filter(|f| !["help", "version"].contains(&f.as_str())).count(),
+            top.iter()
+                .filter(|f| !["help", "version"].contains(&f.as_str()))
+                .count(),
             serve.iter().filter(|f| f.as_str() != "help").count(),
             "the default command takes serve's flags: {top:?} / {serve:?}"
         );

@@ -143,7 +143,12 @@ pub struct GenerateFlags {
     pub categories: u32,
 
     /// Seed of the catalog generator (same seed, same catalog).
-    #[arg(long, hide_env_values = true, env = "CATALOG_SEED", default_value_t = 42)]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "CATALOG_SEED",
+        default_value_t = 42
+    )]
     pub seed: u64,
 }
 

@@ -25,7 +25,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use cache_core::Cache;
 use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::redis_info::{RedisReading, RedisReadings};
 
@@ -145,7 +147,10 @@ impl HttpMetrics {
             );
             gauge("catalog_redis_ping_seconds", reading.ping_seconds);
             self.recorder
-                .register_counter(&Key::from_name("catalog_redis_evicted_keys_total"), &METADATA)
+                .register_counter(
+                    &Key::from_name("catalog_redis_evicted_keys_total"),
+                    &METADATA,
+                )
                 .absolute(reading.evicted_keys);
         }
         self.handle.render()
