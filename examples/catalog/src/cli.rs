@@ -229,49 +229,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             let report = ops::warmup(&app.repo, args.verbose, !config.quiet).await?;
             writeln!(out, "{report}")?;
         }
-        Command::Clear(ClearCommand {
-            scope: args,
-            redis,
-            database,
-        }) => {
-            let mut config = database.config();
-            redis.apply(&mut config);
-            let scope = if args.all {
-                ClearScope::All
-            } else if args.products {
-                ClearScope::Products
-            } else if args.categories {
-                ClearScope::Categories
-            } else if args.colors {
-                ClearScope::Colours
-            } else if let Some(id) = args.product_id {
-                ClearScope::Product(id)
-            } else if let Some(glob) = args.pattern {
-                ClearScope::Pattern(glob)
-            } else {
-                anyhow::bail!("say what to clear")
-            };
-            // `clear` acts on the cache, shared through Redis: it needs no database, except for
-            // one product (its SKU), and then only an existing one.
-            let cache = build_cache(&config).await?;
-            if let Some(why) = ops::clear_unavailable(&cache).await {
-                anyhow::bail!(why);
-            }
-            let all = matches!(scope, ClearScope::All);
-            let message = match scope {
-                ClearScope::Product(_) => {
-                    let app = open_app(&config).await?;
-                    ops::clear(&app.repo, scope).await?
-                }
-                _ => ops::clear_cache(&cache, scope).await,
-            };
-            writeln!(out, "{message}")?;
-            if all {
-                // The clear has taken effect: freeing the memory is the slow part, after it.
-                out.flush()?;
-                writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
-            }
-        }
+        Command::Clear(command) => clear(command, out).await?,
         Command::Stats(StatsArgs {
             server: Some(addr), ..
         }) => {
@@ -291,6 +249,53 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 ops::shared_stats_text(&app.repo, config.redis_url.as_deref()).await?
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `clear`: invalidates its scope in the shared cache; after `--all`, frees the Redis memory.
+async fn clear(command: ClearCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let ClearCommand {
+        scope: args,
+        redis,
+        database,
+    } = command;
+    let mut config = database.config();
+    redis.apply(&mut config);
+    let scope = if args.all {
+        ClearScope::All
+    } else if args.products {
+        ClearScope::Products
+    } else if args.categories {
+        ClearScope::Categories
+    } else if args.colors {
+        ClearScope::Colours
+    } else if let Some(id) = args.product_id {
+        ClearScope::Product(id)
+    } else if let Some(glob) = args.pattern {
+        ClearScope::Pattern(glob)
+    } else {
+        anyhow::bail!("say what to clear")
+    };
+    // `clear` acts on the cache, shared through Redis: it needs no database, except for one
+    // product (its SKU), and then only an existing one.
+    let cache = build_cache(&config).await?;
+    if let Some(why) = ops::clear_unavailable(&cache).await {
+        anyhow::bail!(why);
+    }
+    let all = matches!(scope, ClearScope::All);
+    let message = match scope {
+        ClearScope::Product(_) => {
+            let app = open_app(&config).await?;
+            ops::clear(&app.repo, scope).await?
+        }
+        _ => ops::clear_cache(&cache, scope).await,
+    };
+    writeln!(out, "{message}")?;
+    if all {
+        // The clear has taken effect: freeing the memory is the slow part, after it.
+        out.flush()?;
+        writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
     }
     Ok(())
 }

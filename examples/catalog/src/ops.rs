@@ -227,13 +227,15 @@ pub async fn warmup_to(
     for page in 1..=depth.listing_pages {
         for sort in WARMUP_SORTS {
             for &c in &listed {
-                // Keyed as a request `?category=C&sort=S&page=P` keys it.
+                // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical, as the
+                // route keys it (`page=1` is the same as no page).
                 let query = ListQuery {
                     category: Some(c),
                     sort,
                     page: Some(page),
                     ..ListQuery::default()
-                };
+                }
+                .canonical();
                 jobs.push(job(
                     "listings",
                     format!("listing of category {c} by {sort:?}, page {page}"),
