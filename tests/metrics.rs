@@ -111,3 +111,67 @@ async fn a_bad_prefix_is_a_configuration_error() {
         .expect_err("rejected");
     assert!(err.to_string().contains("metrics_prefix"), "{err}");
 }
+
+/// Two caches in one process, each with a recorder of its own (as the catalog gives each
+/// instance), never mix their series; `report_metrics` brings a recorder up to date at once
+/// (the interval here is an hour), with the lease, refresh-ahead and backplane series.
+#[tokio::test]
+async fn each_cache_reports_to_its_own_recorder_when_asked() {
+    let server = RedisServer::start();
+    let mut handles = Vec::new();
+    let mut caches = Vec::new();
+    for namespace in ["a", "b"] {
+        let recorder = std::sync::Arc::new(PrometheusBuilder::new().build_recorder());
+        handles.push(recorder.handle());
+        let cache = builder(&server, namespace)
+            .metrics_prefix("shop")
+            .metrics_recorder(recorder)
+            .metrics_interval(Duration::from_secs(3600))
+            .build()
+            .await
+            .unwrap();
+        caches.push(cache);
+    }
+    let patterns: Vec<_> = caches
+        .iter()
+        .map(|c| register(c, "prod:<id>", policy(60)))
+        .collect();
+    let key = patterns[0].key(&[&1u64]).unwrap();
+    caches[0]
+        .get_or_load(&key, || async { Ok::<_, Infallible>(product(1, "Lamp")) })
+        .await
+        .unwrap();
+    caches[0].get::<Product>(&key).await.unwrap();
+    caches[0].get::<Product>(&key).await.unwrap();
+    caches[1]
+        .get::<Product>(&patterns[1].key(&[&1u64]).unwrap())
+        .await;
+    for cache in &caches {
+        cache.report_metrics();
+    }
+    let (a, b) = (handles[0].render(), handles[1].render());
+    let l1_hits = "shop_hits_total{pattern=\"prod:<id>\",tier=\"l1\"}";
+    assert_eq!(sample(&a, l1_hits), Some(2.0), "{a}");
+    assert_eq!(sample(&b, l1_hits), Some(0.0), "{b}");
+    assert_eq!(
+        sample(&a, "shop_loads_total{pattern=\"prod:<id>\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&b, "shop_misses_total{pattern=\"prod:<id>\"}"),
+        Some(1.0)
+    );
+    for series in [
+        "shop_lease_waits_total{pattern=\"prod:<id>\"}",
+        "shop_lease_timeouts_total{pattern=\"prod:<id>\"}",
+        "shop_refresh_aheads_total{pattern=\"prod:<id>\"}",
+        "shop_backplane_resyncs_total",
+        "shop_backplane_messages_total{direction=\"received\"}",
+    ] {
+        assert_eq!(sample(&a, series), Some(0.0), "{series}: {a}");
+    }
+    let ratio = sample(&a, "shop_hit_ratio").expect("hit ratio");
+    assert!((ratio - 2.0 / 3.0).abs() < 1e-9, "{a}");
+    // The load wrote through and published nothing here (a fill); the backplane is read.
+    assert!(sample(&a, "shop_backplane_subscribed").is_some(), "{a}");
+}

@@ -106,9 +106,7 @@ pub struct CacheBuilder {
     max_value_size: usize,
     fleet_sample_every: u32,
     #[cfg(feature = "metrics")]
-    metrics_prefix: String,
-    #[cfg(feature = "metrics")]
-    metrics_interval: Duration,
+    metrics: crate::metrics_export::MetricsSettings,
 }
 
 /// The default of [`CacheBuilder::max_value_size`]: 1 MiB.
@@ -138,9 +136,11 @@ impl Default for CacheBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             fleet_sample_every: 0,
             #[cfg(feature = "metrics")]
-            metrics_prefix: "tiercache".into(),
-            #[cfg(feature = "metrics")]
-            metrics_interval: Duration::from_secs(1),
+            metrics: crate::metrics_export::MetricsSettings {
+                prefix: "tiercache".into(),
+                interval: Duration::from_secs(1),
+                recorder: None,
+            },
         }
     }
 }
@@ -322,11 +322,23 @@ impl CacheBuilder {
 
     /// With the `metrics` feature: the prefix of the metric names this cache reports through the
     /// `metrics` facade (default `tiercache`: `tiercache_hits_total`, ...). Letters, digits and
-    /// `_`. Two caches in one process should use different prefixes (else the last one's values
-    /// win).
+    /// `_`. Two caches in one process reporting to one recorder should use different prefixes
+    /// (else the last one's values win).
     #[cfg(feature = "metrics")]
     pub fn metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.metrics_prefix = prefix.into();
+        self.metrics.prefix = prefix.into();
+        self
+    }
+
+    /// With the `metrics` feature: the recorder this cache reports to, instead of the process's
+    /// (the one installed when the cache is built). For a service that renders its own recorder
+    /// (a `PrometheusRecorder` per instance, say), or several caches kept apart.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_recorder(
+        mut self,
+        recorder: std::sync::Arc<dyn metrics::Recorder + Send + Sync>,
+    ) -> Self {
+        self.metrics.recorder = Some(recorder);
         self
     }
 
@@ -334,7 +346,7 @@ impl CacheBuilder {
     /// facade (default 1 s). Nothing is recorded per read.
     #[cfg(feature = "metrics")]
     pub fn metrics_interval(mut self, every: Duration) -> Self {
-        self.metrics_interval = every;
+        self.metrics.interval = every;
         self
     }
 
@@ -349,14 +361,14 @@ impl CacheBuilder {
         }
         #[cfg(feature = "metrics")]
         {
-            if self.metrics_interval.is_zero() {
+            if self.metrics.interval.is_zero() {
                 return Err(ConfigError::new(
                     ConfigErrorKind::Duration,
                     "metrics_interval must be positive",
                 )
                 .into());
             }
-            let prefix = &self.metrics_prefix;
+            let prefix = &self.metrics.prefix;
             if prefix.is_empty()
                 || !prefix
                     .bytes()
@@ -468,7 +480,7 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
             fleet_sample_every: self.fleet_sample_every,
             #[cfg(feature = "metrics")]
-            metrics: (self.metrics_prefix, self.metrics_interval),
+            metrics: self.metrics,
         }
     }
 }
@@ -494,9 +506,7 @@ impl fmt::Debug for CacheBuilder {
             max_value_size,
             fleet_sample_every,
             #[cfg(feature = "metrics")]
-            metrics_prefix,
-            #[cfg(feature = "metrics")]
-            metrics_interval,
+            metrics,
         } = self;
         let mut debug = f.debug_struct("CacheBuilder");
         debug
@@ -517,9 +527,7 @@ impl fmt::Debug for CacheBuilder {
             .field("max_value_size", max_value_size)
             .field("fleet_sample_every", fleet_sample_every);
         #[cfg(feature = "metrics")]
-        debug
-            .field("metrics_prefix", metrics_prefix)
-            .field("metrics_interval", metrics_interval);
+        debug.field("metrics", metrics);
         debug.finish()
     }
 }

@@ -43,6 +43,8 @@ pub struct L2Health {
     pub maxmemory: Option<u64>,
     /// `maxmemory_policy` from INFO.
     pub maxmemory_policy: Option<String>,
+    /// `evicted_keys` from INFO: keys Redis evicted for `maxmemory` since it started.
+    pub evicted_keys: Option<u64>,
     /// Invalidations waiting for Redis to come back.
     pub pending_invalidations: usize,
     /// Why Redis is down.
@@ -154,6 +156,7 @@ impl Cache {
                 used_memory: None,
                 maxmemory: None,
                 maxmemory_policy: None,
+                evicted_keys: None,
                 pending_invalidations: 0,
                 error: None,
             };
@@ -177,6 +180,7 @@ impl Cache {
                     used_memory: num("used_memory"),
                     maxmemory: num("maxmemory"),
                     maxmemory_policy: info.get("maxmemory_policy").cloned(),
+                    evicted_keys: num("evicted_keys"),
                     pending_invalidations: pending,
                     error: None,
                 }
@@ -190,6 +194,7 @@ impl Cache {
                 used_memory: None,
                 maxmemory: None,
                 maxmemory_policy: None,
+                evicted_keys: None,
                 pending_invalidations: pending,
                 error: Some(e.to_string()),
             },

@@ -14,7 +14,8 @@
 //!   replay queue), which know entries and bytes, never patterns;
 //! - [`CachedBody`] (`body.rs`): a response body cached with its `ETag`; [`Source`]
 //!   (`source.rs`): which tier served a read; `http` (feature `http`): HTTP caching over them;
-//! - [`codec`]: the L2 envelope; [`metrics`], [`health`], [`error`]; time (`clock.rs`);
+//! - [`codec`]: the L2 envelope; [`metrics`], [`health`], [`error`]; [`spans`]: the `tracing`
+//!   spans on loads and Redis calls; time (`clock.rs`);
 //! - `__private`: what the macros' generated code calls.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -37,6 +38,7 @@ pub mod metrics;
 mod metrics_export;
 mod redis_target;
 pub mod source;
+pub mod spans;
 mod store;
 pub mod ttl;
 

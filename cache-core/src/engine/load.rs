@@ -25,6 +25,7 @@ use super::write::WriteBack;
 use crate::key::{Key, Pattern};
 use crate::metrics::bump;
 use crate::source::Source;
+use crate::spans::{self, Outcome};
 use crate::store::redis::WriteMode;
 
 /// What a single-key loader produced: the answer, and whether to cache it (`unless` of
@@ -211,15 +212,15 @@ impl Engine {
         let stats = key.pattern().stats();
         bump(&stats.misses);
         let started = Instant::now();
-        let span =
-            tracing::debug_span!("cache.load", pattern = key.pattern().template(), key = %key);
+        let span = spans::load(key);
         let hard = key.pattern().policy().load_timeouts().1;
         let result = match (hard, &stale) {
             // Past the hard timeout a stale value answers and the loader's future is dropped.
             (Some(hard), Some(fallback)) => {
-                match tokio::time::timeout(hard, loader().instrument(span)).await {
+                match tokio::time::timeout(hard, loader().instrument(span.clone())).await {
                     Ok(result) => result,
                     Err(_) => {
+                        spans::record(&span, Outcome::Stale);
                         bump(&stats.hard_timeouts);
                         bump(&stats.stale_served);
                         stats.record_load(started.elapsed(), false);
@@ -228,9 +229,17 @@ impl Engine {
                     }
                 }
             }
-            _ => loader().instrument(span).await,
+            _ => loader().instrument(span.clone()).await,
         };
         stats.record_load(started.elapsed(), result.is_ok());
+        spans::record(
+            &span,
+            match (&result, &stale) {
+                (Ok(_), _) => Outcome::Ok,
+                (Err(_), Some(_)) => Outcome::Stale,
+                (Err(_), None) => Outcome::Error,
+            },
+        );
         match result {
             Ok(loaded) => {
                 if loaded.cache {
@@ -278,8 +287,9 @@ impl Engine {
             bump(&keys[i].pattern().stats().misses);
         }
         let started = Instant::now();
-        let span = tracing::debug_span!("cache.load_many", keys = missing.len());
-        let loaded = loader(missing.clone()).instrument(span).await;
+        let span = spans::load_many(missing.len());
+        let loaded = loader(missing.clone()).instrument(span.clone()).await;
+        spans::record(&span, Outcome::of(&loaded));
         record_batch_load(keys, &missing, started, loaded.is_ok());
         let values = match loaded {
             Ok(values) => values,

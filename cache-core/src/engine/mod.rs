@@ -82,9 +82,10 @@ pub(crate) struct Config {
     pub(crate) max_value_size: usize,
     /// One read in this many that reaches Redis is counted in the fleet's popularity sets (0: none).
     pub(crate) fleet_sample_every: u32,
-    /// With the `metrics` feature: the metric names' prefix and how often they are reported.
+    /// With the `metrics` feature: the metric names' prefix, how often they are reported, and
+    /// to which recorder.
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: (String, Duration),
+    pub(crate) metrics: crate::metrics_export::MetricsSettings,
 }
 
 /// The engine of one cache (shared by all its clones).
@@ -108,6 +109,9 @@ pub(crate) struct Engine {
     clock: Arc<Clock>,
     backplane: Backplane,
     max_value_size: usize,
+    /// With the `metrics` feature: copies the statistics into the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    reporter: crate::metrics_export::Reporter,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -144,11 +148,13 @@ impl Engine {
             clock,
             backplane: Backplane::new(),
             max_value_size: config.max_value_size,
+            #[cfg(feature = "metrics")]
+            reporter: crate::metrics_export::Reporter::new(&config.metrics),
         });
         backplane::start(&engine).await;
         background::start(&engine).await;
         #[cfg(feature = "metrics")]
-        crate::metrics_export::spawn(&engine, config.metrics.0, config.metrics.1);
+        crate::metrics_export::spawn(&engine, config.metrics.interval);
         Ok(engine)
     }
 
@@ -156,6 +162,12 @@ impl Engine {
     #[inline]
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// With the `metrics` feature: what reports the statistics to the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn reporter(&self) -> &crate::metrics_export::Reporter {
+        &self.reporter
     }
 
     pub(crate) fn namespace(&self) -> &str {

@@ -31,6 +31,7 @@ use super::write::WriteBack;
 use crate::clock::Timestamp;
 use crate::key::Key;
 use crate::metrics::bump;
+use crate::spans::{self, Outcome};
 use crate::store::redis::WriteMode;
 
 /// The keys this process is refreshing.
@@ -111,8 +112,9 @@ impl Engine {
         let stats = key.pattern().stats();
         bump(&stats.refresh_aheads);
         let started = Instant::now();
-        let span = tracing::debug_span!("cache.refresh_ahead", pattern = key.pattern().template(), key = %key);
-        let result = loader().instrument(span).await;
+        let span = spans::refresh_ahead(&key);
+        let result = loader().instrument(span.clone()).await;
+        spans::record(&span, Outcome::of(&result));
         stats.record_load(started.elapsed(), result.is_ok());
         match result {
             Ok(value) => {

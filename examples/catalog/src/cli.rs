@@ -1,10 +1,14 @@
-//! The `catalog` command line: the service and its operations commands. No subcommand means
-//! `serve`. `main.rs` parses it and calls [`run`]; tests call [`run`] in-process.
+//! The `catalog` command line: the service and its operations commands, each taking only its
+//! own flags (the groups of [`crate::flags`]). No subcommand means `serve`, with `serve`'s flags.
+//! `main.rs` parses it and calls [`run`]; tests call [`run`] in-process.
 
 use std::io::Write;
+use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Limits;
+use crate::flags::{CacheFlags, DatabaseFlags, GenerateFlags, QuietFlag, RedisFlags};
 use crate::ops::{self, ClearScope};
 use crate::{Config, Server, ShutdownSignals, build_cache, http, open_app};
 
@@ -20,26 +24,37 @@ Every flag with an [env: ...] can also be set by that variable.";
 #[command(
     name = "catalog",
     version,
-    about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis)",
-    long_about = "Catalog service over SQLite with a two-tier cache (L1 moka + L2 Redis).\n\n\
-                  Without a subcommand it serves the HTTP JSON API (`catalog serve`); `warmup`, \
-                  `clear` and `stats` operate on the cache the servers share through Redis.",
-    after_help = ENVIRONMENT_HELP
+    about = "Catalog service over SQLite or PostgreSQL with a two-tier cache (L1 moka + L2 Redis)",
+    long_about = "Catalog service over SQLite or PostgreSQL with a two-tier cache (L1 moka + L2 \
+                  Redis).\n\n\
+                  Without a subcommand it serves the HTTP JSON API, and takes `serve`'s flags \
+                  (`catalog --listen ...` is `catalog serve --listen ...`); `warmup`, `clear` \
+                  and `stats` operate on the cache the servers share through Redis, and take \
+                  their flags after their name (`catalog clear --all --redis-url ...`).",
+    after_help = ENVIRONMENT_HELP,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
-    /// Options of `serve`, also accepted without a subcommand (`catalog --warmup` is
-    /// `catalog serve --warmup`), so that the default command honours `CATALOG_WARMUP` too.
+    /// `serve`'s flags, also accepted without a subcommand, so that the default command honours
+    /// them and their environment variables (`CATALOG_WARMUP`, ...).
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// `serve`: where it listens, what it serves from, how it starts, and its limits.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Warm the cache up in the background at start (serve, the default command).
+    /// Address to listen on.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "CATALOG_LISTEN",
+        default_value = "127.0.0.1:3000"
+    )]
+    pub listen: SocketAddr,
+    /// Warm the cache up in the background at start.
     /// (`CATALOG_WARMUP` accepts `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
     #[arg(
         long,
@@ -52,13 +67,79 @@ pub struct ServeArgs {
     /// and no database behind: the load test's ceiling (see `http/ceiling.rs`).
     #[arg(long, conflicts_with = "warmup")]
     pub ceiling: bool,
+    #[command(flatten)]
+    pub quiet: QuietFlag,
+    #[command(flatten)]
+    pub database: DatabaseFlags,
+    #[command(flatten)]
+    pub generate: GenerateFlags,
+    #[command(flatten)]
+    pub redis: RedisFlags,
+    #[command(flatten)]
+    pub cache: CacheFlags,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+impl ServeArgs {
+    /// The configuration `serve` runs with.
+    pub fn config(&self) -> Config {
+        let mut config = self.database.config();
+        self.redis.apply(&mut config);
+        self.cache.apply(&mut config);
+        self.generate.apply(&mut config);
+        self.quiet.apply(&mut config);
+        config.listen = self.listen;
+        config.limits = self.limits;
+        config
+    }
+}
+
+/// `warmup`: the database it reads, the cache it fills.
+#[derive(Debug, Clone, Args)]
+pub struct WarmupArgs {
+    /// Print every entry warmed.
+    #[arg(long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub quiet: QuietFlag,
+    #[command(flatten)]
+    pub database: DatabaseFlags,
+    #[command(flatten)]
+    pub redis: RedisFlags,
+    #[command(flatten)]
+    pub cache: CacheFlags,
+}
+
+/// `clear`: what to invalidate, in which shared cache.
+#[derive(Debug, Clone, Args)]
+pub struct ClearCommand {
+    #[command(flatten)]
+    pub scope: ClearArgs,
+    #[command(flatten)]
+    pub redis: RedisFlags,
+    // Read only for `--product-id` (the product's SKU).
+    #[command(flatten)]
+    pub database: DatabaseFlags,
+}
+
+/// `stats`: of a running server, or of the shared cache and the database.
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Address of a running server (`127.0.0.1:3000`): print its statistics (from its
+    /// `/metrics` and `/health`); the other flags are then unused.
+    #[arg(long)]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseFlags,
+    #[command(flatten)]
+    pub redis: RedisFlags,
 }
 
 impl Cli {
-    /// The command to run: no subcommand means `serve`, with the top-level serve options.
-    pub fn into_parts(self) -> (Config, Command) {
-        let command = self.command.unwrap_or(Command::Serve(self.serve));
-        (self.config, command)
+    /// The command to run: no subcommand means `serve`, with the top-level serve flags.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
     }
 }
 
@@ -77,25 +158,18 @@ pub enum Command {
     /// Fill the shared cache (Redis) from an existing database with what traffic reads most:
     /// popular products, first listing pages, popular searches and prefixes, categories.
     #[command(after_help = ENVIRONMENT_HELP)]
-    Warmup {
-        /// Print every entry warmed.
-        #[arg(long)]
-        verbose: bool,
-    },
+    Warmup(WarmupArgs),
     /// Invalidate part of the shared cache (Redis; every server's L1 follows within a second).
     #[command(after_help = ENVIRONMENT_HELP)]
-    Clear(ClearArgs),
+    Clear(ClearCommand),
     /// Print cache statistics: of a running server with `--server`, else of the shared cache
     /// (Redis: keys, memory, hits and misses) and of the database.
     #[command(after_help = ENVIRONMENT_HELP)]
-    Stats {
-        /// Address of a running server (`127.0.0.1:3000`): print its statistics.
-        #[arg(long)]
-        server: Option<String>,
-    },
+    Stats(StatsArgs),
 }
 
-#[derive(Debug, Args)]
+/// What `clear` invalidates: exactly one of these.
+#[derive(Debug, Clone, Args)]
 #[group(required = true, multiple = false)]
 pub struct ClearArgs {
     /// Everything in the namespace.
@@ -122,9 +196,9 @@ pub struct ClearArgs {
 /// Runs a parsed command line, writing what it reports to `out` (progress and logs go to
 /// stderr).
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let (config, command) = cli.into_parts();
-    match command {
-        Command::Serve(ServeArgs { warmup, ceiling }) => {
+    match cli.into_command() {
+        Command::Serve(args) => {
+            let (config, warmup, ceiling) = (args.config(), args.warmup, args.ceiling);
             // Before the server says it is up: a signal sent from then on stops it gracefully.
             let signals = ShutdownSignals::listen()?;
             let server = if ceiling {
@@ -140,7 +214,11 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
             out.flush()?;
             server.run_until_signal(signals).await?;
         }
-        Command::Warmup { verbose } => {
+        Command::Warmup(args) => {
+            let mut config = args.database.config();
+            args.redis.apply(&mut config);
+            args.cache.apply(&mut config);
+            args.quiet.apply(&mut config);
             let app = open_app(&config).await?;
             if !app.repo.cache.has_l2() {
                 writeln!(
@@ -148,50 +226,22 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                     "note: no REDIS_URL, so this warms only this process's L1 (a dry run)"
                 )?;
             }
-            let report = ops::warmup(&app.repo, verbose, !config.quiet).await?;
+            let report = ops::warmup(&app.repo, args.verbose, !config.quiet).await?;
             writeln!(out, "{report}")?;
         }
-        Command::Clear(args) => {
-            let scope = if args.all {
-                ClearScope::All
-            } else if args.products {
-                ClearScope::Products
-            } else if args.categories {
-                ClearScope::Categories
-            } else if args.colors {
-                ClearScope::Colours
-            } else if let Some(id) = args.product_id {
-                ClearScope::Product(id)
-            } else if let Some(glob) = args.pattern {
-                ClearScope::Pattern(glob)
-            } else {
-                anyhow::bail!("say what to clear")
-            };
-            // `clear` acts on the cache, shared through Redis: it needs no database, except for
-            // one product (its SKU), and then only an existing one.
-            let cache = build_cache(&config).await?;
-            if let Some(why) = ops::clear_unavailable(&cache).await {
-                anyhow::bail!(why);
-            }
-            let all = matches!(scope, ClearScope::All);
-            let message = match scope {
-                ClearScope::Product(_) => {
-                    let app = open_app(&config).await?;
-                    ops::clear(&app.repo, scope).await?
-                }
-                _ => ops::clear_cache(&cache, scope).await,
-            };
-            writeln!(out, "{message}")?;
-            if all {
-                // The clear has taken effect: freeing the memory is the slow part, after it.
-                out.flush()?;
-                writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
-            }
-        }
-        Command::Stats { server: Some(addr) } => {
+        Command::Clear(command) => clear(command, out).await?,
+        Command::Stats(StatsArgs {
+            server: Some(addr), ..
+        }) => {
             write!(out, "{}", ops::server_stats_text(&addr).await?)?;
         }
-        Command::Stats { server: None } => {
+        Command::Stats(StatsArgs {
+            server: None,
+            database,
+            redis,
+        }) => {
+            let mut config = database.config();
+            redis.apply(&mut config);
             let app = open_app(&config).await?;
             write!(
                 out,
@@ -199,6 +249,53 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
                 ops::shared_stats_text(&app.repo, config.redis_url.as_deref()).await?
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `clear`: invalidates its scope in the shared cache; after `--all`, frees the Redis memory.
+async fn clear(command: ClearCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let ClearCommand {
+        scope: args,
+        redis,
+        database,
+    } = command;
+    let mut config = database.config();
+    redis.apply(&mut config);
+    let scope = if args.all {
+        ClearScope::All
+    } else if args.products {
+        ClearScope::Products
+    } else if args.categories {
+        ClearScope::Categories
+    } else if args.colors {
+        ClearScope::Colours
+    } else if let Some(id) = args.product_id {
+        ClearScope::Product(id)
+    } else if let Some(glob) = args.pattern {
+        ClearScope::Pattern(glob)
+    } else {
+        anyhow::bail!("say what to clear")
+    };
+    // `clear` acts on the cache, shared through Redis: it needs no database, except for one
+    // product (its SKU), and then only an existing one.
+    let cache = build_cache(&config).await?;
+    if let Some(why) = ops::clear_unavailable(&cache).await {
+        anyhow::bail!(why);
+    }
+    let all = matches!(scope, ClearScope::All);
+    let message = match scope {
+        ClearScope::Product(_) => {
+            let app = open_app(&config).await?;
+            ops::clear(&app.repo, scope).await?
+        }
+        _ => ops::clear_cache(&cache, scope).await,
+    };
+    writeln!(out, "{message}")?;
+    if all {
+        // The clear has taken effect: freeing the memory is the slow part, after it.
+        out.flush()?;
+        writeln!(out, "{}", ops::reclaim_cleared(&cache).await)?;
     }
     Ok(())
 }
@@ -218,26 +315,32 @@ mod tests {
     fn no_subcommand_means_serve_and_clear_needs_a_scope() {
         let cli = Cli::try_parse_from(["catalog", "--gen-products", "10"]).expect("parses");
         assert!(cli.command.is_none());
-        assert_eq!(cli.config.products, 10);
+        assert_eq!(cli.serve.config().products, 10);
         let cli = Cli::try_parse_from(["catalog", "clear", "--products"]).expect("parses");
         assert!(matches!(
             cli.command,
-            Some(Command::Clear(ClearArgs { products: true, .. }))
+            Some(Command::Clear(ClearCommand {
+                scope: ClearArgs { products: true, .. },
+                ..
+            }))
         ));
         assert!(Cli::try_parse_from(["catalog", "clear"]).is_err());
         let cli = Cli::try_parse_from(["catalog", "clear", "--colors"]).expect("parses");
         assert!(matches!(
             cli.command,
-            Some(Command::Clear(ClearArgs { colors: true, .. }))
+            Some(Command::Clear(ClearCommand {
+                scope: ClearArgs { colors: true, .. },
+                ..
+            }))
         ));
         assert!(Cli::try_parse_from(["catalog", "clear", "--all", "--products"]).is_err());
     }
 
     #[test]
     fn the_ceiling_is_a_serve_option_exclusive_of_warmup() {
-        let (_, command) = Cli::try_parse_from(["catalog", "--ceiling"])
+        let command = Cli::try_parse_from(["catalog", "--ceiling"])
             .expect("parses")
-            .into_parts();
+            .into_command();
         assert!(matches!(
             command,
             Command::Serve(ServeArgs { ceiling: true, .. })
@@ -248,23 +351,23 @@ mod tests {
 
     #[test]
     fn the_default_command_honours_warmup() {
-        let (_, command) = Cli::try_parse_from(["catalog", "--warmup"])
+        let command = Cli::try_parse_from(["catalog", "--warmup"])
             .expect("parses")
-            .into_parts();
+            .into_command();
         assert!(matches!(
             command,
             Command::Serve(ServeArgs { warmup: true, .. })
         ));
-        let (_, command) = Cli::try_parse_from(["catalog"])
+        let command = Cli::try_parse_from(["catalog"])
             .expect("parses")
-            .into_parts();
+            .into_command();
         assert!(matches!(
             command,
             Command::Serve(ServeArgs { warmup: false, .. })
         ));
-        let (_, command) = Cli::try_parse_from(["catalog", "serve", "--warmup"])
+        let command = Cli::try_parse_from(["catalog", "serve", "--warmup"])
             .expect("parses")
-            .into_parts();
+            .into_command();
         assert!(matches!(
             command,
             Command::Serve(ServeArgs { warmup: true, .. })
@@ -294,6 +397,123 @@ mod tests {
                         arg.get_id()
                     );
                 }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&cmd, "catalog");
+    }
+
+    /// Each subcommand takes only its own flags; the top level takes `serve`'s, before no
+    /// subcommand.
+    #[test]
+    fn subcommands_take_only_their_own_flags() {
+        let parses = |argv: &[&str]| Cli::try_parse_from(argv).is_ok();
+        assert!(parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--redis-url",
+            "redis://h",
+            "--namespace",
+            "n"
+        ]));
+        assert!(parses(&[
+            "catalog",
+            "warmup",
+            "--quiet",
+            "--database",
+            "x.db",
+            "--l1-mb",
+            "8"
+        ]));
+        assert!(parses(&["catalog", "stats", "--server", "127.0.0.1:3000"]));
+        assert!(parses(&[
+            "catalog",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gen-products",
+            "5"
+        ]));
+        assert!(!parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--listen",
+            "127.0.0.1:0"
+        ]));
+        assert!(!parses(&[
+            "catalog",
+            "clear",
+            "--all",
+            "--gen-products",
+            "5"
+        ]));
+        assert!(!parses(&["catalog", "clear", "--all", "--l1-mb", "8"]));
+        assert!(!parses(&["catalog", "stats", "--quiet"]));
+        assert!(!parses(&["catalog", "warmup", "--max-connections", "5"]));
+        // A serve flag before a subcommand is not silently ignored.
+        assert!(!parses(&[
+            "catalog",
+            "--listen",
+            "127.0.0.1:0",
+            "clear",
+            "--all"
+        ]));
+
+        let mut cmd = Cli::command();
+        cmd.build();
+        let flags = |name: &str| -> Vec<String> {
+            let sub = cmd.find_subcommand(name).expect("subcommand");
+            sub.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect()
+        };
+        let clear = flags("clear");
+        for absent in [
+            "listen",
+            "gen-products",
+            "l1-mb",
+            "quiet",
+            "max-connections",
+            "warmup",
+        ] {
+            assert!(!clear.iter().any(|f| f == absent), "clear takes --{absent}");
+        }
+        assert!(clear.iter().any(|f| f == "redis-url") && clear.iter().any(|f| f == "pattern"));
+        let warmup = flags("warmup");
+        assert!(warmup.iter().any(|f| f == "l1-mb") && !warmup.iter().any(|f| f == "listen"));
+        let serve = flags("serve");
+        let top: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            top.iter()
+                .filter(|f| !["help", "version"].contains(&f.as_str()))
+                .count(),
+            serve.iter().filter(|f| f.as_str() != "help").count(),
+            "the default command takes serve's flags: {top:?} / {serve:?}"
+        );
+    }
+
+    /// Every flag of every command says what it does.
+    #[test]
+    fn every_flag_has_a_help_text() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd
+                .get_arguments()
+                .filter(|a| !["help", "version"].contains(&a.get_id().as_str()))
+            {
+                assert!(
+                    arg.get_help().is_some_and(|h| h.to_string().len() > 10),
+                    "{path} --{}: no help text",
+                    arg.get_id()
+                );
             }
             for sub in cmd.get_subcommands() {
                 check(sub, &format!("{path} {}", sub.get_name()));

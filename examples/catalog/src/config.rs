@@ -1,4 +1,6 @@
-//! Service configuration: flags and environment variables (`catalog --help` lists them).
+//! Service configuration: what the service and its commands run with ([`Config`]), the server's
+//! limits, and how a Redis URL is shown and checked. The flags that set it are in
+//! [`crate::flags`].
 //!
 //! Every environment-backed flag hides its value in `--help` (`hide_env_values`), and the
 //! `Debug` of [`Config`] shows the Redis URL with its password replaced by `***`
@@ -12,137 +14,38 @@ use std::time::Duration;
 use clap::Args;
 
 /// How the service runs: where it listens, its database, its cache and the generated catalog.
-/// Its `Debug` redacts the Redis password.
-#[derive(Clone, Args)]
+/// The command line sets it from the flag groups of [`crate::flags`] (each command takes only
+/// the groups that apply to it; the others keep these defaults). Its `Debug` redacts the Redis
+/// password.
+#[derive(Clone)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_LISTEN",
-        default_value = "127.0.0.1:3000"
-    )]
+    /// Address to listen on (`--listen`).
     pub listen: SocketAddr,
-
-    /// The database: a SQLite file, or a PostgreSQL URL `postgres://user:password@host:port/dbname`
-    /// (the database must exist). `serve` creates, migrates and fills it with a generated catalog
-    /// if it is missing or empty; `warmup` and `stats` need an existing one, `clear` only with
-    /// `--product-id`.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_DB",
-        default_value = "catalog.sqlite3"
-    )]
+    /// The database: a SQLite file, or a PostgreSQL URL (`--database`).
     pub database: PathBuf,
-
-    /// Redis URL for the L2 cache; without it the service runs on L1 and the database.
-    #[arg(long, global = true, hide_env_values = true, env = "REDIS_URL")]
+    /// Redis URL of the L2 cache; `None`: L1 and the database only (`--redis-url`).
     pub redis_url: Option<String>,
-
-    /// CA certificate(s) (PEM file) to trust for a `rediss://` REDIS_URL instead of the system's
-    /// roots.
-    #[arg(long, global = true, hide_env_values = true, env = "REDIS_CA")]
+    /// CA certificate(s) (PEM file) for a `rediss://` URL (`--redis-ca`).
     pub redis_ca: Option<PathBuf>,
-
-    /// Client certificate (PEM file) to present to Redis (mutual TLS); needs --redis-client-key.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "REDIS_CLIENT_CERT",
-        requires = "redis_client_key"
-    )]
+    /// Client certificate (PEM file) for mutual TLS (`--redis-client-cert`).
     pub redis_client_cert: Option<PathBuf>,
-
-    /// Private key (PEM file) of --redis-client-cert.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "REDIS_CLIENT_KEY",
-        requires = "redis_client_cert"
-    )]
+    /// Private key of `redis_client_cert` (`--redis-client-key`).
     pub redis_client_key: Option<PathBuf>,
-
-    /// Cache namespace: the prefix of every Redis key (the schema version is appended:
-    /// `catalog` becomes `catalog.v1`).
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_NAMESPACE",
-        default_value = "catalog"
-    )]
+    /// Cache namespace, before the schema version is appended (`--namespace`).
     pub namespace: String,
-
-    /// L1 (in-process) cache capacity, in MiB.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_L1_MB",
-        default_value_t = 64
-    )]
+    /// L1 capacity, MiB (`--l1-mb`).
     pub l1_mb: u64,
-
-    /// Number of products to generate on first start.
-    #[arg(
-        id = "gen_products",
-        long = "gen-products",
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_PRODUCTS",
-        default_value_t = 100_000
-    )]
+    /// Products to generate on first start (`--gen-products`).
     pub products: u32,
-
-    /// Approximate number of categories to generate on first start (a tree three levels deep).
-    #[arg(
-        id = "gen_categories",
-        long = "gen-categories",
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_CATEGORIES",
-        default_value_t = 500
-    )]
+    /// Approximate categories to generate on first start (`--gen-categories`).
     pub categories: u32,
-
-    /// Seed of the catalog generator (same seed, same catalog).
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_SEED",
-        default_value_t = 42
-    )]
+    /// Seed of the catalog generator (`--seed`).
     pub seed: u64,
-
-    /// Hide progress bars (database generation, warmup).
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_QUIET",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
+    /// No progress bars (`--quiet`).
     pub quiet: bool,
-
-    /// Start even if Redis refuses the credentials of `REDIS_URL` (by default a configuration
-    /// error that stops the start): serve from L1 and the database, say so in the log, and answer
-    /// `/health/ready` with 503 until Redis accepts them.
-    #[arg(
-        long,
-        global = true,
-        hide_env_values = true,
-        env = "CATALOG_ALLOW_DEGRADED",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
+    /// Start even if Redis refuses the credentials (`--allow-degraded`).
     pub allow_degraded: bool,
-
-    #[command(flatten)]
+    /// What one client may hold of the server (`serve`'s limits).
     pub limits: Limits,
 }
 
@@ -154,7 +57,6 @@ pub struct Limits {
     /// at start to stay 64 below the process's open-file limit (`ulimit -n`).
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_MAX_CONNECTIONS",
@@ -167,7 +69,6 @@ pub struct Limits {
     /// of the connection or the end of the previous response (`500ms`, `10s`, `2m`).
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_HEADER_TIMEOUT",
@@ -180,7 +81,6 @@ pub struct Limits {
     /// for the head of its first) is closed; with `--header-timeout`, whichever comes first.
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_IDLE_TIMEOUT",
@@ -193,7 +93,6 @@ pub struct Limits {
     /// already started still completes, with its invalidation.
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_REQUEST_TIMEOUT",
@@ -205,7 +104,6 @@ pub struct Limits {
     /// Largest request body, in bytes; a larger one is a 413.
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_MAX_BODY_BYTES",
@@ -218,7 +116,6 @@ pub struct Limits {
     /// stopped accepting connections; connections still open then are closed.
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_SHUTDOWN_TIMEOUT",
@@ -231,7 +128,6 @@ pub struct Limits {
     /// at most this): how long a client or a CDN may reuse one without revalidating (`ETag`).
     #[arg(
         long,
-        global = true,
         help_heading = "Server limits",
         hide_env_values = true,
         env = "CATALOG_HTTP_MAX_AGE",

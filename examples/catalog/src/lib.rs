@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod flags;
 pub mod http;
 pub mod ops;
 pub mod redis_info;
@@ -48,10 +49,11 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     if opened.generated {
         tracing::info!(database = %db.location(), "generated a new catalog");
     }
-    let (cache, startup_problem) = build_cache_checked(config).await?;
+    let http = HttpMetrics::start()?;
+    let (cache, startup_problem) = build_cache_checked(config, Some(http.recorder())).await?;
     Ok(App {
         repo: Repo::new(db, cache),
-        http: Arc::new(HttpMetrics::default()),
+        http,
         startup_problem,
     })
 }
@@ -62,10 +64,11 @@ pub async fn open_app(config: &Config) -> anyhow::Result<App> {
     let db = Db::open_existing(config)
         .await
         .with_context(|| format!("opening database {}", database_location(config)))?;
-    let (cache, startup_problem) = build_cache_checked(config).await?;
+    let http = HttpMetrics::start()?;
+    let (cache, startup_problem) = build_cache_checked(config, Some(http.recorder())).await?;
     Ok(App {
         repo: Repo::new(db, cache),
-        http: Arc::new(HttpMetrics::default()),
+        http,
         startup_problem,
     })
 }
@@ -92,14 +95,18 @@ pub fn cache_namespace(prefix: &str) -> String {
 /// The cache alone (no database): what `catalog clear` acts on. Fails if Redis refuses the
 /// credentials of `REDIS_URL`, unless `--allow-degraded` (see [`build_cache_checked`]).
 pub async fn build_cache(config: &Config) -> anyhow::Result<Cache> {
-    Ok(build_cache_checked(config).await?.0)
+    Ok(build_cache_checked(config, None).await?.0)
 }
 
 /// Builds the cache after checking that Redis accepts the credentials of `REDIS_URL`: a refusal
 /// is a configuration error (the message names the user and the redacted URL, never the
 /// password), or with `--allow-degraded` a warning, returned as the problem the service starts
 /// with. Redis merely unreachable is no such error: the service runs on L1 until it answers.
-pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Option<String>)> {
+/// The cache reports its statistics to `recorder` (the instance's `/metrics`), if given.
+pub async fn build_cache_checked(
+    config: &Config,
+    recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+) -> anyhow::Result<(Cache, Option<String>)> {
     let mut problem = None;
     if let Some(url) = &config.redis_url
         && let Some(wrong) = config::redis_url_problem(url)
@@ -125,7 +132,12 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
         .namespace(cache_namespace(&config.namespace))
         .redis_url_opt(config.redis_url.clone())
         .redis_tls_opt(config.redis_tls()?)
-        .l1_capacity_bytes(config.l1_capacity_bytes());
+        .l1_capacity_bytes(config.l1_capacity_bytes())
+        .metrics_prefix(http::metrics::CACHE_PREFIX);
+    let builder = match recorder {
+        Some(recorder) => builder.metrics_recorder(recorder),
+        None => builder,
+    };
     // What the check above cannot see (a TLS handshake that fails, credentials refused over
     // TLS, an ACL that denies the namespace) the build reports: an error, or with
     // --allow-degraded the problem the service starts with.

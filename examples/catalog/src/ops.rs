@@ -227,7 +227,8 @@ pub async fn warmup_to(
     for page in 1..=depth.listing_pages {
         for sort in WARMUP_SORTS {
             for &c in &listed {
-                // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical.
+                // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical, as the
+                // route keys it (`page=1` is the same as no page).
                 let query = ListQuery {
                     category: Some(c),
                     sort,

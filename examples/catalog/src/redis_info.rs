@@ -1,11 +1,16 @@
 //! What Redis says about the shared cache: its memory, evictions and keyspace hits (`INFO`), the
-//! round-trip time of a `PING`, and how many entries the namespace holds (`SCAN`). For
-//! `catalog stats`, `/metrics` and `/cache/stats`; never on a request's path to the cache.
+//! round-trip time of a `PING`, and how many entries the namespace holds (`SCAN`).
+//!
+//! [`RedisInfo`] is `catalog stats`'s full reading (its own connection, a `SCAN`: an operator's
+//! command). [`RedisReadings`] is what `/metrics` and `/cache/stats` show: memory, evictions and
+//! PING through the cache's own connection ([`cache_core::Cache::health`]), read at most once per
+//! [`READING_MAX_AGE`] whatever the scrape rate; never on a request's path to the cache.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cache_core::Cache;
 use serde::Serialize;
 
 /// How long reading the information may take in all.
@@ -125,6 +130,62 @@ impl RedisInfo {
             self.ping_seconds * 1000.0
         ));
         out
+    }
+}
+
+/// How old a reading `/metrics` and `/cache/stats` show may be: Redis is asked at most this often.
+pub const READING_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// Redis's memory, evictions and latency, as the scrape endpoints show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RedisReading {
+    /// Whether Redis answered the reading (`false`: the other fields are those of the last
+    /// reading that succeeded, or zero).
+    pub up: bool,
+    /// `used_memory`, bytes.
+    pub used_memory_bytes: u64,
+    /// `maxmemory`, bytes (0: no limit).
+    pub max_memory_bytes: u64,
+    /// `evicted_keys`: keys evicted for `maxmemory` since Redis started.
+    pub evicted_keys: u64,
+    /// Round trip of a `PING`, seconds.
+    pub ping_seconds: f64,
+}
+
+/// The latest [`RedisReading`] of a cache, renewed when older than [`READING_MAX_AGE`]. One
+/// reading at a time: concurrent scrapes wait for it and share it.
+#[derive(Debug, Default)]
+pub struct RedisReadings {
+    latest: tokio::sync::Mutex<Option<(Instant, RedisReading)>>,
+}
+
+impl RedisReadings {
+    /// The reading of `cache`'s Redis, at most [`READING_MAX_AGE`] old; `None` without Redis.
+    /// Never fails: bounded by the cache's Redis timeouts.
+    pub async fn read(&self, cache: &Cache) -> Option<RedisReading> {
+        if !cache.has_l2() {
+            return None;
+        }
+        let mut latest = self.latest.lock().await;
+        if let Some((at, reading)) = *latest
+            && at.elapsed() < READING_MAX_AGE
+        {
+            return Some(reading);
+        }
+        let l2 = cache.health().await.l2;
+        let last = latest.map(|(_, r)| r).unwrap_or_default();
+        let reading = match l2.ping {
+            Some(ping) => RedisReading {
+                up: true,
+                used_memory_bytes: l2.used_memory.unwrap_or(0),
+                max_memory_bytes: l2.maxmemory.unwrap_or(0),
+                evicted_keys: l2.evicted_keys.unwrap_or(0),
+                ping_seconds: ping.as_secs_f64(),
+            },
+            None => RedisReading { up: false, ..last },
+        };
+        *latest = Some((Instant::now(), reading));
+        Some(reading)
     }
 }
 

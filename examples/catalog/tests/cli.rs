@@ -8,27 +8,26 @@ use std::path::Path;
 use catalog::cli::{self, Cli};
 use clap::Parser;
 
-/// Runs `catalog --database <dir>/catalog.sqlite3 <args>` with `redis_url` as `REDIS_URL`: its
-/// result and what it printed.
+/// Runs `catalog <command> --database <dir>/catalog.sqlite3 [--redis-url <redis_url>]
+/// <args...>` (`args[0]` is the command; its flags follow it): its result and what it printed.
 async fn catalog(
     dir: &Path,
     redis_url: Option<String>,
     args: &[&str],
 ) -> (anyhow::Result<()>, String) {
     let db = dir.join("catalog.sqlite3");
+    let (command, rest) = args.split_first().expect("a command");
     let mut argv = vec![
-        "catalog",
-        "--quiet",
-        "--gen-products",
-        "300",
-        "--gen-categories",
-        "12",
-        "--database",
-        db.to_str().expect("path"),
+        "catalog".to_owned(),
+        (*command).to_owned(),
+        "--database".to_owned(),
+        db.to_str().expect("path").to_owned(),
     ];
-    argv.extend(args);
-    let mut cli = Cli::try_parse_from(argv).expect("parses");
-    cli.config.redis_url = redis_url;
+    if let Some(url) = redis_url {
+        argv.extend(["--redis-url".to_owned(), url]);
+    }
+    argv.extend(rest.iter().map(|a| (*a).to_owned()));
+    let cli = Cli::try_parse_from(argv).expect("parses");
     let mut out = Vec::new();
     let result = cli::run(cli, &mut out).await;
     (result, String::from_utf8(out).expect("utf-8"))
@@ -190,23 +189,26 @@ async fn the_tls_flags_reach_a_redis_with_mutual_tls() {
         write("client.key", &c.client_key_pem),
     );
     let url = redis.tls_url();
+    // The flags as `serve` (here: the default command) takes them.
     let argv = |extra: &[&str]| {
         let mut argv = vec!["catalog", "--quiet", "--redis-url", &url, "--redis-ca", &ca];
         argv.extend(extra);
         Cli::try_parse_from(argv.into_iter().map(str::to_owned).collect::<Vec<_>>())
             .expect("parses")
+            .serve
+            .config()
     };
-    let cli = argv(&["--redis-client-cert", &cert, "--redis-client-key", &key]);
-    let cache = catalog::build_cache(&cli.config).await.expect("builds");
+    let config = argv(&["--redis-client-cert", &cert, "--redis-client-key", &key]);
+    let cache = catalog::build_cache(&config).await.expect("builds");
     assert_eq!(cache.health().await.l2.status, cache_core::L2Status::Up);
 
-    let err = catalog::build_cache(&argv(&[]).config)
+    let err = catalog::build_cache(&argv(&[]))
         .await
         .expect_err("no client certificate");
     let err = format!("{err:#}");
     assert!(err.contains("TLS handshake"), "{err}");
     // ... unless --allow-degraded: it starts, with the handshake as its problem (not ready).
-    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]).config)
+    let (cache, problem) = catalog::build_cache_checked(&argv(&["--allow-degraded"]), None)
         .await
         .expect("starts degraded");
     assert!(cache.has_l2());

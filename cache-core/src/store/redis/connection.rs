@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::RedisStore;
 use crate::clock::{Clock, Timestamp};
 use crate::error::RedisFailure;
+use crate::spans::{self, Outcome};
 use crate::store::circuit::{CircuitState, Permit};
 
 /// Settings of the L2 tier.
@@ -163,12 +164,22 @@ impl RedisStore {
             }
             f(conn).await
         };
-        let span = tracing::debug_span!("l2", op);
+        let span = spans::l2(op);
         #[cfg(feature = "metrics")]
         let started = Instant::now();
-        let outcome = tokio::time::timeout(timeout, call).instrument(span).await;
+        let outcome = tokio::time::timeout(timeout, call)
+            .instrument(span.clone())
+            .await;
         #[cfg(feature = "metrics")]
         self.latency.record(started.elapsed());
+        spans::record(
+            &span,
+            match &outcome {
+                Ok(Ok(_)) => Outcome::Ok,
+                Ok(Err(_)) => Outcome::Error,
+                Err(_) => Outcome::Timeout,
+            },
+        );
         match outcome {
             Ok(Ok(v)) => {
                 self.circuit.on_success();

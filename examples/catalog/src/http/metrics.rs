@@ -1,85 +1,208 @@
-//! `/metrics`: Prometheus text with the cache's statistics (per key pattern and tier) and HTTP
-//! request counts and latency (per route), recorded by a middleware.
+//! `/metrics`: the Prometheus exposition of one instance, rendered by `metrics-exporter-prometheus`
+//! from the recorder this file owns (one per [`App`](crate::App), so that instances in one
+//! process, as in the tests, never mix their series).
+//!
+//! The recorder holds three groups of series:
+//! - the cache's (`catalog_cache_*`): cache-core's `metrics` feature reports to this recorder
+//!   ([`cache_core::CacheBuilder::metrics_recorder`]), and a scrape first brings them up to date
+//!   ([`cache_core::Cache::report_metrics`]);
+//! - HTTP request counts and latency per method and route (`catalog_http_*`), recorded by the
+//!   [`track`] middleware, and the connection counts of [`crate::server`], copied at a scrape;
+//! - Redis's memory, evictions and PING (`catalog_redis_*`), from [`RedisReadings`] (at most one
+//!   reading per [`READING_MAX_AGE`](crate::redis_info::READING_MAX_AGE)).
 //!
 //! Every label comes from a closed set, so that no request can add a series: the method is one
 //! of the standard ones or `other`, the route is the matched route template or `unmatched`, the
 //! status is a number the service answered.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use parking_lot::Mutex;
+use cache_core::Cache;
+use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
-use cache_core::Stats;
+use crate::redis_info::{RedisReading, RedisReadings};
 
 /// Upper bounds (seconds) of the HTTP latency histogram.
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// The prefix of the cache's series (`catalog_cache_hits_total`, ...).
+pub const CACHE_PREFIX: &str = "catalog_cache";
+const REQUESTS: &str = "catalog_http_requests_total";
+const DURATION: &str = "catalog_http_request_duration_seconds";
+/// How often the HTTP latency samples are folded into the histogram between scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
 
-/// A counter family of the cache: name, help, and how to read it from the counters.
-type CounterFamily = (&'static str, &'static str, fn(&cache_core::Counters) -> u64);
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// HTTP request counts and latency, per method and route; connections (see
-/// [`crate::server`]).
-#[derive(Debug, Default)]
+/// The instance's recorder and what it copies in at a scrape: the connection counts of
+/// [`crate::server`] and the Redis reading.
+#[derive(Debug)]
 pub struct HttpMetrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
     /// Connections being served now.
     pub connections_open: AtomicU64,
     /// Connections closed at once because `--max-connections` were open.
     pub connections_refused: AtomicU64,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    /// Non-cumulative counts per bucket, plus one for +Inf.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len() + 1];
-        }
-        let i = BUCKETS
-            .iter()
-            .position(|b| seconds <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.counts[i] += 1;
-        self.sum += seconds;
-        self.count += 1;
-    }
+    connection_series: (Gauge, Counter),
+    redis: RedisReadings,
 }
 
 impl HttpMetrics {
-    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .lock()
-            .entry((method, route.to_owned(), status))
-            .or_default() += 1;
-        self.latency
-            .lock()
-            .entry((method, route.to_owned()))
-            .or_default()
-            .observe(seconds);
+    /// A recorder of its own, its families described, and a task that folds the latency samples
+    /// in every few seconds while the metrics live (so that they stay bounded without scrapes).
+    pub fn start() -> anyhow::Result<Arc<HttpMetrics>> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), BUCKETS)?
+            .build_recorder();
+        describe(&recorder);
+        let gauge = |name: &'static str| recorder.register_gauge(&Key::from_name(name), &METADATA);
+        let counter =
+            |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
+        let metrics = Arc::new(HttpMetrics {
+            handle: recorder.handle(),
+            connection_series: (
+                gauge("catalog_http_connections_open"),
+                counter("catalog_http_connections_refused_total"),
+            ),
+            recorder: Arc::new(recorder),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            redis: RedisReadings::default(),
+        });
+        let weak: Weak<HttpMetrics> = Arc::downgrade(&metrics);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(metrics) => metrics.handle.run_upkeep(),
+                    None => return,
+                }
+            }
+        });
+        Ok(metrics)
     }
 
-    /// Requests answered so far, in total.
-    pub fn total_requests(&self) -> u64 {
-        self.requests.lock().values().sum()
+    /// The recorder the cache reports to ([`cache_core::CacheBuilder::metrics_recorder`]).
+    pub fn recorder(&self) -> Arc<dyn Recorder + Send + Sync> {
+        self.recorder.clone()
     }
+
+    /// Redis's memory, evictions and PING, as `/metrics` and `/cache/stats` show them.
+    pub async fn redis_reading(&self, cache: &Cache) -> Option<RedisReading> {
+        self.redis.read(cache).await
+    }
+
+    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let route = Label::new("route", route.to_owned());
+        let requests = Key::from_parts(
+            REQUESTS,
+            vec![
+                Label::new("method", method),
+                route.clone(),
+                Label::new("status", status.to_string()),
+            ],
+        );
+        self.recorder
+            .register_counter(&requests, &METADATA)
+            .increment(1);
+        let latency = Key::from_parts(DURATION, vec![Label::new("method", method), route]);
+        self.recorder
+            .register_histogram(&latency, &METADATA)
+            .record(seconds);
+    }
+
+    /// The Prometheus text of every series, brought up to date first.
+    pub async fn render(&self, cache: &Cache) -> String {
+        cache.report_metrics();
+        let (open, refused) = &self.connection_series;
+        open.set(self.connections_open.load(Ordering::Relaxed) as f64);
+        refused.absolute(self.connections_refused.load(Ordering::Relaxed));
+        if let Some(reading) = self.redis.read(cache).await {
+            let gauge = |name: &'static str, value: f64| {
+                self.recorder
+                    .register_gauge(&Key::from_name(name), &METADATA)
+                    .set(value);
+            };
+            gauge("catalog_redis_up", f64::from(u8::from(reading.up)));
+            gauge(
+                "catalog_redis_used_memory_bytes",
+                reading.used_memory_bytes as f64,
+            );
+            gauge(
+                "catalog_redis_max_memory_bytes",
+                reading.max_memory_bytes as f64,
+            );
+            gauge("catalog_redis_ping_seconds", reading.ping_seconds);
+            self.recorder
+                .register_counter(
+                    &Key::from_name("catalog_redis_evicted_keys_total"),
+                    &METADATA,
+                )
+                .absolute(reading.evicted_keys);
+        }
+        self.handle.render()
+    }
+}
+
+/// Help texts of the catalog's own families (the cache's are described by cache-core).
+fn describe(recorder: &PrometheusRecorder) {
+    let counters = [
+        (REQUESTS, "HTTP requests per method, route and status."),
+        (
+            "catalog_http_connections_refused_total",
+            "Connections closed at once because the connection limit was reached.",
+        ),
+        (
+            "catalog_redis_evicted_keys_total",
+            "Keys Redis evicted for maxmemory since it started (INFO evicted_keys).",
+        ),
+    ];
+    let gauges = [
+        (
+            "catalog_http_connections_open",
+            "HTTP connections being served.",
+        ),
+        (
+            "catalog_redis_up",
+            "1 if Redis answered the last reading of its memory (the catalog_redis_* gauges).",
+        ),
+        (
+            "catalog_redis_used_memory_bytes",
+            "Memory Redis uses, bytes (INFO used_memory).",
+        ),
+        (
+            "catalog_redis_max_memory_bytes",
+            "Redis's memory limit, bytes (INFO maxmemory; 0: none).",
+        ),
+        (
+            "catalog_redis_ping_seconds",
+            "Round trip of a PING to Redis, seconds.",
+        ),
+    ];
+    for (name, help) in counters {
+        recorder.describe_counter(name.into(), None, help.into());
+    }
+    for (name, help) in gauges {
+        recorder.describe_gauge(name.into(), None, help.into());
+    }
+    recorder.describe_histogram(
+        DURATION.into(),
+        None,
+        "HTTP request latency per method and route, seconds.".into(),
+    );
 }
 
 /// The method label: a standard method, or `other` (any token is a valid method, and each
@@ -116,303 +239,4 @@ pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: 
         started.elapsed().as_secs_f64(),
     );
     response
-}
-
-/// The Prometheus text exposition of the cache statistics and the HTTP metrics.
-pub fn render(stats: &Stats, http: &HttpMetrics) -> String {
-    let mut out = String::new();
-
-    family(
-        "catalog_cache_hits_total",
-        "counter",
-        "Cache hits per key pattern and tier.",
-        &mut out,
-    );
-    for p in &stats.patterns {
-        let l = label(&p.pattern);
-        let c = &p.counters;
-        let _ = writeln!(
-            out,
-            "catalog_cache_hits_total{{pattern=\"{l}\",tier=\"l1\"}} {}",
-            c.l1_hits
-        );
-        let _ = writeln!(
-            out,
-            "catalog_cache_hits_total{{pattern=\"{l}\",tier=\"l2\"}} {}",
-            c.l2_hits
-        );
-    }
-    let counters: [CounterFamily; 12] = [
-        (
-            "catalog_cache_misses_total",
-            "Lookups found in neither tier.",
-            |c| c.misses,
-        ),
-        (
-            "catalog_cache_loads_total",
-            "Loader (database) runs.",
-            |c| c.loads,
-        ),
-        (
-            "catalog_cache_load_errors_total",
-            "Loader runs that failed.",
-            |c| c.load_errors,
-        ),
-        (
-            "catalog_cache_l2_errors_total",
-            "Failed or skipped Redis calls.",
-            |c| c.l2_errors,
-        ),
-        (
-            "catalog_cache_decode_errors_total",
-            "Values in Redis that did not decode.",
-            |c| c.decode_errors,
-        ),
-        (
-            "catalog_cache_stale_served_total",
-            "Stale values served because a load failed.",
-            |c| c.stale_served,
-        ),
-        (
-            "catalog_cache_evictions_total",
-            "L1 entries evicted for space.",
-            |c| c.evictions,
-        ),
-        (
-            "catalog_cache_lease_waits_total",
-            "Loads that waited for another instance's value under its fleet lease.",
-            |c| c.lease_waits,
-        ),
-        (
-            "catalog_cache_lease_timeouts_total",
-            "Fleet lease waits that timed out (the instance then loaded itself).",
-            |c| c.lease_timeouts,
-        ),
-        (
-            "catalog_cache_refresh_aheads_total",
-            "Background reloads run by refresh-ahead.",
-            |c| c.refresh_aheads,
-        ),
-        (
-            "catalog_cache_soft_timeouts_total",
-            "Loads past their soft timeout (the stale value served meanwhile).",
-            |c| c.soft_timeouts,
-        ),
-        (
-            "catalog_cache_hard_timeouts_total",
-            "Loads abandoned past their hard timeout (the stale value served).",
-            |c| c.hard_timeouts,
-        ),
-    ];
-    for (name, help, get) in counters {
-        family(name, "counter", help, &mut out);
-        for p in &stats.patterns {
-            let _ = writeln!(
-                out,
-                "{name}{{pattern=\"{}\"}} {}",
-                label(&p.pattern),
-                get(&p.counters)
-            );
-        }
-    }
-    family(
-        "catalog_cache_load_seconds",
-        "histogram",
-        "Loader (database) latency per key pattern.",
-        &mut out,
-    );
-    for p in &stats.patterns {
-        let l = label(&p.pattern);
-        for (le, n) in &p.load_latency_buckets {
-            let _ = writeln!(
-                out,
-                "catalog_cache_load_seconds_bucket{{pattern=\"{l}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let c = &p.counters;
-        let _ = writeln!(
-            out,
-            "catalog_cache_load_seconds_bucket{{pattern=\"{l}\",le=\"+Inf\"}} {}",
-            c.loads
-        );
-        let _ = writeln!(
-            out,
-            "catalog_cache_load_seconds_sum{{pattern=\"{l}\"}} {}",
-            c.load_time.as_secs_f64()
-        );
-        let _ = writeln!(
-            out,
-            "catalog_cache_load_seconds_count{{pattern=\"{l}\"}} {}",
-            c.loads
-        );
-    }
-    family(
-        "catalog_cache_hit_ratio",
-        "gauge",
-        "Hits over lookups, all patterns.",
-        &mut out,
-    );
-    let _ = writeln!(out, "catalog_cache_hit_ratio {}", stats.hit_ratio());
-    family(
-        "catalog_cache_l2_errors_unattributed_total",
-        "counter",
-        "Failed Redis calls outside any key pattern (invalidations, tag reads, probes).",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_l2_errors_unattributed_total {}",
-        stats.l2_errors_unattributed
-    );
-    let bp = &stats.backplane;
-    family(
-        "catalog_cache_backplane_subscribed",
-        "gauge",
-        "1 while this process reads the backplane (invalidations pushed by the other processes).",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_backplane_subscribed {}",
-        u8::from(bp.subscribed)
-    );
-    family(
-        "catalog_cache_backplane_messages_total",
-        "counter",
-        "Backplane messages: sent by this process (invalidations, overwrites) and received from others.",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_backplane_messages_total{{direction=\"sent\"}} {}",
-        bp.published
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_backplane_messages_total{{direction=\"received\"}} {}",
-        bp.received
-    );
-    family(
-        "catalog_cache_backplane_resyncs_total",
-        "counter",
-        "Times L1 was dropped because backplane messages may have been missed.",
-        &mut out,
-    );
-    let _ = writeln!(out, "catalog_cache_backplane_resyncs_total {}", bp.resyncs);
-    family(
-        "catalog_cache_backplane_lag_seconds",
-        "gauge",
-        "Delay of the last backplane message received, from its sending (on Redis's clock).",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_backplane_lag_seconds {}",
-        bp.lag.as_secs_f64()
-    );
-    family(
-        "catalog_cache_l1_entries",
-        "gauge",
-        "Entries in L1.",
-        &mut out,
-    );
-    let _ = writeln!(out, "catalog_cache_l1_entries {}", stats.l1_entries);
-    family(
-        "catalog_cache_l1_bytes",
-        "gauge",
-        "Weighted size of L1 in bytes.",
-        &mut out,
-    );
-    let _ = writeln!(out, "catalog_cache_l1_bytes {}", stats.l1_weighted_bytes);
-    family(
-        "catalog_cache_l1_capacity_bytes",
-        "gauge",
-        "L1 byte budget.",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_cache_l1_capacity_bytes {}",
-        stats.l1_capacity_bytes
-    );
-
-    family(
-        "catalog_http_requests_total",
-        "counter",
-        "HTTP requests per method, route and status.",
-        &mut out,
-    );
-    for ((method, route, status), n) in http.requests.lock().iter() {
-        let _ = writeln!(
-            out,
-            "catalog_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-            label(route)
-        );
-    }
-    family(
-        "catalog_http_connections_open",
-        "gauge",
-        "HTTP connections being served.",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_http_connections_open {}",
-        http.connections_open.load(Ordering::Relaxed)
-    );
-    family(
-        "catalog_http_connections_refused_total",
-        "counter",
-        "Connections closed at once because the connection limit was reached.",
-        &mut out,
-    );
-    let _ = writeln!(
-        out,
-        "catalog_http_connections_refused_total {}",
-        http.connections_refused.load(Ordering::Relaxed)
-    );
-    family(
-        "catalog_http_request_duration_seconds",
-        "histogram",
-        "HTTP request latency per method and route.",
-        &mut out,
-    );
-    for ((method, route), h) in http.latency.lock().iter() {
-        let route = label(route);
-        let mut cumulative = 0;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            cumulative += h.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "catalog_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "catalog_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "catalog_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "catalog_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}",
-            h.count
-        );
-    }
-    out
-}
-
-fn family(name: &str, kind: &str, help: &str, out: &mut String) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a Prometheus label value.
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -1,7 +1,8 @@
-//! The HTTP JSON API: routes, errors as JSON, metrics.
+//! The HTTP JSON API: routes, errors as JSON, metrics, cache statistics.
 
 pub mod batch;
 pub mod bodies;
+pub mod cache_stats;
 pub mod ceiling;
 pub mod error;
 pub mod metrics;

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/cache/stats", get(super::cache_stats::cache_stats))
         .fallback(|| async { ApiError::not_found("no such route") })
 }
 
@@ -415,7 +416,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(&s.repo.cache.stats(), &s.http),
+        s.http.render(&s.repo.cache).await,
     )
 }
 
