@@ -154,7 +154,11 @@ pub fn bench(
     }
     group.finish();
 
-    let rounds = if tiercache_benches::quick() { 2_000 } else { 10_000 };
+    let rounds = if tiercache_benches::quick() {
+        2_000
+    } else {
+        10_000
+    };
     let paired = rt.block_on(async {
         let mut conn = conn.clone();
         let mut samples: [Vec<Duration>; 2] = Default::default();
