@@ -10,6 +10,22 @@
 //!   tiercache (L1, tombstone + UNLINK, then the broadcast) against the same Redis work done raw
 //!   (the tombstone `SET` + `UNLINK` pipeline) and the broadcast alone (one `XADD MAXLEN ~`):
 //!   what the backplane adds is about `raw_xadd`.
+//! - `backplane/transport/{pubsub,stream}`: the transports themselves, raw redis-rs side by side
+//!   (the measurement behind the stream's choice, `store/backplane.rs`): one message from a
+//!   publishing connection to a receiver already waiting on a connection of its own, `PUBLISH` to
+//!   a `SUBSCRIBE`d connection against `XADD MAXLEN ~` to an `XREAD BLOCK` loop. Timed from
+//!   before the publish until the receiving task has the reply. Then 2,000 messages over each
+//!   (10,000 in full mode), alternating, so that both see the same moments of a busy machine:
+//!   their p50/p99 go to the JSON (`transport_paired`).
+//! - idle cost (not a criterion bench; into the JSON): four instances that know 300 tags and
+//!   patterns sit idle for 10 s on a Redis of their own; `INFO commandstats` and
+//!   `keyspace_misses` before and after, per instance per second (`BENCH_IDLE_SECS` overrides the
+//!   10 s).
+
+#[path = "backplane/idle.rs"]
+mod idle;
+#[path = "backplane/transport.rs"]
+mod transport;
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -81,6 +97,7 @@ async fn propagate(a: &Cache, b: &Cache, ka: &Key, kb: &Key, id: u64, change: Ch
     started.elapsed()
 }
 
+/// The `p` quantile of `sorted`, in microseconds.
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -197,6 +214,9 @@ fn backplane(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    transport::bench(c, &rt, &server, &mut figures);
+    figures.insert("idle".to_owned(), rt.block_on(idle::measure()));
 
     let figures = serde_json::Value::Object(figures);
     eprintln!("backplane: {figures}");

@@ -88,6 +88,48 @@ async fn four_instances_of_fifty_callers_run_the_loader_once() {
     assert_eq!(lease, None, "the lease is released after the write");
 }
 
+/// The race the lease's script closes: an instance whose L2 read misses just before another one
+/// writes the value and releases its lease must read that value, not take the freed lease and
+/// load again. With an instant loader the window is wide: 200 cold keys, one caller on each of
+/// four instances at once, one load per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_value_written_between_a_miss_and_the_lease_is_read_not_loaded_again() {
+    let server = RedisServer::start();
+    let caches = fleet(&server, "race", 4, |b| b).await;
+    let patterns: Vec<Pattern> = caches
+        .iter()
+        .map(|c| register(c, "prod:<id>", policy(60)))
+        .collect();
+    for id in 0..200u64 {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = caches
+            .iter()
+            .zip(&patterns)
+            .map(|(cache, pattern)| {
+                let (cache, key, calls) =
+                    (cache.clone(), pattern.key(&[&id]).unwrap(), calls.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(&key, || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, Infallible>(product(id, "loaded once"))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in futures::future::join_all(tasks).await {
+            assert_eq!(t.unwrap().name, "loaded once");
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "key {id} loaded more than once"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_lease_every_instance_loads() {
     let server = RedisServer::start();

@@ -1,5 +1,7 @@
 //! Fleet leases: on an L2 miss, one instance of the fleet runs the loader. The first caller takes
-//! a short lease in Redis (`SET ns:l:<key> <token> NX PX <ttl>`), renews it while its loader runs
+//! a short lease in Redis (`SET ns:l:<key> <token> NX PX <ttl>`, in a script that refuses when the
+//! entry is in Redis already: then it is read, as another instance loaded it since this caller's
+//! read missed), renews it while its loader runs
 //! (a compare-and-pexpire script every third of the lease's time) and releases it after writing
 //! the value back (a compare-and-delete script). Callers of other instances that find the lease
 //! taken wait for the value: they poll L2 with a short backoff (5 ms doubling to 50 ms), and at
@@ -28,7 +30,7 @@ use super::read::{Answer, Found};
 use crate::error::RedisFailure;
 use crate::key::Key;
 use crate::metrics::bump;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{Acquired, RedisStore};
 
 /// How fleet leases are taken and waited for (the builder's settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +113,26 @@ impl Engine {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         let mut waited = false;
+        // Until an entry found in Redis turns out not to be an answer (stale, undecodable): then
+        // the lease is taken whatever is there.
+        let mut unless_entry = true;
         loop {
-            match l2.acquire_lease(key.as_str(), token, settings.ttl).await {
-                Ok(true) => {
+            match l2
+                .acquire_lease(key.as_str(), token, settings.ttl, unless_entry)
+                .await
+            {
+                Ok(Acquired::Taken) => {
                     return Leased::Held(LeaseGuard::start(l2, key.as_str(), token, settings.ttl));
                 }
-                Ok(false) => {}
+                Ok(Acquired::EntryExists) => {
+                    // Written since this caller's read missed (another instance's load).
+                    if let Found::Fresh(answer) = self.l2_read_one::<V, A>(key, ticket).await {
+                        return Leased::Served(answer);
+                    }
+                    unless_entry = false;
+                    continue;
+                }
+                Ok(Acquired::Held) => {}
                 Err(e) => {
                     if !matches!(e, RedisFailure::CircuitOpen) {
                         bump(&stats.l2_errors);

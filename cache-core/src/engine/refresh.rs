@@ -32,7 +32,7 @@ use crate::clock::Timestamp;
 use crate::key::Key;
 use crate::metrics::bump;
 use crate::spans::{self, Outcome};
-use crate::store::redis::WriteMode;
+use crate::store::redis::{Acquired, WriteMode};
 
 /// The keys this process is refreshing.
 #[derive(Default)]
@@ -90,11 +90,15 @@ impl Engine {
             }
             if self.lease.enabled && key.pattern().policy().leased() {
                 let token = rand::random::<u64>();
-                match l2.acquire_lease(key.as_str(), token, self.lease.ttl).await {
-                    Ok(true) => {
+                // The entry is in Redis (it is being refreshed): a plain `SET NX`.
+                match l2
+                    .acquire_lease(key.as_str(), token, self.lease.ttl, false)
+                    .await
+                {
+                    Ok(Acquired::Taken) => {
                         lease = Some(LeaseGuard::start(l2, key.as_str(), token, self.lease.ttl))
                     }
-                    Ok(false) => {
+                    Ok(Acquired::Held | Acquired::EntryExists) => {
                         self.wait_for_newer::<V>(&key, ticket, ours).await;
                         return;
                     }

@@ -43,6 +43,8 @@ mod popularity;
 mod reclaim;
 mod replay;
 
+pub(crate) use lease::Acquired;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! operations commands (`catalog clear|warmup|stats`) in-process through `catalog::cli::run`
 //! (the binary's `main` is only that call).
 
+mod support;
+
 use std::io::BufRead;
 use std::path::Path;
 
@@ -112,28 +114,12 @@ async fn warmup_and_stats_work_on_an_existing_database() {
     assert!(out.contains("\"status\": \"ok\""), "{out}");
 }
 
-/// The `catalog` binary with a clean environment (no `REDIS_URL`, no `CATALOG_*` of the caller).
-fn catalog_binary(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_catalog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CATALOG_") || k == "REDIS_URL" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("CATALOG_QUIET", "1")
-        .env("CATALOG_PRODUCTS", "300")
-        .env("CATALOG_CATEGORIES", "12");
-    cmd
-}
-
 /// The README's `cargo run -p catalog` (no subcommand) with `CATALOG_WARMUP=1` warms the cache.
 #[test]
 fn the_default_command_honours_catalog_warmup() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = catalog_binary(dir.path())
+    let mut child = support::process::binary(dir.path())
         .env("CATALOG_WARMUP", "1")
-        .env("CATALOG_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -6,9 +6,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read as _};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use catalog::Limits;
@@ -16,6 +13,7 @@ use catalog::domain::MAX_CATEGORY_DEPTH;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::TestService;
+use support::process::{Running, binary, output};
 use tiercache_tests::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -640,81 +638,6 @@ async fn a_request_past_its_timeout_is_a_json_503() {
 
 // ----- the real binary: signals, secrets -----
 
-/// The real `catalog` binary over the database in `dir`, its environment cleared of the
-/// service's variables.
-fn binary(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalog"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CATALOG_") || k == "REDIS_URL" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("CATALOG_QUIET", "1")
-        .env("CATALOG_PRODUCTS", "300")
-        .env("CATALOG_CATEGORIES", "12")
-        .env("CATALOG_DB", dir.join("catalog.sqlite3"))
-        .env("CATALOG_LISTEN", "127.0.0.1:0");
-    cmd
-}
-
-/// A running `catalog` (serve) and its address; killed on drop if still running.
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    /// Spawns `cmd` (stdout piped) and waits (60 s at most) for its "catalog service on" line.
-    fn start(mut cmd: Command) -> Running {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("catalog starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the service says where it listens");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Running { child, url }
-    }
-
-    fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, signal).expect("signal sent");
-    }
-
-    /// Waits (`limit` at most) for the process to exit; its status.
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// SIGTERM (and Ctrl-C's SIGINT) stop the real binary gracefully: it stops accepting, the
 /// requests in progress finish (none fails), and it exits with success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -798,44 +721,6 @@ fn redis_with_alice() -> RedisServer {
 
 fn url_of(redis: &RedisServer, password: &str) -> String {
     format!("redis://alice:{password}@127.0.0.1:{}/0", redis.port())
-}
-
-/// Runs `cmd` to completion (30 s at most): its status, stdout and stderr.
-fn output(mut cmd: Command) -> (std::process::ExitStatus, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("still running after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = format!(
-        "{}{}",
-        out.join().expect("stdout"),
-        err.join().expect("stderr")
-    );
-    (status, text)
 }
 
 /// The Redis password is printed nowhere: not by `--help` (any subcommand), the logs at trace,

@@ -1,8 +1,11 @@
 //! Starts the catalog service in-process on a free port, against a fresh database with a small
 //! generated catalog (a SQLite file, or a PostgreSQL database of its own: see [`Backend`] and
-//! [`on_both_backends!`]), optionally with a real redis-server as L2.
+//! [`on_both_backends!`]), optionally with a real redis-server as L2. [`process`] runs the real
+//! binary as processes of their own instead.
 
 #![allow(dead_code)]
+
+pub mod process;
 
 use catalog::{Config, Limits, Server};
 use reqwest::{Method, Response, StatusCode};
