@@ -191,3 +191,57 @@ fn check_background(kw: Span, name: &str, func: &Function, errors: &mut Errors) 
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::args::MacroKind;
+
+    /// The errors `#[cached(<args>)]` on `<item>` expands to.
+    fn errors(args: &str, item: &str) -> String {
+        let args = args.parse().expect("args");
+        let item = item.parse().expect("item");
+        crate::expand_attribute(MacroKind::Cached, args, item).to_string()
+    }
+
+    #[test]
+    fn background_loads_need_a_shared_receiver_and_owned_arguments() {
+        let refresh = r#"key = "p:<id>", ttl = 60, refresh_ahead = 0.8"#;
+        let e = errors(refresh, "async fn f(&mut self, id: u64) -> u64 { id }");
+        assert!(
+            e.contains("takes `&mut self`: its changes to the clone would be lost"),
+            "{e}"
+        );
+        let e = errors(refresh, "async fn f(self, id: u64) -> u64 { id }");
+        assert!(e.contains("takes `self` by value"), "{e}");
+        let e = errors(
+            refresh,
+            "async fn f(&self, id: u64, out: &mut Vec<u8>) -> u64 { id }",
+        );
+        assert!(
+            e.contains("cannot take `&mut` arguments, as `f` does"),
+            "{e}"
+        );
+        let soft = r#"key = "p:<id>", ttl = 60, stale = 60, soft_timeout_ms = 50"#;
+        let async_trait = "fn f<'life0, 'async_trait>(&'life0 self, id: u64) -> \
+            ::core::pin::Pin<Box<dyn ::core::future::Future<Output = u64> + Send + 'async_trait>> \
+            where Self: 'async_trait { Box::pin(async move { let __self = self; id }) }";
+        let e = errors(soft, async_trait);
+        assert!(e.contains("`soft_timeout_ms` runs the body in the background, which a method rewritten by `#[async_trait]` cannot"), "{e}");
+        // A hard timeout alone drops the borrowing load: none of this applies.
+        let hard = r#"key = "p:<id>", ttl = 60, stale = 60, hard_timeout_ms = 50"#;
+        let e = errors(hard, "async fn f(&mut self, id: u64) -> u64 { id }");
+        assert!(!e.contains("compile_error"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_are_positive() {
+        let e = errors(
+            r#"key = "p:<id>", ttl = 60, stale = 60, soft_timeout_ms = 0"#,
+            "async fn f(&self, id: u64) -> u64 { id }",
+        );
+        assert!(
+            e.contains("`soft_timeout_ms = 0` would give up on every load at once"),
+            "{e}"
+        );
+    }
+}
