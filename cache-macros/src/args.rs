@@ -12,7 +12,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Token, bracketed};
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitFloat, LitInt, LitStr, Token, bracketed};
 
 use crate::suggest::is_similar;
 
@@ -74,13 +74,16 @@ const WRITES: &[MacroKind] = &[MacroKind::Cached, MacroKind::Put];
 const EVICT: &[MacroKind] = &[MacroKind::Evict];
 
 /// Every option of every attribute, once, in the order the documentation lists them.
-const OPTIONS: [OptionSpec; 13] = [
+const OPTIONS: [OptionSpec; 16] = [
     option!(key, ALL),
     option!(ttl, WRITES),
     option!(l1_ttl, WRITES),
     option!(stale, WRITES),
     option!(none_ttl, CACHED),
     option!(lease, CACHED),
+    option!(refresh_ahead, CACHED),
+    option!(soft_timeout_ms, CACHED),
+    option!(hard_timeout_ms, CACHED),
     option!(max_size, WRITES),
     option!(tags, ALL),
     option!(pattern, EVICT),
@@ -133,8 +136,16 @@ impl Seconds {
 
 impl Parse for Seconds {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        const EXPECTED: &str =
-            "expected a number of seconds: an integer literal or a const expression of type `u64`";
+        Seconds::parse_in(input, "seconds", "a second")
+    }
+}
+
+impl Seconds {
+    /// A whole number of `unit`s (`seconds`; `a second` names its fraction).
+    fn parse_in(input: ParseStream<'_>, unit: &str, one: &str) -> syn::Result<Self> {
+        let expected = format!(
+            "expected a number of {unit}: an integer literal or a const expression of type `u64`"
+        );
         let expr: Expr = input.parse()?;
         match expr {
             Expr::Lit(ExprLit {
@@ -143,7 +154,7 @@ impl Parse for Seconds {
                 if !matches!(lit.suffix(), "" | "u64") {
                     return Err(syn::Error::new(
                         lit.span(),
-                        format!("{EXPECTED}, found a `{}` literal", lit.suffix()),
+                        format!("{expected}, found a `{}` literal", lit.suffix()),
                     ));
                 }
                 let n = lit.base10_parse::<u64>()?;
@@ -154,11 +165,52 @@ impl Parse for Seconds {
                 ..
             }) => Err(syn::Error::new(
                 lit.span(),
-                format!("{EXPECTED}; fractions of a second are not supported"),
+                format!("{expected}; fractions of {one} are not supported"),
             )),
-            Expr::Lit(ExprLit { lit, .. }) => Err(syn::Error::new(lit.span(), EXPECTED)),
+            Expr::Lit(ExprLit { lit, .. }) => Err(syn::Error::new(lit.span(), expected)),
             expr => Ok(Seconds::Const(Box::new(expr))),
         }
+    }
+}
+
+/// A duration in milliseconds, written like [`Seconds`] (`soft_timeout_ms = 50`).
+#[derive(Clone, Debug)]
+pub(crate) struct Millis(pub(crate) Seconds);
+
+impl Parse for Millis {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        Seconds::parse_in(input, "milliseconds", "a millisecond").map(Millis)
+    }
+}
+
+/// A fraction strictly between 0 and 1, as a float literal (`refresh_ahead = 0.8`).
+#[derive(Clone, Debug)]
+pub(crate) struct Fraction {
+    pub(crate) lit: LitFloat,
+}
+
+impl Parse for Fraction {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        const EXPECTED: &str = "expected a fraction of the TTL strictly between 0 and 1, as a float literal, e.g. `0.8`";
+        let lit = match input.parse::<Lit>() {
+            Ok(Lit::Float(lit)) if matches!(lit.suffix(), "" | "f64") => lit,
+            Ok(Lit::Int(lit)) => {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("{EXPECTED}, not `{lit}`"),
+                ));
+            }
+            Ok(other) => return Err(syn::Error::new(other.span(), EXPECTED)),
+            Err(e) => return Err(syn::Error::new(e.span(), EXPECTED)),
+        };
+        let value = lit.base10_parse::<f64>()?;
+        if !(value > 0.0 && value < 1.0) {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("{EXPECTED}, not `{lit}`"),
+            ));
+        }
+        Ok(Fraction { lit })
     }
 }
 
@@ -222,6 +274,9 @@ pub(crate) struct Args {
     pub(crate) stale: Option<Opt<Seconds>>,
     pub(crate) none_ttl: Option<Opt<Seconds>>,
     pub(crate) lease: Option<Opt<LitBool>>,
+    pub(crate) refresh_ahead: Option<Opt<Fraction>>,
+    pub(crate) soft_timeout_ms: Option<Opt<Millis>>,
+    pub(crate) hard_timeout_ms: Option<Opt<Millis>>,
     pub(crate) max_size: Option<Opt<ByteSize>>,
     pub(crate) tags: Option<Opt<TagList>>,
     pub(crate) pattern: Option<Opt<LitStr>>,
@@ -363,7 +418,8 @@ mod tests {
     fn each_attribute_takes_the_options_its_documentation_lists() {
         assert_eq!(
             MacroKind::Cached.option_list(),
-            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `lease`, `max_size`, `tags`, `cache`, `unless`"
+            "`key`, `ttl`, `l1_ttl`, `stale`, `none_ttl`, `lease`, `refresh_ahead`, `soft_timeout_ms`, \
+             `hard_timeout_ms`, `max_size`, `tags`, `cache`, `unless`"
         );
         assert_eq!(
             MacroKind::Put.option_list(),
@@ -407,6 +463,17 @@ mod tests {
             err(MacroKind::Cached, r#"tags = "a""#).contains("expected a list of tag templates")
         );
         assert!(err(MacroKind::Evict, "all = 1").contains("expected boolean literal"));
+        for bad in ["0.0", "1.0", "1", "1.5", "-0.5", "x"] {
+            let e = err(MacroKind::Cached, &format!("refresh_ahead = {bad}"));
+            assert!(
+                e.starts_with("expected a fraction of the TTL strictly between 0 and 1"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            err(MacroKind::Cached, "soft_timeout_ms = 1.5")
+                .contains("fractions of a millisecond are not supported")
+        );
         assert!(err(MacroKind::Cached, r#"key = "a" ttl = 5"#).contains("expected `,`"));
     }
 }

@@ -329,7 +329,7 @@ fn type_args(args: &PathArguments) -> Vec<&Type> {
 }
 
 /// The names a parameter pattern binds: `id` in `id: u64`, `a` and `b` in `(a, b): (u8, u8)`.
-fn bindings(pat: &Pat, out: &mut Vec<Ident>) {
+pub(crate) fn bindings(pat: &Pat, out: &mut Vec<Ident>) {
     match pat {
         Pat::Ident(p) => {
             out.push(p.ident.clone());

@@ -67,17 +67,19 @@
 //!
 //! # Durations
 //!
-//! `ttl`, `l1_ttl`, `stale` and `none_ttl` are whole seconds: an integer literal, or a const
-//! expression of type `u64` (`ttl = 30 * 60`, `ttl = PRODUCT_TTL`). The expression initialises a
+//! `ttl`, `l1_ttl`, `stale` and `none_ttl` are whole seconds, `soft_timeout_ms` and
+//! `hard_timeout_ms` whole milliseconds: an integer literal, or a const expression of type `u64`
+//! (`ttl = 30 * 60`, `ttl = PRODUCT_TTL`). The expression initialises a
 //! `static`, so it cannot mention `Self` or generic parameters. Without `ttl`, the policy
 //! registered for the key template with `Cache::register` applies (or the cache's default TTL,
-//! with a warning); `l1_ttl`, `stale`, `none_ttl` and `max_size` then may not be given.
+//! with a warning); the other durations, `lease`, `refresh_ahead` and `max_size` then may not be
+//! given. `refresh_ahead` is a fraction of the TTL, a float literal strictly between 0 and 1.
 
 #![forbid(unsafe_code)]
 
 // Parse, validate, expand (thiserror's shape): `args.rs` parses the options (one table of them),
 // `function.rs` the annotated function; `validate.rs` checks them together and yields one typed
-// site per attribute; `expand.rs` generates the calls into `cache_core::__private`, with
+// site per attribute; `expand/` generates the calls into `cache_core::__private`, with
 // `spans.rs` placing type errors on the user's code. `suggest.rs` spells "did you mean". Key
 // templates are parsed by the `cache-template` crate, the very parser cache-core uses. This file
 // only wires the three steps together and turns an error into `compile_error!`; it never panics.
@@ -96,7 +98,8 @@ use crate::args::{Args, MacroKind};
 use crate::function::Function;
 
 /// Caches the result of an `async fn` in both tiers: the body becomes the loader of cache-core's
-/// `get_or_load` (one load per key at a time across concurrent callers, fail-safe, statistics).
+/// `get_or_load` (one load per key at a time across concurrent callers, fail-safe, statistics),
+/// or of `get_or_refresh` with `refresh_ahead` or `soft_timeout_ms`.
 ///
 /// # Options
 ///
@@ -108,6 +111,9 @@ use crate::function::Function;
 /// | `stale = 300`         | fail-safe window: serve an expired value this long if loading fails |
 /// | `none_ttl = 30`       | cache a `None` result this long (`Option` returns; default: not)    |
 /// | `lease = false`       | no fleet lease on a miss: every instance may load (default: one loads while the others wait; needs `ttl`) |
+/// | `refresh_ahead = 0.8` | a hit in the last 20% of the entry's TTL returns at once and reloads it in the background, once in the fleet (needs `ttl`; see below) |
+/// | `soft_timeout_ms = 50` | a load holding a stale value that runs longer answers stale and fills the cache in the background (needs `ttl`, `stale`; see below) |
+/// | `hard_timeout_ms = 2000` | a load holding a stale value that runs longer is abandoned for the stale value (needs `ttl`, `stale`; longer than `soft_timeout_ms`) |
 /// | `max_size = 65536`    | largest encoded value cached, bytes (larger: served, not cached; default: the cache's `max_value_size`, 1 MiB) |
 /// | `tags = ["search", "cat:<category_id>"]` | tag templates, for `Cache::invalidate_tag` and `#[cache_evict(tags = ..)]` |
 /// | `cache = <expr>`      | the cache handle (default `self.cache`)                             |
@@ -115,6 +121,19 @@ use crate::function::Function;
 ///
 /// `unless` gets a reference to the successful value: `&T` for `T` and `Result<T, E>` functions,
 /// `&Option<T>` for `Option<T>` and `Result<Option<T>, E>` functions. The value is still returned.
+///
+/// # Loads in the background
+///
+/// With `refresh_ahead` or `soft_timeout_ms` the body may run on a task of its own (cache-core's
+/// `Cache::get_or_refresh`), so it runs from copies of what it uses: a clone of `self` (the method
+/// takes `&self`, and `Self: Clone + Send + Sync + 'static`: a repository of `Arc`s and pools
+/// clones cheaply), a clone of each argument passed by value (`Clone + Send + 'static`) and an
+/// owned copy of each one passed by reference (`ToOwned`: `&str` becomes a `String`, `&T` a
+/// clone), which the body borrows back. The copies are made on a miss or a due refresh, never on a
+/// hit. A type that cannot be copied so is a compile error at the option; `&mut self`, `self` by
+/// value, `&mut` arguments and methods rewritten by `#[async_trait]` are rejected there. `unless`
+/// must then be `Send + 'static` too. `hard_timeout_ms` alone drops the load's future and needs no
+/// copies.
 ///
 /// # Example
 ///

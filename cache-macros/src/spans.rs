@@ -1,7 +1,7 @@
 //! Where the generated code reports type errors. Generated tokens carry the span of the user code
 //! they stand for, so that rustc blames that code: [`TypeSpan`] puts every use of the cached types
 //! on the first token of the declared return type, and [`respan`] moves a whole expression onto one
-//! span. This file only relocates tokens; it never decides what code is generated (`expand.rs`).
+//! span. This file only relocates tokens; it never decides what code is generated (`expand/`).
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};

@@ -1,7 +1,7 @@
 //! Checks the options against each other and against the function, and resolves every
 //! placeholder to a parameter. The result, a [`Site`], holds one validated type per attribute
 //! ([`CachedSite`], [`PutSite`], [`EvictSite`]): a site has exactly the settings its attribute
-//! takes, so `expand.rs` never meets an option that cannot apply.
+//! takes, so `expand/` never meets an option that cannot apply.
 //!
 //! Every error is spanned on the user's mistake: a template error on its string literal (with the
 //! position of the mistake shown in the message), an option error on its keyword or value, a
@@ -10,13 +10,18 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, LitBool, LitStr, Type};
+use syn::{Expr, Ident, LitStr, Type};
 
 use cache_template::{Template, TemplateError, TemplateKind};
 
 use crate::args::{Args, ByteSize, MacroKind, Opt, Seconds};
 use crate::function::{Function, Receiver, Shape};
 use crate::suggest::is_similar;
+
+mod loads;
+
+use loads::LoadArgs;
+pub(crate) use loads::Loads;
 
 /// A validated attribute: what every kind has (the cache handle, the argument slots its templates
 /// name), and what its kind has.
@@ -36,9 +41,8 @@ pub(crate) enum SiteKind {
 /// `#[cached]`: the entry it reads, loading it with the body on a miss.
 pub(crate) struct CachedSite {
     pub(crate) entry: Entry,
-    /// How long a `None` result is cached; only with a TTL policy in the attribute and a return
-    /// type that can be `None`.
-    pub(crate) none_ttl: Option<Seconds>,
+    /// The load options; only with a TTL policy in the attribute.
+    pub(crate) loads: Option<Loads>,
 }
 
 /// `#[cache_put]`: the entry the body's successful value is written to.
@@ -61,8 +65,6 @@ pub(crate) struct Policy {
     pub(crate) ttl: Seconds,
     pub(crate) l1_ttl: Option<Seconds>,
     pub(crate) stale: Option<Seconds>,
-    /// `lease = false`: misses do not take the fleet lease.
-    pub(crate) lease: bool,
     /// The largest encoded value cached, in bytes.
     pub(crate) max_size: Option<ByteSize>,
 }
@@ -119,12 +121,11 @@ pub(crate) fn validate(kind: MacroKind, mut args: Args, func: &Function) -> syn:
     let cache = args.cache.take();
     let site = match kind {
         MacroKind::Cached => {
-            let none_ttl = args.none_ttl.take();
-            entry(kind, args, none_ttl.as_ref(), func, &mut errors).map(|entry| {
-                SiteKind::Cached(CachedSite {
-                    entry,
-                    none_ttl: none_ttl.map(|o| o.value),
-                })
+            let loads = LoadArgs::take(&mut args);
+            entry(kind, args, Some(&loads), func, &mut errors).map(|entry| {
+                let loads =
+                    (entry.policy.as_ref()).map(|policy| loads.validate(policy, func, &mut errors));
+                SiteKind::Cached(CachedSite { entry, loads })
             })
         }
         MacroKind::Put => {
@@ -138,12 +139,12 @@ pub(crate) fn validate(kind: MacroKind, mut args: Args, func: &Function) -> syn:
     Ok(Site { cache, slots, kind })
 }
 
-/// The entry of a `#[cached]` or `#[cache_put]` site (whose `none_ttl`, if any, is given apart):
-/// an error when the key is missing; other problems go to `errors`.
+/// The entry of a `#[cached]` or `#[cache_put]` site (whose load options, if any, are given
+/// apart): an error when the key is missing; other problems go to `errors`.
 fn entry(
     kind: MacroKind,
     args: Args,
-    none_ttl: Option<&Opt<Seconds>>,
+    loads: Option<&LoadArgs>,
     func: &Function,
     errors: &mut Errors,
 ) -> syn::Result<Entry> {
@@ -157,27 +158,17 @@ fn entry(
         )
     });
     check_return_type(kind, func, errors);
-    if let Some(none_ttl) = none_ttl
-        && !func.output.shape.has_option()
-    {
-        errors.push(syn::Error::new(
-            none_ttl.kw,
-            format!(
-                "`none_ttl` sets how long a `None` result is cached, but `{}` never returns `None` \
-                 (its return type is not `Option<T>` nor `Result<Option<T>, E>`)",
-                func.sig().ident
-            ),
-        ));
+    if let Some(loads) = loads {
+        loads.check_none_ttl(func, errors);
     }
     let policy = policy(
         PolicyArgs {
             ttl: args.ttl,
             l1_ttl: args.l1_ttl,
             stale: args.stale,
-            lease: args.lease,
             max_size: args.max_size,
         },
-        none_ttl,
+        loads.map(LoadArgs::given).unwrap_or_default(),
         errors,
     );
     Ok(Entry {
@@ -189,17 +180,17 @@ fn entry(
 }
 
 /// The TTL policy of the attribute, if it has a `ttl`; durations that make no sense go to
-/// `errors`, and so do `l1_ttl`, `stale`, `none_ttl` and `lease` without a `ttl`.
+/// `errors`, and so do `l1_ttl`, `stale`, `max_size` and the load options (`loads`, by keyword)
+/// without a `ttl`.
 fn policy(
     args: PolicyArgs,
-    none_ttl: Option<&Opt<Seconds>>,
+    loads: Vec<(&'static str, Span)>,
     errors: &mut Errors,
 ) -> Option<Policy> {
     let PolicyArgs {
         ttl,
         l1_ttl,
         stale,
-        lease,
         max_size,
     } = args;
     for (name, opt) in [("ttl", &ttl), ("l1_ttl", &l1_ttl)] {
@@ -218,20 +209,19 @@ fn policy(
         let partial = [
             ("l1_ttl", l1_ttl.as_ref().map(|o| o.kw)),
             ("stale", stale.as_ref().map(|o| o.kw)),
-            ("none_ttl", none_ttl.map(|o| o.kw)),
-            ("lease", lease.as_ref().map(|o| o.kw)),
-            ("max_size", max_size.as_ref().map(|o| o.kw)),
-        ];
+        ]
+        .into_iter()
+        .filter_map(|(name, kw)| kw.map(|kw| (name, kw)))
+        .chain(loads)
+        .chain(max_size.as_ref().map(|o| ("max_size", o.kw)));
         for (name, kw) in partial {
-            if let Some(kw) = kw {
-                errors.push(syn::Error::new(
-                    kw,
-                    format!(
-                        "`{name}` needs `ttl` in the same attribute: without `ttl`, the policy \
-                         registered for this key with `Cache::register` (or the cache's default) applies as a whole"
-                    ),
-                ));
-            }
+            errors.push(syn::Error::new(
+                kw,
+                format!(
+                    "`{name}` needs `ttl` in the same attribute: without `ttl`, the policy \
+                     registered for this key with `Cache::register` (or the cache's default) applies as a whole"
+                ),
+            ));
         }
         return None;
     };
@@ -248,7 +238,6 @@ fn policy(
         ttl: ttl.value,
         l1_ttl: l1_ttl.map(|o| o.value),
         stale: stale.map(|o| o.value),
-        lease: lease.is_none_or(|o| o.value.value),
         max_size: max_size.map(|o| o.value),
     })
 }
@@ -258,7 +247,6 @@ struct PolicyArgs {
     ttl: Option<Opt<Seconds>>,
     l1_ttl: Option<Opt<Seconds>>,
     stale: Option<Opt<Seconds>>,
-    lease: Option<Opt<LitBool>>,
     max_size: Option<Opt<ByteSize>>,
 }
 

@@ -77,6 +77,12 @@ impl Cache {
         &self.engine
     }
 
+    /// The engine, shared: for the macros' support of loads that can run on a task of their own.
+    #[inline]
+    pub(crate) fn shared_engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// The namespace: the prefix of every Redis key.
     pub fn namespace(&self) -> &str {
         self.engine.namespace()

@@ -51,7 +51,13 @@ impl Cache {
             (Probe::Hit(hit), true) => {
                 if let Some(claim) = self.engine.claim_refresh(key.as_str()) {
                     let engine = Arc::clone(&self.engine);
-                    tokio::spawn(engine.refresh_ahead(claim, key.clone(), loader));
+                    let loader =
+                        || async move { loader().await.map(|v| Loaded::cache(Arc::new(v))) };
+                    tokio::spawn(engine.refresh_ahead::<V, Arc<V>, _, _, _>(
+                        claim,
+                        key.clone(),
+                        loader,
+                    ));
                 }
                 Ok(hit)
             }

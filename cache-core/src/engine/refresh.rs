@@ -26,7 +26,8 @@ use tracing::Instrument;
 use super::Engine;
 use super::invalidate::Ticket;
 use super::lease::LeaseGuard;
-use super::read::Found;
+use super::load::Loaded;
+use super::read::{Answer, Found};
 use super::write::WriteBack;
 use crate::clock::Timestamp;
 use crate::key::Key;
@@ -66,16 +67,18 @@ impl Engine {
         })
     }
 
-    /// The background reload of a refresh-ahead of `key`, under `claim`.
-    pub(crate) async fn refresh_ahead<V, E, F, Fut>(
+    /// The background reload of a refresh-ahead of `key`, under `claim`. The loader's answer is
+    /// written back as a load's is (unless it says not to cache it).
+    pub(crate) async fn refresh_ahead<V, A, E, F, Fut>(
         self: Arc<Self>,
         claim: RefreshClaim,
         key: Key,
         loader: F,
     ) where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        A: Answer<V>,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        Fut: Future<Output = Result<Loaded<A>, E>>,
     {
         let ticket = self.log.ticket();
         let ours = self
@@ -121,12 +124,14 @@ impl Engine {
         spans::record(&span, Outcome::of(&result));
         stats.record_load(started.elapsed(), result.is_ok());
         match result {
-            Ok(value) => {
-                let write = WriteBack {
-                    key: &key,
-                    value: Some(Arc::new(value)),
-                };
-                self.write_back(vec![write], ticket, WriteMode::Fill).await;
+            Ok(loaded) => {
+                if loaded.cache {
+                    let write = WriteBack {
+                        key: &key,
+                        value: loaded.value.to_cached(),
+                    };
+                    self.write_back(vec![write], ticket, WriteMode::Fill).await;
+                }
             }
             Err(_) => {
                 tracing::debug!(key = %key, "refresh-ahead failed: the entry expires as usual");
