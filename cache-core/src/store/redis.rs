@@ -42,6 +42,7 @@ mod lease;
 mod popularity;
 mod reclaim;
 mod replay;
+mod scripts;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,17 +66,6 @@ const SCAN_BATCH: usize = 1_000;
 
 /// How long a key invalidation's tombstone lives: the longest load it protects against.
 pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
-
-/// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
-/// the value's load started (`ARGV[3]`); `ARGV[1]` the bytes, `ARGV[2]` the time to live in ms.
-const WRITE_SCRIPT: &str = "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
-     if t >= tonumber(ARGV[3]) then return 0 end \
-     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
-
-/// Keeps the later of two marks: clocks of different instances may disagree a little.
-const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
-     if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
-     return 1";
 
 /// What an L2 write replaces, which decides what a write that does not reach Redis leaves behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,19 +274,19 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         for (key, entry) in full.iter().zip(entries) {
             let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
-            pipe.cmd("EVAL")
-                .arg(WRITE_SCRIPT)
-                .arg(2)
-                .arg(key)
-                .arg(self.tombstone_of(key))
-                .arg(entry.bytes)
-                .arg(ttl_ms.max(1))
-                .arg(written_at.as_micros())
-                .ignore();
+            pipe.invoke_script(
+                scripts::WRITE
+                    .key(key)
+                    .key(self.tombstone_of(key))
+                    .arg(entry.bytes)
+                    .arg(ttl_ms.max(1))
+                    .arg(written_at.as_micros()),
+            )
+            .ignore();
         }
         let result = self
             .run("write", |mut conn| async move {
-                pipe.query_async::<()>(&mut conn).await
+                scripts::query_pipeline(&pipe, &[&scripts::WRITE], &mut conn).await
             })
             .await;
         if result.is_err() && mode == WriteMode::Overwrite {
@@ -400,7 +390,7 @@ impl RedisStore {
         key: &str,
         time: Timestamp,
     ) -> redis::RedisResult<()> {
-        redis::Script::new(MARK_SCRIPT)
+        scripts::MARK
             .key(key)
             .arg(time.as_micros())
             .arg(self.mark_retention_ms())
