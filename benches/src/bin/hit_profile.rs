@@ -32,7 +32,7 @@ const BATCH: usize = 100;
 /// The client side of L2 hits: tiercache's `get` (L1 expired after 1 ms, or no L1) against
 /// redis-rs `GET` + `rmp_serde` decode of the same product, and `get_many` of 100 keys against
 /// `MGET` + decode of the same 100, over `ENTRIES` keys. The entries are written by another cache
-/// before the measured one is built, so that its backplane has no backlog of their messages.
+/// straight to Redis (as [`envelope`]s), so that no backplane message is read while measuring.
 async fn l2(contender: &str, hits: u64) {
     use redis::AsyncCommands;
     let server = tiercache_benches::RedisServer::start();
@@ -56,20 +56,14 @@ async fn l2(contender: &str, hits: u64) {
             .expect("pattern")
     };
     let mut conn = server.connection().await;
-    {
-        let writer = build(true).await.expect("cache");
-        let pattern = register(&writer);
-        for id in 0..ENTRIES {
-            if contender.starts_with("l2_raw") {
-                let bytes = rmp_serde::to_vec(&product(id)).expect("encode");
-                let _: () = conn
-                    .set(format!("raw:prod:{id}"), bytes)
-                    .await
-                    .expect("SET");
-            } else {
-                writer.set(&pattern.key(&[&id]).expect("key"), product(id)).await;
-            }
-        }
+    for id in 0..ENTRIES {
+        let (name, bytes) = if contender.starts_with("l2_raw") {
+            let bytes = rmp_serde::to_vec(&product(id)).expect("encode");
+            (format!("raw:prod:{id}"), bytes)
+        } else {
+            (format!("profile-l2:k:prod:{id}"), envelope(&product(id)))
+        };
+        let _: () = conn.set(name, bytes).await.expect("SET");
     }
     let tier = build(contender != "l2_tiercache_get_no_l1")
         .await
@@ -132,6 +126,25 @@ async fn l2(contender: &str, hits: u64) {
             }
         }
     }
+}
+
+/// `value` as tiercache stores it in Redis (the envelope of `cache_core::codec`: magic, format
+/// version, flags, written/fresh/stale stamps in µs, no tags, the MessagePack payload), written
+/// now and fresh for 30 minutes.
+fn envelope(value: &Product) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let micros = |d: Duration| u64::try_from(d.as_micros()).expect("µs fit in u64");
+    let (written, until) = (micros(now), micros(now + Duration::from_secs(1800)));
+    let mut bytes = b"tc".to_vec();
+    bytes.extend_from_slice(&[cache_core::codec::FORMAT_VERSION, 0]);
+    for t in [written, until, until] {
+        bytes.extend_from_slice(&t.to_be_bytes());
+    }
+    bytes.extend_from_slice(&0u16.to_be_bytes());
+    bytes.extend_from_slice(&cache_core::codec::encode_value(value).expect("encode"));
+    bytes
 }
 
 /// The hand-written `get_or_load` of a product by id (key rendered on each call).
