@@ -658,7 +658,9 @@ async fn scripts_are_sent_by_hash_and_loaded_again_after_a_script_flush() {
         let key = p.key(&[&round]).unwrap();
         load(&a, &key, product(round, "loaded"), &calls).await;
         assert!(
-            raw_get(&server, "sha", &format!("prod:{round}")).await.is_some(),
+            raw_get(&server, "sha", &format!("prod:{round}"))
+                .await
+                .is_some(),
             "round {round}: the write-back reached Redis"
         );
         let other = p.key(&[&(round + 10)]).unwrap();

@@ -23,9 +23,7 @@ const BATCH: usize = 200;
 /// with "tc", a version byte, a flags byte, then `written_at` as a big-endian u64. Returns
 /// `{deleted, bytes}`.
 /// Sent by hash (`EVALSHA`, loaded on `NOSCRIPT`: see [`super::scripts`]).
-static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(RECLAIM_SOURCE)
-});
+static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(RECLAIM_SOURCE));
 
 const RECLAIM_SOURCE: &str = "local mark = tonumber(ARGV[1]) local n, bytes = 0, 0 \
      for _, k in ipairs(KEYS) do \
