@@ -31,8 +31,9 @@
 //! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
 //! probe ([`connection`]).
 //!
-//! Split by concern: this file holds the key layout, the scripts and the operations (read, write,
-//! unlink, mark); [`connection`] the connection, the guard around each call and the probe;
+//! Split by concern: this file holds the key layout and the operations (read, write, unlink,
+//! mark); [`scripts`] the write-back and mark scripts, sent by hash (`EVALSHA`, loaded again on
+//! `NOSCRIPT`); [`connection`] the connection, the guard around each call and the probe;
 //! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),
 //! marks and tombstones, never key patterns or statistics per pattern: `store/` never imports
 //! `key`, `engine` or the facade.

@@ -7,9 +7,9 @@
 //! pipeline (redis-rs does not reload scripts inside pipelines): every script call here is
 //! idempotent (a guarded write, a later-wins mark), so sending the pipeline again is harmless.
 //!
-//! Owns the scripts' text and their loading. What each script means is documented where it is
-//! used: the write-back guard and the marks in [`super`], leases in [`super::lease`], the reclaim
-//! of cleared entries in [`super::reclaim`].
+//! Owns the text of the write-back and mark scripts and the reload of pipelines. The lease
+//! scripts (`lease.rs`) and the reclaim script (`reclaim.rs`) are [`Script`]s of their own files,
+//! run singly through `invoke_async`.
 
 use std::sync::LazyLock;
 
