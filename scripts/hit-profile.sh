@@ -5,6 +5,7 @@
 #
 #   scripts/hit-profile.sh                  # L1 contenders, 20,000 hits each
 #   HITS=3000 scripts/hit-profile.sh l2_raw_get_decode l2_tiercache_get   # client side of L2 hits
+#   HITS=300 scripts/hit-profile.sh l2_raw_mget_decode_100 l2_tiercache_get_many_100  # per batch of 100
 #   HIT_PROFILE_JSON=out.json scripts/hit-profile.sh ...                  # also write the figures
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -641,3 +641,57 @@ async fn reclaim_cleared_frees_what_a_clear_made_stale_and_keeps_the_rest() {
         Some(&1000)
     );
 }
+
+/// The L2's scripts go by hash: `EVALSHA` only, never `EVAL` with the script's text, and a Redis
+/// that forgot them (`SCRIPT FLUSH`, as after a restart or a failover) gets them loaded again by
+/// the next call, pipelined write-backs and marks included.
+#[tokio::test]
+async fn scripts_are_sent_by_hash_and_loaded_again_after_a_script_flush() {
+    let server = RedisServer::start();
+    let a = cache(&server, "sha").await;
+    let p = register(&a, "prod:<id>", policy(60));
+    let calls = AtomicUsize::new(0);
+    let mut conn = server.connection().await;
+    let count_of = |info: &str, command: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    for round in 0..2u64 {
+        // A miss (lease taken and released by script, value written back by script), a
+        // write-through (by script), a tag invalidation (a mark, by script).
+        let key = p.key(&[&round]).unwrap();
+        load(&a, &key, product(round, "loaded"), &calls).await;
+        assert!(
+            raw_get(&server, "sha", &format!("prod:{round}"))
+                .await
+                .is_some(),
+            "round {round}: the write-back reached Redis"
+        );
+        let other = p.key(&[&(round + 10)]).unwrap();
+        a.set(&other, product(round + 10, "set")).await;
+        assert!(
+            raw_get(&server, "sha", &format!("prod:{}", round + 10))
+                .await
+                .is_some(),
+            "round {round}: the write-through reached Redis"
+        );
+        a.invalidate_tag("search").await;
+        let mark: Option<Vec<u8>> = conn.get("sha:t:search").await.unwrap();
+        assert!(mark.is_some(), "round {round}: the tag mark reached Redis");
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count_of(&info, "eval"), 0, "no script sent as text: {info}");
+    assert!(count_of(&info, "evalsha") >= 6, "{info}");
+    assert_eq!(a.stats().total.l2_errors, 0);
+}

@@ -11,8 +11,10 @@
 //! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
 //!             tiercache_attribute tiercache_get_or_load cached_cached
 //!             l2_raw_get_decode l2_tiercache_get l2_tiercache_get_or_load
-//!             l2_tiercache_get_no_l1 (these start a redis-server; only this process's
-//!             instructions are counted, not Redis's)
+//!             l2_tiercache_get_no_l1
+//!             l2_raw_mget_decode_100 l2_tiercache_get_many_100 (one "hit" is a batch of 100)
+//!             (the l2_ ones start a redis-server; only this process's instructions are
+//!             counted, not Redis's)
 //! ```
 
 use std::convert::Infallible;
@@ -24,69 +26,128 @@ use cache_core::{Cache, Pattern, PatternConfig};
 use tiercache_benches::l1::{memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc};
 use tiercache_benches::{ENTRIES, Ids, Product, product};
 
-/// The client side of L2 hits: tiercache's `get` (L1 expired after 1 ms) against redis-rs `GET` +
-/// `rmp_serde` decode of the same product, over `ENTRIES` keys.
+/// Keys per batch of the `get_many` contenders.
+const BATCH: usize = 100;
+
+/// The client side of L2 hits: tiercache's `get` (L1 expired after 1 ms, or no L1) against
+/// redis-rs `GET` + `rmp_serde` decode of the same product, and `get_many` of 100 keys against
+/// `MGET` + decode of the same 100, over `ENTRIES` keys. The entries are written by another cache
+/// straight to Redis (as [`envelope`]s), so that no backplane message is read while measuring.
 async fn l2(contender: &str, hits: u64) {
     use redis::AsyncCommands;
     let server = tiercache_benches::RedisServer::start();
-    let mut builder = Cache::builder();
-    if contender == "l2_tiercache_get_no_l1" {
-        builder = builder.l1_capacity_bytes(0);
+    let build = |l1: bool| {
+        let mut builder = Cache::builder();
+        if !l1 {
+            builder = builder.l1_capacity_bytes(0);
+        }
+        // Under valgrind a call runs tens of times slower: a generous timeout keeps every
+        // measured read a hit (a timed-out read would be a miss, and cheaper).
+        builder
+            .namespace("profile-l2")
+            .redis_timeout(Duration::from_secs(30))
+            .redis_url(server.url())
+            .require_redis(true)
+            .build()
+    };
+    let register = |cache: &Cache| {
+        cache
+            .register(PatternConfig::new(
+                "prod:<id>",
+                tiercache_benches::l2_only_policy(),
+            ))
+            .expect("pattern")
+    };
+    let mut conn = server.connection().await;
+    for id in 0..ENTRIES {
+        let (name, bytes) = if contender.starts_with("l2_raw") {
+            let bytes = rmp_serde::to_vec(&product(id)).expect("encode");
+            (format!("raw:prod:{id}"), bytes)
+        } else {
+            (format!("profile-l2:k:prod:{id}"), envelope(&product(id)))
+        };
+        let _: () = conn.set(name, bytes).await.expect("SET");
     }
-    let tier = builder
-        .namespace("profile-l2")
-        .redis_url(server.url())
-        .require_redis(true)
-        .build()
+    let tier = build(contender != "l2_tiercache_get_no_l1")
         .await
         .expect("cache");
-    let pattern = tier
-        .register(PatternConfig::new(
-            "prod:<id>",
-            tiercache_benches::l2_only_policy(),
-        ))
-        .expect("pattern");
+    let pattern = register(&tier);
     let keys: Vec<_> = (0..ENTRIES)
         .map(|id| pattern.key(&[&id]).expect("key"))
         .collect();
-    let mut conn = server.connection().await;
-    for (id, key) in keys.iter().enumerate() {
-        let id = id as u64;
-        if contender == "l2_raw_get_decode" {
-            let bytes = rmp_serde::to_vec(&product(id)).expect("encode");
-            let _: () = conn
-                .set(format!("raw:prod:{id}"), bytes)
-                .await
-                .expect("SET");
-        } else {
-            tier.set(key, product(id)).await;
-        }
-    }
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut ids = Ids::default();
     for _ in 0..hits {
-        let id = ids.next();
-        if contender == "l2_raw_get_decode" {
-            let bytes: Vec<u8> = conn.get(format!("raw:prod:{id}")).await.expect("GET");
-            drop(black_box(
-                rmp_serde::from_slice::<Product>(&bytes).expect("decode"),
-            ));
-        } else if contender == "l2_tiercache_get_or_load" {
-            let loaded = tier
-                .get_or_load(&keys[id as usize], || async move {
-                    Ok::<_, Infallible>(product(id))
-                })
-                .await
-                .expect("infallible");
-            drop(black_box(loaded));
-        } else {
-            drop(black_box(
-                tier.get::<Product>(&keys[id as usize])
+        match contender {
+            "l2_raw_get_decode" => {
+                let id = ids.next();
+                let bytes: Vec<u8> = conn.get(format!("raw:prod:{id}")).await.expect("GET");
+                drop(black_box(
+                    rmp_serde::from_slice::<Product>(&bytes).expect("decode"),
+                ));
+            }
+            "l2_raw_mget_decode_100" => {
+                let names: Vec<String> = ids
+                    .next_n(BATCH)
+                    .iter()
+                    .map(|id| format!("raw:prod:{id}"))
+                    .collect();
+                let all: Vec<Vec<u8>> = conn.mget(&names).await.expect("MGET");
+                let products: Vec<Product> = all
+                    .iter()
+                    .map(|bytes| rmp_serde::from_slice(bytes).expect("decode"))
+                    .collect();
+                drop(black_box(products));
+            }
+            "l2_tiercache_get_many_100" => {
+                let batch: Vec<_> = ids
+                    .next_n(BATCH)
+                    .into_iter()
+                    .map(|id| keys[id as usize].clone())
+                    .collect();
+                let found = tier.get_many::<Product>(&batch).await;
+                assert!(found.iter().all(Option::is_some), "L2 hits");
+                drop(black_box(found));
+            }
+            "l2_tiercache_get_or_load" => {
+                let id = ids.next();
+                let loaded = tier
+                    .get_or_load(&keys[id as usize], || async move {
+                        Ok::<_, Infallible>(product(id))
+                    })
                     .await
-                    .expect("L2 hit"),
-            ));
+                    .expect("infallible");
+                drop(black_box(loaded));
+            }
+            _ => {
+                let id = ids.next();
+                drop(black_box(
+                    tier.get::<Product>(&keys[id as usize])
+                        .await
+                        .expect("L2 hit"),
+                ));
+            }
         }
     }
+}
+
+/// `value` as tiercache stores it in Redis (the envelope of `cache_core::codec`: magic, format
+/// version, flags, written/fresh/stale stamps in µs, no tags, the MessagePack payload), written
+/// now and fresh for 30 minutes.
+fn envelope(value: &Product) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let micros = |d: Duration| u64::try_from(d.as_micros()).expect("µs fit in u64");
+    let (written, until) = (micros(now), micros(now + Duration::from_secs(1800)));
+    let mut bytes = b"tc".to_vec();
+    bytes.extend_from_slice(&[cache_core::codec::FORMAT_VERSION, 0]);
+    for t in [written, until, until] {
+        bytes.extend_from_slice(&t.to_be_bytes());
+    }
+    bytes.extend_from_slice(&0u16.to_be_bytes());
+    bytes.extend_from_slice(&cache_core::codec::encode_value(value).expect("encode"));
+    bytes
 }
 
 /// The hand-written `get_or_load` of a product by id (key rendered on each call).

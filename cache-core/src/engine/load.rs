@@ -7,6 +7,28 @@
 //!
 //! Owns leadership, the loader call (its span and its latency) and fail-safe. Writes go through
 //! [`super::write`]; never touches the invalidation log other than to take a ticket.
+//!
+//! # Redis commands per read, miss and write
+//!
+//! What one call sends to Redis (client commands; every script by hash, see
+//! `store/redis/scripts.rs`, loaded once per Redis with `SCRIPT LOAD` after a `NOSCRIPT`), and why:
+//!
+//! | call | commands | why each |
+//! |---|---|---|
+//! | L1 hit | none | |
+//! | L2 hit | `MGET` | one round trip: the entry, the namespace's clear mark and the key's tag marks (a `clear()` or tag invalidation by another instance is seen on this read, O(1)) |
+//! | cold miss (leased, the default) | `MGET`, `SET NX PX`, loader, `EVALSHA` write, `EVALSHA` release | `MGET` as an L2 hit; `SET NX PX` takes the fleet lease (one loader in the fleet); the write script writes the entry only if no tombstone is as recent as the load's start (an invalidation by another instance during the load wins); the release script deletes the lease only if it is still this caller's token |
+//! | cold miss, loader longer than a third of the lease | + `EVALSHA` renew each third | keeps the lease while the loader runs, only while it is still this caller's |
+//! | miss with `lease = false` | `MGET`, loader, `EVALSHA` write | as above, without the lease |
+//! | waiting on another instance's lease | `MGET`, `SET NX PX`, then per poll `MGET` + `SET NX PX` | each poll reads the value, else tries to take over a lease released without a value or expired |
+//! | `get_many` / `get_many_or_load` of n keys | one `MGET` (n entries + marks); misses: one pipeline of n `EVALSHA` writes | one round trip each way, whatever n |
+//! | `set` / `set_many` / `#[cache_put]` | one pipeline of `EVALSHA` writes, `XADD` | the guarded write (as above); `XADD` tells the other instances' L1 (backplane) |
+//! | `invalidate(key)` | one pipeline of `SET` tombstone + `UNLINK`, `XADD` | the tombstone refuses write-backs of loads that began before it; `XADD` for the other L1s |
+//! | `invalidate_tag` / `clear()` | `EVALSHA` mark, `XADD` | later-wins mark (entries stamped before it are stale everywhere); `XADD` for the other L1s |
+//! | sampled read (`fleet_sampling(n)`, off by default) | one in n: pipelined `ZINCRBY` + `ZREMRANGEBYRANK` + `EXPIRE`, in the background | the fleet's popularity, for `warm_from_fleet` |
+//!
+//! Inside Redis the write script runs `GET` (the tombstone) and `SET .. PX`; the marks' script
+//! `GET` and `SET`; the release script `GET` and `DEL`.
 
 use std::future::Future;
 use std::sync::Arc;

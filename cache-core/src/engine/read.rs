@@ -72,7 +72,8 @@ pub(crate) enum Probe<A> {
     Miss { stale: Option<A> },
 }
 
-/// A value read from L2, ready for L1.
+/// A value read from L2, ready for L1 (without an L1, its `tags` are the key's and its
+/// `decoded_size` is 0: nothing reads them).
 pub(super) struct FromL2<V> {
     pub(super) value: Option<Arc<V>>,
     pub(super) stamp: Stamp,
@@ -338,10 +339,15 @@ impl Engine {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
+        // What only an L1 copy needs (its weight, its own tags) is not computed without an L1.
+        let l1 = self.l1.enabled();
         let decoded = codec::decode(bytes).and_then(|env| {
             env.stamp.check_plausible(now, self.max_lifetime)?;
             let value = env.payload.map(codec::decode_value::<V>).transpose()?;
-            let size = env.payload.map_or(0, codec::decoded_size_estimate);
+            let size = match env.payload {
+                Some(payload) if l1 => codec::decoded_size_estimate(payload),
+                _ => 0,
+            };
             Ok((env.stamp, env.tags, value, size))
         });
         let (stamp, tags, value, decoded_size) = match decoded {
@@ -361,10 +367,11 @@ impl Engine {
         {
             return Found::Missing;
         }
-        let tags = if tags
-            .iter()
-            .copied()
-            .eq(key.shared_tags().iter().map(|t| &**t))
+        let tags = if !l1
+            || tags
+                .iter()
+                .copied()
+                .eq(key.shared_tags().iter().map(|t| &**t))
         {
             key.shared_tags().clone()
         } else {
@@ -393,7 +400,7 @@ impl Engine {
         items: Vec<(&Key, FromL2<V>)>,
         ticket: Ticket,
     ) {
-        if items.is_empty() {
+        if items.is_empty() || !self.l1.enabled() {
             return;
         }
         let now = self.clock.now();

@@ -117,6 +117,13 @@ impl MemoryStore {
         }
     }
 
+    /// Whether the store holds anything (a capacity above 0). Without it, reads skip what only
+    /// an L1 copy needs.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<L1Entry> {
         if !self.enabled {

@@ -31,8 +31,9 @@
 //! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
 //! probe ([`connection`]).
 //!
-//! Split by concern: this file holds the key layout, the scripts and the operations (read, write,
-//! unlink, mark); [`connection`] the connection, the guard around each call and the probe;
+//! Split by concern: this file holds the key layout and the operations (read, write, unlink,
+//! mark); [`scripts`] the write-back and mark scripts, sent by hash (`EVALSHA`, loaded again on
+//! `NOSCRIPT`); [`connection`] the connection, the guard around each call and the probe;
 //! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),
 //! marks and tombstones, never key patterns or statistics per pattern: `store/` never imports
 //! `key`, `engine` or the facade.
@@ -42,6 +43,7 @@ mod lease;
 mod popularity;
 mod reclaim;
 mod replay;
+mod scripts;
 
 pub(crate) use lease::Acquired;
 
@@ -67,17 +69,6 @@ const SCAN_BATCH: usize = 1_000;
 
 /// How long a key invalidation's tombstone lives: the longest load it protects against.
 pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
-
-/// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
-/// the value's load started (`ARGV[3]`); `ARGV[1]` the bytes, `ARGV[2]` the time to live in ms.
-const WRITE_SCRIPT: &str = "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
-     if t >= tonumber(ARGV[3]) then return 0 end \
-     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
-
-/// Keeps the later of two marks: clocks of different instances may disagree a little.
-const MARK_SCRIPT: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
-     if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
-     return 1";
 
 /// What an L2 write replaces, which decides what a write that does not reach Redis leaves behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,19 +277,19 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         for (key, entry) in full.iter().zip(entries) {
             let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
-            pipe.cmd("EVAL")
-                .arg(WRITE_SCRIPT)
-                .arg(2)
-                .arg(key)
-                .arg(self.tombstone_of(key))
-                .arg(entry.bytes)
-                .arg(ttl_ms.max(1))
-                .arg(written_at.as_micros())
-                .ignore();
+            pipe.invoke_script(
+                scripts::WRITE
+                    .key(key)
+                    .key(self.tombstone_of(key))
+                    .arg(entry.bytes)
+                    .arg(ttl_ms.max(1))
+                    .arg(written_at.as_micros()),
+            )
+            .ignore();
         }
         let result = self
             .run("write", |mut conn| async move {
-                pipe.query_async::<()>(&mut conn).await
+                scripts::query_pipeline(&pipe, &[&scripts::WRITE], &mut conn).await
             })
             .await;
         if result.is_err() && mode == WriteMode::Overwrite {
@@ -402,7 +393,7 @@ impl RedisStore {
         key: &str,
         time: Timestamp,
     ) -> redis::RedisResult<()> {
-        redis::Script::new(MARK_SCRIPT)
+        scripts::MARK
             .key(key)
             .arg(time.as_micros())
             .arg(self.mark_retention_ms())

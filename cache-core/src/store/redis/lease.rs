@@ -11,8 +11,10 @@
 //! Owns the lease keys and their scripts. What a lease means for a load is the engine's
 //! ([`crate::engine`]'s `lease` module).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use redis::Script;
 
 use super::{Prefixed, RedisStore};
 use crate::error::RedisFailure;
@@ -34,12 +36,21 @@ pub(crate) enum Acquired {
 }
 
 /// Moves the expiry of `KEYS[1]` to `ARGV[2]` ms if it holds the token `ARGV[1]`; 1 if it did.
-const RENEW_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+/// Sent by hash (`EVALSHA`, loaded on `NOSCRIPT`: see [`super::scripts`]).
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+         return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+    )
+});
 
 /// Deletes `KEYS[1]` if it holds the token `ARGV[1]`; 1 if it did.
-const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-     return redis.call('DEL', KEYS[1]) else return 0 end";
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+         return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+});
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -99,14 +110,10 @@ impl RedisStore {
         token: u64,
         ttl: Duration,
     ) -> Result<bool, RedisFailure> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RENEW_SCRIPT)
-            .arg(1)
-            .arg(Prefixed(&self.lease_prefix, key))
-            .arg(token)
-            .arg(millis(ttl));
+        let mut renew = RENEW.key(Prefixed(&self.lease_prefix, key));
+        renew.arg(token).arg(millis(ttl));
         self.run("lease_renew", |mut conn| async move {
-            let renewed: i64 = cmd.query_async(&mut conn).await?;
+            let renewed: i64 = renew.invoke_async(&mut conn).await?;
             Ok(renewed == 1)
         })
         .await
@@ -118,13 +125,10 @@ impl RedisStore {
         key: &str,
         token: u64,
     ) -> Result<(), RedisFailure> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RELEASE_SCRIPT)
-            .arg(1)
-            .arg(Prefixed(&self.lease_prefix, key))
-            .arg(token);
+        let mut release = RELEASE.key(Prefixed(&self.lease_prefix, key));
+        release.arg(token);
         self.run("lease_release", |mut conn| async move {
-            cmd.query_async::<i64>(&mut conn).await.map(|_| ())
+            release.invoke_async::<i64>(&mut conn).await.map(|_| ())
         })
         .await
     }

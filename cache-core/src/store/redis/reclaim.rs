@@ -8,8 +8,10 @@
 //!
 //! Owns the scan and the script. Never touches L1 or the engine.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
+
+use redis::Script;
 
 use super::RedisStore;
 use crate::error::RedisFailure;
@@ -20,7 +22,10 @@ const BATCH: usize = 200;
 /// Deletes the entries among `KEYS` written at or before `ARGV[1]` (µs): the envelope starts
 /// with "tc", a version byte, a flags byte, then `written_at` as a big-endian u64. Returns
 /// `{deleted, bytes}`.
-const RECLAIM_SCRIPT: &str = "local mark = tonumber(ARGV[1]) local n, bytes = 0, 0 \
+/// Sent by hash (`EVALSHA`, loaded on `NOSCRIPT`: see [`super::scripts`]).
+static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(RECLAIM_SOURCE));
+
+const RECLAIM_SOURCE: &str = "local mark = tonumber(ARGV[1]) local n, bytes = 0, 0 \
      for _, k in ipairs(KEYS) do \
        local h = redis.call('GETRANGE', k, 0, 11) \
        if #h == 12 and string.sub(h, 1, 2) == 'tc' then \
@@ -72,9 +77,9 @@ impl RedisStore {
             if !keys.is_empty() {
                 let (deleted, bytes): (u64, u64) = self
                     .run("reclaim", |mut conn| async move {
-                        let mut script = redis::cmd("EVAL");
-                        script.arg(RECLAIM_SCRIPT).arg(keys.len()).arg(&keys);
-                        script.arg(mark.as_micros()).query_async(&mut conn).await
+                        let mut reclaim = RECLAIM.prepare_invoke();
+                        reclaim.key(&keys).arg(mark.as_micros());
+                        reclaim.invoke_async(&mut conn).await
                     })
                     .await?;
                 done.deleted += deleted;

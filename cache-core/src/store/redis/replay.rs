@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use redis::aio::MultiplexedConnection;
 
-use super::{MARK_SCRIPT, RedisStore};
+use super::{RedisStore, scripts};
 use crate::clock::Timestamp;
 use crate::store::backplane::{Event, Message};
 
@@ -196,17 +196,17 @@ impl RedisStore {
                     self.delete_with_tombstones(&mut pipe, keys, self.clock.now());
                 }
                 Piped::Mark(key, time) => {
-                    pipe.cmd("EVAL")
-                        .arg(MARK_SCRIPT)
-                        .arg(1)
-                        .arg(key)
-                        .arg(time.as_micros())
-                        .arg(self.mark_retention_ms())
-                        .ignore();
+                    pipe.invoke_script(
+                        scripts::MARK
+                            .key(key)
+                            .arg(time.as_micros())
+                            .arg(self.mark_retention_ms()),
+                    )
+                    .ignore();
                 }
             }
         }
-        pipe.query_async::<()>(conn).await
+        scripts::query_pipeline(&pipe, &[&scripts::MARK], conn).await
     }
 
     /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
