@@ -38,10 +38,12 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+pub(crate) mod deployment;
 mod lease;
 mod popularity;
 mod reclaim;
 mod replay;
+pub(crate) mod sentinel;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,10 +51,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 
 pub(crate) use self::connection::RedisSettings;
 pub(in crate::store) use self::connection::sample_redis_clock;
+use self::deployment::{Deployment, L2Connection, SlotPipeline};
 pub(crate) use self::reclaim::Reclaimed;
 use self::replay::{Pending, PendingQueue};
 use super::circuit::{Circuit, Permit};
@@ -98,8 +100,9 @@ pub(crate) struct EntryWrite<'a> {
     pub(crate) time_to_live: Duration,
 }
 
-/// A Redis key written as two parts (a namespace prefix, then the key), with no string built.
-struct Prefixed<'a>(&'a str, &'a str);
+/// A Redis key written as three parts (a namespace prefix, the key, and the suffix that closes
+/// a cluster's hash tag, else empty), with no string built.
+struct Prefixed<'a>(&'a str, &'a str, &'a str);
 
 impl redis::ToRedisArgs for Prefixed<'_> {
     fn write_redis_args<W>(&self, out: &mut W)
@@ -111,6 +114,7 @@ impl redis::ToRedisArgs for Prefixed<'_> {
         // Writing into the command's own buffer cannot fail.
         let _ = arg.write_all(self.0.as_bytes());
         let _ = arg.write_all(self.1.as_bytes());
+        let _ = arg.write_all(self.2.as_bytes());
     }
 }
 
@@ -152,14 +156,18 @@ pub(crate) struct Marks {
 }
 
 pub(crate) struct RedisStore {
-    pub(in crate::store) client: redis::Client,
-    conn: RwLock<Option<MultiplexedConnection>>,
+    pub(in crate::store) deployment: Deployment,
+    /// The connection, and the deployment's generation it was opened under.
+    conn: RwLock<Option<(L2Connection, u64)>>,
     connect_lock: tokio::sync::Mutex<()>,
     circuit: Circuit,
     pub(in crate::store) settings: RedisSettings,
     /// Redis's clock as estimated here: the stamps of replayed tombstones and marks.
     clock: Arc<Clock>,
     entry_prefix: String,
+    /// What ends an entry, tombstone or lease key: `}` on a cluster (closing the hash tag that
+    /// each prefix opens, so that the three keys of one entry share a slot), else nothing.
+    key_close: &'static str,
     tombstone_prefix: String,
     tag_prefix: String,
     lease_prefix: String,
@@ -179,17 +187,23 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    pub(crate) fn new(client: redis::Client, settings: RedisSettings, clock: Arc<Clock>) -> Self {
+    pub(crate) fn new(deployment: Deployment, settings: RedisSettings, clock: Arc<Clock>) -> Self {
         let ns = &settings.namespace;
+        let (open, key_close) = if deployment.is_cluster() {
+            ("{", "}")
+        } else {
+            ("", "")
+        };
         RedisStore {
-            client,
+            deployment,
             conn: RwLock::new(None),
             connect_lock: tokio::sync::Mutex::new(()),
             circuit: Circuit::new(settings.failure_threshold, settings.cool_down),
-            entry_prefix: format!("{ns}:k:"),
-            tombstone_prefix: format!("{ns}:d:"),
+            entry_prefix: format!("{ns}:k:{open}"),
+            key_close,
+            tombstone_prefix: format!("{ns}:d:{open}"),
             tag_prefix: format!("{ns}:t:"),
-            lease_prefix: format!("{ns}:l:"),
+            lease_prefix: format!("{ns}:l:{open}"),
             clear_key: format!("{ns}:c"),
             stream_key: format!("{ns}:bp"),
             clock,
@@ -206,13 +220,15 @@ impl RedisStore {
     }
 
     pub(crate) fn entry_key(&self, key: &str) -> String {
-        let mut s = String::with_capacity(self.entry_prefix.len() + key.len());
+        let mut s = String::with_capacity(self.entry_prefix.len() + key.len() + 1);
         s.push_str(&self.entry_prefix);
         s.push_str(key);
+        s.push_str(self.key_close);
         s
     }
 
-    /// The tombstone key of a full entry key (`ns:k:<key>` → `ns:d:<key>`).
+    /// The tombstone key of a full entry key (`ns:k:<key>` → `ns:d:<key>`; on a cluster
+    /// `ns:k:{<key>}` → `ns:d:{<key>}`).
     fn tombstone_of(&self, entry_key: &str) -> String {
         let key = entry_key
             .strip_prefix(&self.entry_prefix)
@@ -225,9 +241,10 @@ impl RedisStore {
 
     /// Adds to `pipe`, for each entry key, its tombstone at `time` then the entry's deletion: a
     /// write-back that reaches Redis after these sees the tombstone, one before is deleted.
-    fn delete_with_tombstones(&self, pipe: &mut redis::Pipeline, keys: &[String], time: Timestamp) {
+    fn delete_with_tombstones(&self, pipe: &mut SlotPipeline, keys: &[String], time: Timestamp) {
         let ttl_ms = u64::try_from(TOMBSTONE_TTL.as_millis()).unwrap_or(u64::MAX);
         for key in keys {
+            let pipe = pipe.pipe_for(key);
             pipe.cmd("SET")
                 .arg(self.tombstone_of(key))
                 .arg(time.as_micros())
@@ -252,11 +269,11 @@ impl RedisStore {
         // straight into the command (prefix, then key), not built as a string of its own first.
         let mut mget = redis::cmd("MGET");
         for key in keys {
-            mget.arg(Prefixed(&self.entry_prefix, key));
+            mget.arg(Prefixed(&self.entry_prefix, key, self.key_close));
         }
         mget.arg(&self.clear_key);
         for tag in tags {
-            mget.arg(Prefixed(&self.tag_prefix, tag));
+            mget.arg(Prefixed(&self.tag_prefix, tag, ""));
         }
         let (entries, marks) = (keys.len(), tags.len() + 1);
         self.run("read", |mut conn| async move {
@@ -281,10 +298,11 @@ impl RedisStore {
         mode: WriteMode,
     ) -> Result<(), RedisFailure> {
         let full: Vec<String> = entries.iter().map(|e| self.entry_key(e.key)).collect();
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         for (key, entry) in full.iter().zip(entries) {
             let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
-            pipe.cmd("EVAL")
+            pipe.pipe_for(key)
+                .cmd("EVAL")
                 .arg(WRITE_SCRIPT)
                 .arg(2)
                 .arg(key)
@@ -295,9 +313,7 @@ impl RedisStore {
                 .ignore();
         }
         let result = self
-            .run("write", |mut conn| async move {
-                pipe.query_async::<()>(&mut conn).await
-            })
+            .run("write", |conn| async move { pipe.query(&conn).await })
             .await;
         if result.is_err() && mode == WriteMode::Overwrite {
             tracing::debug!(
@@ -313,12 +329,10 @@ impl RedisStore {
     /// reached the deletion is queued for replay.
     pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str], time: Timestamp) {
         let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         self.delete_with_tombstones(&mut pipe, &full, time);
         if self
-            .run("unlink", |mut conn| async move {
-                pipe.query_async::<()>(&mut conn).await
-            })
+            .run("unlink", |conn| async move { pipe.query(&conn).await })
             .await
             .is_err()
         {
@@ -369,34 +383,31 @@ impl RedisStore {
         }
     }
 
+    /// SCAN + UNLINK on every node that holds keys (each primary of a cluster).
     async fn unlink_matching_with(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut L2Connection,
         full_glob: &str,
     ) -> redis::RedisResult<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(full_glob)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(conn)
-                .await?;
-            if !keys.is_empty() {
-                let _: () = conn.unlink(&keys).await?;
+        for node in conn.scan_nodes().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys) = conn.scan_page(&node, cursor, full_glob, SCAN_BATCH).await?;
+                if !keys.is_empty() {
+                    let _: () = conn.unlink(&keys).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 
     async fn mark_with(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut L2Connection,
         key: &str,
         time: Timestamp,
     ) -> redis::RedisResult<()> {
@@ -475,7 +486,7 @@ pub(crate) mod tests {
             .unwrap();
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
         Arc::new(RedisStore::new(
-            client,
+            Deployment::Single(client),
             RedisSettings::for_tests("unit"),
             Arc::new(Clock::new(0)),
         ))

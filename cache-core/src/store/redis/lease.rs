@@ -34,7 +34,7 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<bool, RedisFailure> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(Prefixed(&self.lease_prefix, key))
+        cmd.arg(Prefixed(&self.lease_prefix, key, self.key_close))
             .arg(token)
             .arg("NX")
             .arg("PX")
@@ -56,7 +56,7 @@ impl RedisStore {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(RENEW_SCRIPT)
             .arg(1)
-            .arg(Prefixed(&self.lease_prefix, key))
+            .arg(Prefixed(&self.lease_prefix, key, self.key_close))
             .arg(token)
             .arg(millis(ttl));
         self.run("lease_renew", |mut conn| async move {
@@ -75,7 +75,7 @@ impl RedisStore {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(RELEASE_SCRIPT)
             .arg(1)
-            .arg(Prefixed(&self.lease_prefix, key))
+            .arg(Prefixed(&self.lease_prefix, key, self.key_close))
             .arg(token);
         self.run("lease_release", |mut conn| async move {
             cmd.query_async::<i64>(&mut conn).await.map(|_| ())

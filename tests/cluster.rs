@@ -1,0 +1,1 @@
+//! The cache on Redis Cluster (placeholder until the cluster tests land).
