@@ -110,7 +110,7 @@ impl RedisCluster {
     }
 
     /// Waits until every running node reports `cluster_state:ok`, all slots served, and every
-    /// replica is in sync with its primary.
+    /// replica (still one) is in sync with its primary.
     pub fn wait_ready(&self) {
         self.wait("cluster_state:ok on every node", |c| {
             c.nodes.iter().filter(|n| n.is_running()).all(|n| {
@@ -122,7 +122,11 @@ impl RedisCluster {
             c.nodes[c.primaries..]
                 .iter()
                 .filter(|n| n.is_running())
-                .all(|n| replication(n).contains("master_link_status:up"))
+                .all(|n| {
+                    let info = replication(n);
+                    // A replica promoted after its primary died is a primary now.
+                    info.contains("role:master") || info.contains("master_link_status:up")
+                })
         });
     }
 

@@ -138,11 +138,15 @@ impl SentinelGroup {
             .collect()
     }
 
-    /// The port of the master, as the first sentinel names it.
+    /// The port of the master, as the first sentinel that answers names it (polled: a sentinel
+    /// busy with a failover may not answer at once).
     pub fn master_port(&self) -> u16 {
-        self.sentinels[0]
-            .master_port()
-            .unwrap_or_else(|| self.fail("the first sentinel names no master"))
+        let mut port = None;
+        self.wait_or_fail("a sentinel to name the master", || {
+            port = self.sentinels.iter().find_map(Sentinel::master_port);
+            port.is_some()
+        });
+        port.unwrap_or_else(|| self.fail("no sentinel names a master"))
     }
 
     /// The server the sentinels name master now.

@@ -199,8 +199,15 @@ impl RedisTarget {
                 };
                 let seed = redis::IntoConnectionInfo::into_connection_info(first.as_str())
                     .map_err(unusable)?;
-                let client = redis::cluster::ClusterClient::new(urls.iter().map(String::as_str))
-                    .map_err(unusable)?;
+                // redis-rs waits at least 1.28 s before retrying a `TRYAGAIN` (a multi-key
+                // command on a slot being migrated); a cache call's budget is far shorter, so
+                // retries start at 2 ms and wait at most 100 ms.
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                        .min_retry_wait(2)
+                        .max_retry_wait(100)
+                        .build()
+                        .map_err(unusable)?;
                 Ok(Deployment::Cluster(client, seed))
             }
         }
