@@ -31,6 +31,33 @@
 //! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
 //! probe ([`connection`]).
 //!
+//! On a Redis Cluster (see [`deployment`]) every key a script or a multi-key command touches
+//! must hash to one slot. The entry, tombstone and lease keys of one cache key therefore carry a
+//! hash tag, `ns:k:{<key>}`, `ns:d:{<key>}`, `ns:l:{<key>}` (`{` and `}` are never in a rendered
+//! key's percent-encoded values, and the builder refuses them in a namespace on a cluster), so
+//! that, script by script:
+//! - [`WRITE_SCRIPT`] reads the tombstone and writes the entry of one key: one slot;
+//! - the invalidation pipeline (tombstone `SET`, then `UNLINK`) is sent per slot, in order;
+//! - [`MARK_SCRIPT`], the lease's renew and release scripts touch one key each;
+//! - the reclaim script (`reclaim.rs`) is sent once per slot with that slot's keys, and takes
+//!   the clear mark as an argument read before it, which is safe since marks only grow.
+//!
+//! No script reads a tag mark or the clear mark beside an entry. A read fetches the entries and
+//! the marks with one `MGET`, which on a cluster redis-rs splits by slot: the replies come from
+//! several primaries at slightly different moments, not one snapshot. The guarantee ("a read
+//! issued after an invalidation returned never serves what it invalidated") still holds because
+//! it never needed a snapshot: a mark is written to its primary before the invalidation returns
+//! and only grows, so a read issued later sees it (or a later one) whenever its `MGET` part runs;
+//! and an entry carries its own `written_at` stamp, compared with the mark on read, so an entry
+//! written by a load that began before the mark is stale whichever of the two replies came
+//! first. Entries written after the mark are fresh, as on a single server.
+//!
+//! What a cluster or a failover does not keep: a write acknowledged by a primary that dies (or,
+//! through Sentinel, by an old master before the cache moved) before its replica copied it is
+//! lost (asynchronous replication), and with it possibly a tombstone, a mark or an overwrite; a
+//! pattern invalidation `SCAN`s the primaries one after the other, so a key that a concurrent
+//! resharding moves onto a primary already scanned is missed (it expires with its TTL).
+//!
 //! Split by concern: this file holds the key layout, the scripts and the operations (read, write,
 //! unlink, mark); [`connection`] the connection, the guard around each call and the probe;
 //! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),

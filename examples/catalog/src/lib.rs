@@ -121,11 +121,11 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
         );
         problem = Some(refused);
     }
-    let builder = Cache::builder()
-        .namespace(cache_namespace(&config.namespace))
-        .redis_url_opt(config.redis_url.clone())
-        .redis_tls_opt(config.redis_tls()?)
-        .l1_capacity_bytes(config.l1_capacity_bytes());
+    let builder = config.redis_target(
+        Cache::builder()
+            .namespace(cache_namespace(&config.namespace))
+            .l1_capacity_bytes(config.l1_capacity_bytes()),
+    )?;
     // What the check above cannot see (a TLS handshake that fails, credentials refused over
     // TLS, an ACL that denies the namespace) the build reports: an error, or with
     // --allow-degraded the problem the service starts with.
@@ -151,7 +151,7 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
     }
     .context("building the cache")?;
     if !cache.has_l2() {
-        tracing::info!("no REDIS_URL: serving from L1 and the database");
+        tracing::info!("no Redis (REDIS_URL, REDIS_SENTINEL or REDIS_CLUSTER): serving from L1 and the database");
     }
     Ok((cache, problem))
 }
