@@ -208,7 +208,7 @@ impl RedisTarget {
                         .max_retry_wait(100)
                         .build()
                         .map_err(unusable)?;
-                Ok(Deployment::Cluster(client, seed))
+                Ok(Deployment::Cluster(Box::new((client, seed))))
             }
         }
     }

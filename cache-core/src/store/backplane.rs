@@ -227,17 +227,15 @@ impl Subscriber {
     /// Opens the connection (dropping any previous one) and samples Redis's clock.
     pub(crate) async fn connect(&mut self) -> redis::RedisResult<()> {
         self.conn = None;
-        let generation = self.deployment.generation();
         // A cluster client bounds each reply itself: longer than the blocking read.
         let replies_within = BLOCK + self.timeout;
-        let conn = tokio::time::timeout(
+        let (conn, generation) = tokio::time::timeout(
             self.connect_timeout,
             self.deployment
                 .connect(self.connect_timeout, replies_within),
         )
         .await
         .map_err(|_| timed_out())??;
-        let generation = generation.max(self.deployment.generation());
         self.conn = Some((conn, generation));
         self.sample_clock().await
     }

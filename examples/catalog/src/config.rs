@@ -323,12 +323,20 @@ impl fmt::Debug for Config {
             .field("redis_client_key", &self.redis_client_key)
             .field(
                 "redis_sentinel",
-                &self.redis_sentinel.iter().map(|s| redact_url(s)).collect::<Vec<_>>(),
+                &self
+                    .redis_sentinel
+                    .iter()
+                    .map(|s| redact_url(s))
+                    .collect::<Vec<_>>(),
             )
             .field("redis_master", &self.redis_master)
             .field(
                 "redis_cluster",
-                &self.redis_cluster.iter().map(|s| redact_url(s)).collect::<Vec<_>>(),
+                &self
+                    .redis_cluster
+                    .iter()
+                    .map(|s| redact_url(s))
+                    .collect::<Vec<_>>(),
             )
             .field("namespace", &self.namespace)
             .field("l1_mb", &self.l1_mb)
@@ -572,22 +580,64 @@ mod tests {
         }
         use clap::Parser as _;
         let parse = |args: &[&str]| Cli::try_parse_from([&["catalog"], args].concat());
-        let cli = parse(&["--redis-sentinel", "10.0.0.1:26379,10.0.0.2:26379", "--redis-master", "mymaster"])
-            .unwrap();
-        assert_eq!(cli.config.redis_sentinel, ["10.0.0.1:26379", "10.0.0.2:26379"]);
+        let cli = parse(&[
+            "--redis-sentinel",
+            "10.0.0.1:26379,10.0.0.2:26379",
+            "--redis-master",
+            "mymaster",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.config.redis_sentinel,
+            ["10.0.0.1:26379", "10.0.0.2:26379"]
+        );
         assert_eq!(cli.config.redis_master.as_deref(), Some("mymaster"));
         assert!(cli.config.has_redis());
-        let debug = format!("{:?}", cli.config.redis_target(cache_core::Cache::builder()).unwrap());
-        assert!(debug.contains("Sentinel") && debug.contains("mymaster"), "{debug}");
+        let debug = format!(
+            "{:?}",
+            cli.config
+                .redis_target(cache_core::Cache::builder())
+                .unwrap()
+        );
+        assert!(
+            debug.contains("Sentinel") && debug.contains("mymaster"),
+            "{debug}"
+        );
 
-        let cli = parse(&["--redis-cluster", "redis://u:s3cret@10.0.0.1:7000,10.0.0.2:7000"]).unwrap();
+        let cli = parse(&[
+            "--redis-cluster",
+            "redis://u:s3cret@10.0.0.1:7000,10.0.0.2:7000",
+        ])
+        .unwrap();
         assert_eq!(cli.config.redis_cluster.len(), 2);
-        let debug = format!("{:?} {:?}", cli.config, cli.config.redis_target(cache_core::Cache::builder()).unwrap());
-        assert!(debug.contains("Cluster") && !debug.contains("s3cret"), "{debug}");
+        let debug = format!(
+            "{:?} {:?}",
+            cli.config,
+            cli.config
+                .redis_target(cache_core::Cache::builder())
+                .unwrap()
+        );
+        assert!(
+            debug.contains("Cluster") && !debug.contains("s3cret"),
+            "{debug}"
+        );
 
-        assert!(parse(&["--redis-sentinel", "a:1"]).is_err(), "a master name is needed");
+        assert!(
+            parse(&["--redis-sentinel", "a:1"]).is_err(),
+            "a master name is needed"
+        );
         assert!(parse(&["--redis-cluster", "a:1", "--redis-url", "redis://b/"]).is_err());
-        assert!(parse(&["--redis-sentinel", "a:1", "--redis-master", "m", "--redis-url", "redis://b/"]).is_err());
+        assert!(
+            parse(&[
+                "--redis-sentinel",
+                "a:1",
+                "--redis-master",
+                "m",
+                "--redis-url",
+                "redis://b/"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

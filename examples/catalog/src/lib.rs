@@ -151,7 +151,9 @@ pub async fn build_cache_checked(config: &Config) -> anyhow::Result<(Cache, Opti
     }
     .context("building the cache")?;
     if !cache.has_l2() {
-        tracing::info!("no Redis (REDIS_URL, REDIS_SENTINEL or REDIS_CLUSTER): serving from L1 and the database");
+        tracing::info!(
+            "no Redis (REDIS_URL, REDIS_SENTINEL or REDIS_CLUSTER): serving from L1 and the database"
+        );
     }
     Ok((cache, problem))
 }

@@ -101,18 +101,15 @@ impl RedisStore {
         if let Some(c) = self.open_connection() {
             return Ok(c);
         }
-        let generation = self.deployment.generation();
         // Single-server responses are bounded by the timeout around each call (`run`); a
         // cluster's by its client too, so that its retries and redirections stop in time.
-        let mut conn = self
+        let (mut conn, generation) = self
             .deployment
             .connect(self.settings.connect_timeout, self.settings.op_timeout)
             .await?;
         // Each new connection samples Redis's clock (so does the backplane's): stamps taken
         // after this are on Redis's clock even if the backplane has not connected yet.
         sample_redis_clock(&mut conn, &self.clock).await?;
-        // A Sentinel connection names the master it found: its generation is the one now.
-        let generation = generation.max(self.deployment.generation());
         *self.conn.write() = Some((conn.clone(), generation));
         Ok(conn)
     }

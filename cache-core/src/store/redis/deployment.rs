@@ -28,14 +28,16 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::sentinel::SentinelTarget;
 
 /// Where the L2 is.
+// One per cache, cloned only when a connection opens: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum Deployment {
     /// One server (its URL's TLS and credentials are the client's).
     Single(redis::Client),
     /// The master of a Sentinel-monitored group, re-resolved after a failover.
     Sentinel(Arc<SentinelTarget>),
-    /// A Redis Cluster, from its seed nodes (the first one's settings: credentials, TLS).
-    Cluster(ClusterClient, redis::ConnectionInfo),
+    /// A Redis Cluster, from its seed nodes (and the first one's settings: credentials, TLS).
+    Cluster(Box<(ClusterClient, redis::ConnectionInfo)>),
 }
 
 impl std::fmt::Debug for Deployment {
@@ -46,7 +48,9 @@ impl std::fmt::Debug for Deployment {
                 .field(client.get_connection_info().addr())
                 .finish(),
             Deployment::Sentinel(target) => f.debug_tuple("Sentinel").field(target).finish(),
-            Deployment::Cluster(_, seed) => f.debug_tuple("Cluster").field(seed.addr()).finish(),
+            Deployment::Cluster(cluster) => {
+                f.debug_tuple("Cluster").field(cluster.1.addr()).finish()
+            }
         }
     }
 }
@@ -61,7 +65,7 @@ impl Deployment {
         match self {
             Deployment::Single(client) => client.get_connection_info().clone(),
             Deployment::Sentinel(target) => target.node().clone(),
-            Deployment::Cluster(_, seed) => seed.clone(),
+            Deployment::Cluster(cluster) => cluster.1.clone(),
         }
     }
 
@@ -75,14 +79,15 @@ impl Deployment {
         }
     }
 
-    /// Opens a connection: to the server, to the master Sentinel names now, or to the cluster.
-    /// `response_timeout` bounds each reply inside the cluster client (its retries and
-    /// redirections); single-server replies are bounded by the caller.
+    /// Opens a connection: to the server, to the master Sentinel names now, or to the cluster;
+    /// with the [`generation`](Self::generation) it belongs to. `response_timeout` bounds each
+    /// reply inside the cluster client (its retries and redirections); single-server replies
+    /// are bounded by the caller.
     pub(crate) async fn connect(
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,
-    ) -> redis::RedisResult<L2Connection> {
+    ) -> redis::RedisResult<(L2Connection, u64)> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(None);
@@ -90,16 +95,20 @@ impl Deployment {
             Deployment::Single(client) => client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .map(L2Connection::Single),
-            Deployment::Sentinel(target) => target.connect(&config).await.map(L2Connection::Single),
-            Deployment::Cluster(client, _) => {
+                .map(|conn| (L2Connection::Single(conn), 0)),
+            Deployment::Sentinel(target) => target
+                .connect(&config)
+                .await
+                .map(|(conn, generation)| (L2Connection::Single(conn), generation)),
+            Deployment::Cluster(cluster) => {
                 let config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(connect_timeout)
                     .set_response_timeout(response_timeout);
-                client
+                cluster
+                    .0
                     .get_async_connection_with_config(config)
                     .await
-                    .map(L2Connection::Cluster)
+                    .map(|conn| (L2Connection::Cluster(conn), 0))
             }
         }
     }
@@ -269,5 +278,51 @@ impl SlotPipeline {
         }))
         .await
         .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second argument (the key) of each command of `pipe`.
+    fn keys(pipe: &Pipeline) -> Vec<Vec<u8>> {
+        pipe.cmd_iter()
+            .map(|cmd| match cmd.args_iter().nth(1) {
+                Some(redis::Arg::Simple(key)) => key.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cluster_pipeline_holds_one_slot_each_in_order_and_a_single_one_all() {
+        let names = [
+            "ns:d:{a}", "ns:k:{a}", "ns:k:{b}", "ns:t:x", "ns:c", "ns:d:{b}",
+        ];
+        let mut cluster = SlotPipeline::new(true);
+        let mut single = SlotPipeline::new(false);
+        for name in names {
+            cluster.pipe_for(name).cmd("SET").arg(name).arg(1);
+            single.pipe_for(name).cmd("SET").arg(name).arg(1);
+        }
+        assert_eq!(keys(&single.single).len(), names.len());
+        assert!(single.pipes.is_empty());
+        let slots: std::collections::HashSet<Slot> = names.iter().map(Slot::for_key).collect();
+        assert_eq!(cluster.pipes.len(), slots.len());
+        for (slot, pipe) in &cluster.pipes {
+            let keys = keys(pipe);
+            assert!(
+                keys.iter().all(|k| Slot::for_key(k) == *slot),
+                "one slot per pipeline"
+            );
+            if keys.contains(&b"ns:k:{a}".to_vec()) {
+                assert_eq!(
+                    keys,
+                    [b"ns:d:{a}".to_vec(), b"ns:k:{a}".to_vec()],
+                    "order kept"
+                );
+            }
+        }
     }
 }

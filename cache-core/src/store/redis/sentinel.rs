@@ -103,15 +103,18 @@ impl SentinelTarget {
     /// Forgets the master (a `READONLY` reply): connections of this generation are dropped and
     /// the next one resolves again.
     pub(crate) fn invalidate(&self) {
-        *self.current.lock() = None;
+        let mut current = self.current.lock();
+        *current = None;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Connects to the master the sentinels name now, and checks that it is one (`ROLE`).
+    /// Returns the connection and the generation it belongs to: read under the same lock that
+    /// records the master, so that a move seen by the watch afterwards outdates it.
     pub(crate) async fn connect(
         &self,
         config: &AsyncConnectionConfig,
-    ) -> redis::RedisResult<MultiplexedConnection> {
+    ) -> redis::RedisResult<(MultiplexedConnection, u64)> {
         let addr = self.resolve().await?;
         let client = redis::Client::open(self.node.clone().set_addr(addr.clone()))?;
         let mut conn = client
@@ -133,7 +136,7 @@ impl SentinelTarget {
             }
             *current = Some(addr);
         }
-        Ok(conn)
+        Ok((conn, self.generation()))
     }
 
     /// The master's address by the highest configuration epoch among the sentinels that answer.
@@ -172,10 +175,11 @@ impl SentinelTarget {
         let Ok(addr) = self.resolve().await else {
             return;
         };
-        let moved = self.current.lock().as_ref().is_some_and(|c| *c != addr);
-        if moved {
+        let mut current = self.current.lock();
+        if current.as_ref().is_some_and(|c| *c != addr) {
             tracing::info!(master = %addr, name = %self.master_name, "Sentinel names a new master: reconnecting");
-            self.invalidate();
+            *current = None;
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 
