@@ -14,6 +14,9 @@
 //! The binary is `redis-server` from `PATH`, or the path in the
 //! `REDIS_SERVER_BIN` environment variable.
 //!
+//! [`SentinelGroup`] (a master, a replica, three sentinels) and [`RedisCluster`] (primaries,
+//! replicas, slot moves) are built from these servers.
+//!
 //! [`RedisServer::start_tls`] also listens with TLS on a second free port, with
 //! a fresh test PKI ([`TestCertificates`]: a CA, the server's certificate, a
 //! client certificate for mutual TLS). The plain port stays open on loopback for
@@ -44,8 +47,12 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod redis_cluster;
+mod sentinel_group;
 mod tls_certs;
 
+pub use redis_cluster::RedisCluster;
+pub use sentinel_group::{MASTER_NAME, SentinelGroup};
 pub use tls_certs::TestCertificates;
 
 /// Environment variable naming the `redis-server` binary to run.

@@ -10,6 +10,7 @@ use crate::cache::Cache;
 use crate::engine::{Config, Engine, LeaseSettings};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::redis_target::{RedisTarget, TlsConfig, install_crypto_provider};
+use crate::store::redis::deployment::Deployment;
 use crate::ttl::TtlPolicy;
 
 /// How long a fleet lease lasts without renewal, by default: how long a crashed holder keeps
@@ -212,6 +213,59 @@ impl CacheBuilder {
     /// ```
     pub fn redis_client(mut self, client: redis::Client) -> Self {
         self.redis = Some(RedisTarget::Client(client));
+        self
+    }
+
+    /// The L2 is the master named `master_name` of a Redis Sentinel group, found by asking
+    /// `sentinels` (`host:port` or `redis://[user:password@]host:port` of each sentinel). The
+    /// cache follows a failover without a restart: it asks the sentinels where the master is
+    /// every 250 ms (the answer of the highest configuration epoch wins) and on a `READONLY`
+    /// reply, and reconnects when it moved; calls meanwhile are served as with Redis down.
+    /// Replaces a [`redis_url`](Self::redis_url).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// let cache = cache_core::Cache::builder()
+    ///     .namespace("shop.v2")
+    ///     .redis_sentinel("mymaster", ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_sentinel<S: Into<String>>(
+        mut self,
+        master_name: impl Into<String>,
+        sentinels: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.redis = Some(RedisTarget::Sentinel {
+            master: master_name.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// The L2 is a Redis Cluster reached through these seed nodes (`host:port`, or URLs whose
+    /// first gives the credentials: `redis://user:password@host:port`). On a cluster the
+    /// entry, tombstone and lease of a key share a hash slot (`ns:k:{<key>}`, README "Key
+    /// layout in Redis"), pipelines are split by slot, pattern invalidations scan every primary,
+    /// and redirections (`MOVED`, `ASK`) during a resharding are followed. Replaces a
+    /// [`redis_url`](Self::redis_url). A namespace holding `{` or `}` is refused here.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_core::Error> {
+    /// let cache = cache_core::Cache::builder()
+    ///     .namespace("shop.v2")
+    ///     .redis_cluster(["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_cluster<S: Into<String>>(mut self, nodes: impl IntoIterator<Item = S>) -> Self {
+        self.redis = Some(RedisTarget::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
@@ -423,19 +477,27 @@ impl CacheBuilder {
     /// degraded.
     pub async fn build(self) -> Result<Cache, Error> {
         self.validate()?;
-        let redis_client = self.redis_client_to_use()?;
-        let engine = Engine::start(self.into_config(redis_client)).await?;
+        let redis = self.redis_deployment()?;
+        let engine = Engine::start(self.into_config(redis)).await?;
         Ok(Cache::from_engine(engine))
     }
 
-    /// The redis-rs client of the configured L2 (`None`: L1 only).
-    fn redis_client_to_use(&self) -> Result<Option<redis::Client>, Error> {
+    /// The deployment of the configured L2 (`None`: L1 only).
+    fn redis_deployment(&self) -> Result<Option<Deployment>, Error> {
         let target = match (&self.redis, &self.redis_tls) {
             (None, None) => return Ok(None),
             (None, Some(_)) => {
                 return Err(ConfigError::new(
                     ConfigErrorKind::Tls,
                     "redis_tls was given without a Redis URL (redis_url(\"rediss://...\"))",
+                )
+                .into());
+            }
+            (Some(RedisTarget::Sentinel { .. } | RedisTarget::Cluster(_)), Some(_)) => {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Tls,
+                    "redis_tls applies to redis_url; for Sentinel and Cluster give rediss:// \
+                     addresses (the system's roots)",
                 )
                 .into());
             }
@@ -452,20 +514,31 @@ impl CacheBuilder {
             }
             (Some(target), None) => target.clone(),
         };
-        let client = target.client()?;
+        let deployment = target.deployment()?;
+        if deployment.is_cluster() && self.namespace.contains(['{', '}']) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Namespace,
+                format!(
+                    "namespace `{}` holds `{{` or `}}`: on a cluster that would move the hash tag \
+                     that keeps an entry and its tombstone in one slot",
+                    self.namespace
+                ),
+            )
+            .into());
+        }
         if matches!(
-            client.get_connection_info().addr(),
+            deployment.connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         ) {
             install_crypto_provider();
         }
-        Ok(Some(client))
+        Ok(Some(deployment))
     }
 
-    fn into_config(self, redis_client: Option<redis::Client>) -> Config {
+    fn into_config(self, redis: Option<Deployment>) -> Config {
         Config {
             namespace: self.namespace,
-            redis_client,
+            redis,
             require_redis: self.require_redis,
             start_degraded_if_refused: self.start_degraded_if_refused,
             l1_capacity_bytes: self.l1_capacity_bytes,

@@ -1,16 +1,21 @@
 //! Where the L2 is and how to reach it: a URL (`redis://`, `rediss://` with the system's roots or
-//! a [`TlsConfig`], `#insecure` for self-signed test servers, `user:password@` for ACL), or a
-//! redis-rs [`Client`](redis::Client) the service built itself. Also what the builder needs
+//! a [`TlsConfig`], `#insecure` for self-signed test servers, `user:password@` for ACL), a
+//! redis-rs [`Client`](redis::Client) the service built itself, a master name and its
+//! sentinels, or a cluster's seed nodes. Also what the builder needs
 //! around that: the URL with its password hidden (for `Debug`), and the build-time verdict on a
 //! connection that failed for a reason retrying cannot fix (refused credentials, a TLS handshake
 //! that fails), which is a [`ConfigError`] rather than "Redis is down".
 //!
-//! Owns the turning of settings into a `redis::Client` and the classification of the first
-//! connection's failure; never touches the store's connection slot, circuit or key layout.
+//! Owns the turning of settings into a deployment (a `redis::Client`, a Sentinel target, a
+//! cluster client) and the classification of the first connection's failure; never touches the store's connection slot, circuit or key layout.
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use crate::error::{ConfigError, ConfigErrorKind, Error, RedisFailure};
+use crate::store::redis::deployment::Deployment;
+use crate::store::redis::sentinel::SentinelTarget;
 
 /// TLS settings for a `rediss://` URL: the CA to trust instead of the system's roots, and a client
 /// certificate for mutual TLS. All PEM. Without a `TlsConfig`, a `rediss://` URL trusts the
@@ -109,6 +114,22 @@ pub(crate) enum RedisTarget {
     Url(String, Option<TlsConfig>),
     /// A client built by the service (its own TLS and credentials).
     Client(redis::Client),
+    /// The master named `master` of the group the `sentinels` monitor.
+    Sentinel {
+        master: String,
+        sentinels: Vec<String>,
+    },
+    /// A Redis Cluster reached through these seed nodes.
+    Cluster(Vec<String>),
+}
+
+/// `host:port` as a URL (`redis://host:port`); a URL is kept as it is.
+pub(crate) fn node_url(node: &str) -> String {
+    if node.contains("://") {
+        node.to_owned()
+    } else {
+        format!("redis://{node}")
+    }
 }
 
 impl RedisTarget {
@@ -117,6 +138,11 @@ impl RedisTarget {
     pub(crate) fn client(&self) -> Result<redis::Client, Error> {
         match self {
             RedisTarget::Client(client) => Ok(client.clone()),
+            RedisTarget::Sentinel { .. } | RedisTarget::Cluster(_) => Err(ConfigError::new(
+                ConfigErrorKind::Redis,
+                "Sentinel and Cluster are reached through several nodes, not one client",
+            )
+            .into()),
             RedisTarget::Url(url, None) => {
                 redis::Client::open(url.as_str()).map_err(Error::RedisUrl)
             }
@@ -142,13 +168,49 @@ impl RedisTarget {
             }
         }
     }
+}
 
-    /// Whether connections are made with TLS.
-    fn is_tls(client: &redis::Client) -> bool {
-        matches!(
-            client.get_connection_info().addr(),
-            redis::ConnectionAddr::TcpTls { .. }
-        )
+impl RedisTarget {
+    /// The deployment to connect to. Fails on an address that does not parse, a Sentinel setting
+    /// without a master name or sentinels, or a cluster without seed nodes.
+    pub(crate) fn deployment(&self) -> Result<Deployment, Error> {
+        let invalid = |what: String| Error::from(ConfigError::new(ConfigErrorKind::Redis, what));
+        match self {
+            RedisTarget::Url(..) | RedisTarget::Client(_) => Ok(Deployment::Single(self.client()?)),
+            RedisTarget::Sentinel { master, sentinels } => {
+                let urls: Vec<String> = sentinels.iter().map(|s| node_url(s)).collect();
+                SentinelTarget::new(master, &urls, "redis://sentinel-master/")
+                    .map(|target| Deployment::Sentinel(Arc::new(target)))
+                    .map_err(|e| {
+                        let shown: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
+                        invalid(format!(
+                            "Sentinel settings (master `{master}`, sentinels {shown:?}) are unusable: {e}"
+                        ))
+                    })
+            }
+            RedisTarget::Cluster(nodes) => {
+                let urls: Vec<String> = nodes.iter().map(|n| node_url(n)).collect();
+                let shown: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
+                let unusable = |e: redis::RedisError| {
+                    invalid(format!("cluster seed nodes {shown:?} are unusable: {e}"))
+                };
+                let Some(first) = urls.first() else {
+                    return Err(invalid("redis_cluster needs at least one seed node".into()));
+                };
+                let seed = redis::IntoConnectionInfo::into_connection_info(first.as_str())
+                    .map_err(unusable)?;
+                // redis-rs waits at least 1.28 s before retrying a `TRYAGAIN` (a multi-key
+                // command on a slot being migrated); a cache call's budget is far shorter, so
+                // retries start at 2 ms and wait at most 100 ms.
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                        .min_retry_wait(2)
+                        .max_retry_wait(100)
+                        .build()
+                        .map_err(unusable)?;
+                Ok(Deployment::Cluster(Box::new((client, seed))))
+            }
+        }
     }
 }
 
@@ -163,6 +225,26 @@ impl fmt::Debug for RedisTarget {
             RedisTarget::Client(client) => f
                 .debug_tuple("Client")
                 .field(client.get_connection_info().addr())
+                .finish(),
+            RedisTarget::Sentinel { master, sentinels } => f
+                .debug_struct("Sentinel")
+                .field("master", master)
+                .field(
+                    "sentinels",
+                    &sentinels
+                        .iter()
+                        .map(|s| redact_url(&node_url(s)))
+                        .collect::<Vec<_>>(),
+                )
+                .finish(),
+            RedisTarget::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(
+                    &nodes
+                        .iter()
+                        .map(|n| redact_url(&node_url(n)))
+                        .collect::<Vec<_>>(),
+                )
                 .finish(),
         }
     }
@@ -184,10 +266,10 @@ pub(crate) fn install_crypto_provider() {
 /// for anything else (unreachable, timeout): the cache may start degraded.
 pub(crate) fn configuration_failure(
     failure: &RedisFailure,
-    client: &redis::Client,
+    info: &redis::ConnectionInfo,
 ) -> Option<ConfigError> {
     let error = failure.redis_error()?;
-    let settings = client.get_connection_info().redis_settings();
+    let settings = info.redis_settings();
     let user = match settings.username() {
         Some(user) => format!("user `{user}`"),
         None if settings.password().is_some() => "the default user (password only)".to_owned(),
@@ -217,7 +299,7 @@ pub(crate) fn configuration_failure(
             ),
         ));
     }
-    if RedisTarget::is_tls(client)
+    if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
         && let Some(tls) = tls_error(error)
     {
         return Some(ConfigError::new(
@@ -225,7 +307,7 @@ pub(crate) fn configuration_failure(
             format!(
                 "the TLS handshake with Redis at {} failed: {tls} (check the CA, the server's name \
                  in its certificate, and the client certificate if the server requires one)",
-                client.get_connection_info().addr()
+                info.addr()
             ),
         ));
     }

@@ -56,15 +56,17 @@ use crate::key::template::Template;
 use crate::metrics::Stats;
 use crate::redis_target::configuration_failure;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisSettings, RedisStore};
+use crate::store::redis::deployment::Deployment;
+use crate::store::redis::{RedisSettings, RedisStore, sentinel};
 use crate::ttl::TtlPolicy;
 
 /// What an engine is built from: the builder's settings, already validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) namespace: String,
-    /// The L2's client, with its TLS and credentials; `None`: L1 only.
-    pub(crate) redis_client: Option<redis::Client>,
+    /// The L2's deployment (a server, Sentinel, a cluster), with its TLS and credentials;
+    /// `None`: L1 only.
+    pub(crate) redis: Option<Deployment>,
     pub(crate) require_redis: bool,
     /// Refused credentials or TLS handshake at build time: start degraded instead of failing.
     pub(crate) start_degraded_if_refused: bool,
@@ -121,9 +123,11 @@ impl Engine {
     /// error only if `require_redis`, else the engine starts degraded and connects later.
     pub(crate) async fn start(config: Config) -> Result<Arc<Engine>, Error> {
         let clock = Arc::new(Clock::new(config.clock_skew_micros));
-        let l2 = match &config.redis_client {
+        let l2 = match &config.redis {
             None => None,
-            Some(client) => Some(connect_l2(client.clone(), &config, Arc::clone(&clock)).await?),
+            Some(deployment) => {
+                Some(connect_l2(deployment.clone(), &config, Arc::clone(&clock)).await?)
+            }
         };
         let registry = Arc::new(Registry::default());
         let l1 = MemoryStore::new(config.l1_capacity_bytes, {
@@ -246,12 +250,12 @@ impl Engine {
 /// configuration errors at once ([`configuration_failure`]); Redis unreachable is an error only
 /// with `require_redis`.
 async fn connect_l2(
-    client: redis::Client,
+    deployment: Deployment,
     config: &Config,
     clock: Arc<Clock>,
 ) -> Result<Arc<RedisStore>, Error> {
     let store = Arc::new(RedisStore::new(
-        client.clone(),
+        deployment.clone(),
         RedisSettings {
             namespace: config.namespace.clone(),
             op_timeout: config.op_timeout,
@@ -262,8 +266,11 @@ async fn connect_l2(
         },
         clock,
     ));
+    if let Deployment::Sentinel(target) = &deployment {
+        sentinel::watch(Arc::clone(target), Arc::downgrade(&store));
+    }
     if let Err(e) = store.connect().await {
-        if let Some(config_error) = configuration_failure(&e, &client) {
+        if let Some(config_error) = configuration_failure(&e, &deployment.connection_info()) {
             if !config.start_degraded_if_refused {
                 return Err(config_error.into());
             }

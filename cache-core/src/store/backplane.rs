@@ -1,7 +1,9 @@
 //! The backplane's transport: one capped Redis stream per namespace (`ns:bp`), written with
 //! `XADD MAXLEN ~` through the shared L2 connection ([`RedisStore::publish`]) and read with
 //! `XREAD BLOCK` on a connection of its own ([`Subscriber`]), so that a blocking read never
-//! stalls the multiplexed connection every cache call shares.
+//! stalls the multiplexed connection every cache call shares. On a cluster that connection is a
+//! cluster connection of its own (the read goes to the stream's primary and follows it if its
+//! slot moves); through Sentinel, the subscriber reconnects when the master changes.
 //!
 //! Why a stream and not pub/sub or RESP3 client tracking, measured (`benches/backplane.rs`, 2
 //! cores shared with other builds, load average 11-16, loopback Redis):
@@ -34,8 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 
+use super::redis::deployment::{Deployment, L2Connection};
 use super::redis::{RedisStore, sample_redis_clock};
 use crate::clock::{Clock, Timestamp};
 
@@ -206,7 +208,7 @@ impl RedisStore {
     /// A subscriber on a connection of its own (opened by [`Subscriber::connect`]).
     pub(crate) fn subscriber(&self, clock: Arc<Clock>) -> Subscriber {
         Subscriber {
-            client: self.client.clone(),
+            deployment: self.deployment.clone(),
             stream: self.stream_key.clone(),
             conn: None,
             timeout: self.settings.op_timeout.max(Duration::from_millis(500)),
@@ -219,9 +221,10 @@ impl RedisStore {
 /// The reading side: a dedicated connection on which `XREAD BLOCK` may wait.
 #[derive(Debug)]
 pub(crate) struct Subscriber {
-    client: redis::Client,
+    deployment: Deployment,
     stream: String,
-    conn: Option<MultiplexedConnection>,
+    /// The connection, and the deployment's generation it was opened under.
+    conn: Option<(L2Connection, u64)>,
     /// Bound on every call but the blocking read (which gets [`BLOCK`] more).
     timeout: Duration,
     connect_timeout: Duration,
@@ -232,23 +235,33 @@ impl Subscriber {
     /// Opens the connection (dropping any previous one) and samples Redis's clock.
     pub(crate) async fn connect(&mut self) -> redis::RedisResult<()> {
         self.conn = None;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(None);
-        let conn = tokio::time::timeout(
+        // A cluster client bounds each reply itself: longer than the blocking read.
+        let replies_within = BLOCK + self.timeout;
+        let (conn, generation) = tokio::time::timeout(
             self.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
+            self.deployment
+                .connect(self.connect_timeout, replies_within),
         )
         .await
         .map_err(|_| timed_out())??;
-        self.conn = Some(conn);
+        self.conn = Some((conn, generation));
         self.sample_clock().await
     }
 
     /// Whether the connection is open (no error seen on it since [`Subscriber::connect`]).
     pub(crate) fn is_connected(&self) -> bool {
-        self.conn.is_some()
+        self.conn
+            .as_ref()
+            .is_some_and(|(_, generation)| *generation == self.deployment.generation())
+    }
+
+    /// The connection, if open under the deployment's current generation.
+    fn current(&mut self) -> Option<&mut L2Connection> {
+        let now = self.deployment.generation();
+        match &mut self.conn {
+            Some((conn, generation)) if *generation == now => Some(conn),
+            _ => None,
+        }
     }
 
     /// Runs one command on the connection, bounded; an error or a timeout drops the connection.
@@ -257,7 +270,7 @@ impl Subscriber {
         cmd: &redis::Cmd,
         within: Duration,
     ) -> redis::RedisResult<T> {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(conn) = self.current() else {
             return Err(not_connected());
         };
         let result = match tokio::time::timeout(within, cmd.query_async(conn)).await {
@@ -272,11 +285,12 @@ impl Subscriber {
 
     /// Samples Redis's clock (`TIME`) into the [`Clock`].
     pub(crate) async fn sample_clock(&mut self) -> redis::RedisResult<()> {
-        let Some(conn) = self.conn.as_mut() else {
+        let (clock, within) = (Arc::clone(&self.clock), self.timeout);
+        let Some(conn) = self.current() else {
             return Err(not_connected());
         };
-        let sample = sample_redis_clock(conn, &self.clock);
-        let result = match tokio::time::timeout(self.timeout, sample).await {
+        let sample = sample_redis_clock(conn, &clock);
+        let result = match tokio::time::timeout(within, sample).await {
             Ok(r) => r,
             Err(_) => Err(timed_out()),
         };

@@ -31,6 +31,33 @@
 //! is small: one connection slot, dropped on an I/O error and re-opened by the next call or the
 //! probe ([`connection`]).
 //!
+//! On a Redis Cluster (see [`deployment`]) every key a script or a multi-key command touches
+//! must hash to one slot. The entry, tombstone and lease keys of one cache key therefore carry a
+//! hash tag, `ns:k:{<key>}`, `ns:d:{<key>}`, `ns:l:{<key>}` (`{` and `}` are never in a rendered
+//! key's percent-encoded values, and the builder refuses them in a namespace on a cluster), so
+//! that, script by script:
+//! - [`scripts::WRITE`] reads the tombstone and writes the entry of one key: one slot;
+//! - the invalidation pipeline (tombstone `SET`, then `UNLINK`) is sent per slot, in order;
+//! - [`scripts::MARK`], the lease's renew and release scripts touch one key each;
+//! - the reclaim script (`reclaim.rs`) is sent once per slot with that slot's keys, and takes
+//!   the clear mark as an argument read before it, which is safe since marks only grow.
+//!
+//! No script reads a tag mark or the clear mark beside an entry. A read fetches the entries and
+//! the marks with one `MGET`, which on a cluster redis-rs splits by slot: the replies come from
+//! several primaries at slightly different moments, not one snapshot. The guarantee ("a read
+//! issued after an invalidation returned never serves what it invalidated") still holds because
+//! it never needed a snapshot: a mark is written to its primary before the invalidation returns
+//! and only grows, so a read issued later sees it (or a later one) whenever its `MGET` part runs;
+//! and an entry carries its own `written_at` stamp, compared with the mark on read, so an entry
+//! written by a load that began before the mark is stale whichever of the two replies came
+//! first. Entries written after the mark are fresh, as on a single server.
+//!
+//! What a cluster or a failover does not keep: a write acknowledged by a primary that dies (or,
+//! through Sentinel, by an old master before the cache moved) before its replica copied it is
+//! lost (asynchronous replication), and with it possibly a tombstone, a mark or an overwrite; a
+//! pattern invalidation `SCAN`s the primaries one after the other, so a key that a concurrent
+//! resharding moves onto a primary already scanned is missed (it expires with its TTL).
+//!
 //! Split by concern: this file holds the key layout and the operations (read, write, unlink,
 //! mark); [`scripts`] the write-back and mark scripts, sent by hash (`EVALSHA`, loaded again on
 //! `NOSCRIPT`); [`connection`] the connection, the guard around each call and the probe;
@@ -39,11 +66,13 @@
 //! `key`, `engine` or the facade.
 
 mod connection;
+pub(crate) mod deployment;
 mod lease;
 mod popularity;
 mod reclaim;
 mod replay;
 mod scripts;
+pub(crate) mod sentinel;
 
 pub(crate) use lease::Acquired;
 
@@ -53,10 +82,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 
 pub(crate) use self::connection::RedisSettings;
 pub(in crate::store) use self::connection::sample_redis_clock;
+use self::deployment::{Deployment, L2Connection, SlotPipeline};
 pub(crate) use self::reclaim::Reclaimed;
 use self::replay::{Pending, PendingQueue};
 use super::circuit::{Circuit, Permit};
@@ -91,8 +120,9 @@ pub(crate) struct EntryWrite<'a> {
     pub(crate) time_to_live: Duration,
 }
 
-/// A Redis key written as two parts (a namespace prefix, then the key), with no string built.
-struct Prefixed<'a>(&'a str, &'a str);
+/// A Redis key written as three parts (a namespace prefix, the key, and the suffix that closes
+/// a cluster's hash tag, else empty), with no string built.
+struct Prefixed<'a>(&'a str, &'a str, &'a str);
 
 impl redis::ToRedisArgs for Prefixed<'_> {
     fn write_redis_args<W>(&self, out: &mut W)
@@ -104,6 +134,7 @@ impl redis::ToRedisArgs for Prefixed<'_> {
         // Writing into the command's own buffer cannot fail.
         let _ = arg.write_all(self.0.as_bytes());
         let _ = arg.write_all(self.1.as_bytes());
+        let _ = arg.write_all(self.2.as_bytes());
     }
 }
 
@@ -145,14 +176,18 @@ pub(crate) struct Marks {
 }
 
 pub(crate) struct RedisStore {
-    pub(in crate::store) client: redis::Client,
-    conn: RwLock<Option<MultiplexedConnection>>,
+    pub(in crate::store) deployment: Deployment,
+    /// The connection, and the deployment's generation it was opened under.
+    conn: RwLock<Option<(L2Connection, u64)>>,
     connect_lock: tokio::sync::Mutex<()>,
     circuit: Circuit,
     pub(in crate::store) settings: RedisSettings,
     /// Redis's clock as estimated here: the stamps of replayed tombstones and marks.
     clock: Arc<Clock>,
     entry_prefix: String,
+    /// What ends an entry, tombstone or lease key: `}` on a cluster (closing the hash tag that
+    /// each prefix opens, so that the three keys of one entry share a slot), else nothing.
+    key_close: &'static str,
     tombstone_prefix: String,
     tag_prefix: String,
     lease_prefix: String,
@@ -172,17 +207,23 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    pub(crate) fn new(client: redis::Client, settings: RedisSettings, clock: Arc<Clock>) -> Self {
+    pub(crate) fn new(deployment: Deployment, settings: RedisSettings, clock: Arc<Clock>) -> Self {
         let ns = &settings.namespace;
+        let (open, key_close) = if deployment.is_cluster() {
+            ("{", "}")
+        } else {
+            ("", "")
+        };
         RedisStore {
-            client,
+            deployment,
             conn: RwLock::new(None),
             connect_lock: tokio::sync::Mutex::new(()),
             circuit: Circuit::new(settings.failure_threshold, settings.cool_down),
-            entry_prefix: format!("{ns}:k:"),
-            tombstone_prefix: format!("{ns}:d:"),
+            entry_prefix: format!("{ns}:k:{open}"),
+            key_close,
+            tombstone_prefix: format!("{ns}:d:{open}"),
             tag_prefix: format!("{ns}:t:"),
-            lease_prefix: format!("{ns}:l:"),
+            lease_prefix: format!("{ns}:l:{open}"),
             clear_key: format!("{ns}:c"),
             stream_key: format!("{ns}:bp"),
             clock,
@@ -199,13 +240,15 @@ impl RedisStore {
     }
 
     pub(crate) fn entry_key(&self, key: &str) -> String {
-        let mut s = String::with_capacity(self.entry_prefix.len() + key.len());
+        let mut s = String::with_capacity(self.entry_prefix.len() + key.len() + 1);
         s.push_str(&self.entry_prefix);
         s.push_str(key);
+        s.push_str(self.key_close);
         s
     }
 
-    /// The tombstone key of a full entry key (`ns:k:<key>` → `ns:d:<key>`).
+    /// The tombstone key of a full entry key (`ns:k:<key>` → `ns:d:<key>`; on a cluster
+    /// `ns:k:{<key>}` → `ns:d:{<key>}`).
     fn tombstone_of(&self, entry_key: &str) -> String {
         let key = entry_key
             .strip_prefix(&self.entry_prefix)
@@ -218,9 +261,10 @@ impl RedisStore {
 
     /// Adds to `pipe`, for each entry key, its tombstone at `time` then the entry's deletion: a
     /// write-back that reaches Redis after these sees the tombstone, one before is deleted.
-    fn delete_with_tombstones(&self, pipe: &mut redis::Pipeline, keys: &[String], time: Timestamp) {
+    fn delete_with_tombstones(&self, pipe: &mut SlotPipeline, keys: &[String], time: Timestamp) {
         let ttl_ms = u64::try_from(TOMBSTONE_TTL.as_millis()).unwrap_or(u64::MAX);
         for key in keys {
+            let pipe = pipe.pipe_for(key);
             pipe.cmd("SET")
                 .arg(self.tombstone_of(key))
                 .arg(time.as_micros())
@@ -245,11 +289,11 @@ impl RedisStore {
         // straight into the command (prefix, then key), not built as a string of its own first.
         let mut mget = redis::cmd("MGET");
         for key in keys {
-            mget.arg(Prefixed(&self.entry_prefix, key));
+            mget.arg(Prefixed(&self.entry_prefix, key, self.key_close));
         }
         mget.arg(&self.clear_key);
         for tag in tags {
-            mget.arg(Prefixed(&self.tag_prefix, tag));
+            mget.arg(Prefixed(&self.tag_prefix, tag, ""));
         }
         let (entries, marks) = (keys.len(), tags.len() + 1);
         self.run("read", |mut conn| async move {
@@ -274,22 +318,23 @@ impl RedisStore {
         mode: WriteMode,
     ) -> Result<(), RedisFailure> {
         let full: Vec<String> = entries.iter().map(|e| self.entry_key(e.key)).collect();
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         for (key, entry) in full.iter().zip(entries) {
             let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
-            pipe.invoke_script(
-                scripts::WRITE
-                    .key(key)
-                    .key(self.tombstone_of(key))
-                    .arg(entry.bytes)
-                    .arg(ttl_ms.max(1))
-                    .arg(written_at.as_micros()),
-            )
-            .ignore();
+            pipe.pipe_for(key)
+                .invoke_script(
+                    scripts::WRITE
+                        .key(key)
+                        .key(self.tombstone_of(key))
+                        .arg(entry.bytes)
+                        .arg(ttl_ms.max(1))
+                        .arg(written_at.as_micros()),
+                )
+                .ignore();
         }
         let result = self
-            .run("write", |mut conn| async move {
-                scripts::query_pipeline(&pipe, &[&scripts::WRITE], &mut conn).await
+            .run("write", |conn| async move {
+                pipe.query(&conn, &[&scripts::WRITE]).await
             })
             .await;
         if result.is_err() && mode == WriteMode::Overwrite {
@@ -306,12 +351,10 @@ impl RedisStore {
     /// reached the deletion is queued for replay.
     pub(crate) async fn unlink(self: &Arc<Self>, keys: &[&str], time: Timestamp) {
         let full: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         self.delete_with_tombstones(&mut pipe, &full, time);
         if self
-            .run("unlink", |mut conn| async move {
-                pipe.query_async::<()>(&mut conn).await
-            })
+            .run("unlink", |conn| async move { pipe.query(&conn, &[]).await })
             .await
             .is_err()
         {
@@ -362,34 +405,31 @@ impl RedisStore {
         }
     }
 
+    /// SCAN + UNLINK on every node that holds keys (each primary of a cluster).
     async fn unlink_matching_with(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut L2Connection,
         full_glob: &str,
     ) -> redis::RedisResult<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(full_glob)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(conn)
-                .await?;
-            if !keys.is_empty() {
-                let _: () = conn.unlink(&keys).await?;
+        for node in conn.scan_nodes().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys) = conn.scan_page(&node, cursor, full_glob, SCAN_BATCH).await?;
+                if !keys.is_empty() {
+                    let _: () = conn.unlink(&keys).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 
     async fn mark_with(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut L2Connection,
         key: &str,
         time: Timestamp,
     ) -> redis::RedisResult<()> {
@@ -468,7 +508,7 @@ pub(crate) mod tests {
             .unwrap();
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
         Arc::new(RedisStore::new(
-            client,
+            Deployment::Single(client),
             RedisSettings::for_tests("unit"),
             Arc::new(Clock::new(0)),
         ))

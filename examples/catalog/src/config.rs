@@ -31,6 +31,13 @@ pub struct Config {
     pub redis_client_cert: Option<PathBuf>,
     /// Private key of `redis_client_cert` (`--redis-client-key`).
     pub redis_client_key: Option<PathBuf>,
+    /// Redis Sentinel: the sentinels to ask for the master `redis_master`
+    /// (`--redis-sentinel`).
+    pub redis_sentinel: Vec<String>,
+    /// The master name the sentinels monitor (`--redis-master`).
+    pub redis_master: Option<String>,
+    /// Redis Cluster: seed nodes (`--redis-cluster`).
+    pub redis_cluster: Vec<String>,
     /// Cache namespace, before the schema version is appended (`--namespace`).
     pub namespace: String,
     /// L1 capacity, MiB (`--l1-mb`).
@@ -187,6 +194,23 @@ impl fmt::Debug for Config {
             .field("redis_ca", &self.redis_ca)
             .field("redis_client_cert", &self.redis_client_cert)
             .field("redis_client_key", &self.redis_client_key)
+            .field(
+                "redis_sentinel",
+                &self
+                    .redis_sentinel
+                    .iter()
+                    .map(|s| redact_url(s))
+                    .collect::<Vec<_>>(),
+            )
+            .field("redis_master", &self.redis_master)
+            .field(
+                "redis_cluster",
+                &self
+                    .redis_cluster
+                    .iter()
+                    .map(|s| redact_url(s))
+                    .collect::<Vec<_>>(),
+            )
             .field("namespace", &self.namespace)
             .field("l1_mb", &self.l1_mb)
             .field("products", &self.products)
@@ -312,6 +336,9 @@ impl Config {
             redis_ca: None,
             redis_client_cert: None,
             redis_client_key: None,
+            redis_sentinel: Vec::new(),
+            redis_master: None,
+            redis_cluster: Vec::new(),
             namespace: "catalog".to_owned(),
             l1_mb: 64,
             products: 100_000,
@@ -348,6 +375,27 @@ impl Config {
             _ => anyhow::bail!("--redis-client-cert and --redis-client-key go together"),
         }
         Ok(any.then_some(tls))
+    }
+
+    /// `builder` pointed at the Redis of this configuration: REDIS_URL (with its TLS settings),
+    /// or the master of --redis-sentinel, or the cluster of --redis-cluster (none: L1 only).
+    pub fn redis_target(
+        &self,
+        builder: cache_core::CacheBuilder,
+    ) -> anyhow::Result<cache_core::CacheBuilder> {
+        let builder = builder
+            .redis_url_opt(self.redis_url.clone())
+            .redis_tls_opt(self.redis_tls()?);
+        Ok(match (&self.redis_master, self.redis_cluster.is_empty()) {
+            (Some(master), _) => builder.redis_sentinel(master, self.redis_sentinel.clone()),
+            (None, false) => builder.redis_cluster(self.redis_cluster.clone()),
+            (None, true) => builder,
+        })
+    }
+
+    /// Whether a Redis (URL, Sentinel or Cluster) is configured.
+    pub fn has_redis(&self) -> bool {
+        self.redis_url.is_some() || self.redis_master.is_some() || !self.redis_cluster.is_empty()
     }
 
     /// L1 capacity in bytes.
@@ -394,6 +442,74 @@ mod tests {
         let text = format!("{config:?} {config:#?}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("redis://alice:***@cache:6379/0"), "{text}");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_flags_parse_and_exclude_a_url() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            redis: crate::flags::RedisFlags,
+        }
+        use clap::Parser as _;
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["catalog"], args].concat()).map(|cli| {
+                let mut config = Config::for_database("catalog.sqlite3");
+                cli.redis.apply(&mut config);
+                config
+            })
+        };
+        let config = parse(&[
+            "--redis-sentinel",
+            "10.0.0.1:26379,10.0.0.2:26379",
+            "--redis-master",
+            "mymaster",
+        ])
+        .unwrap();
+        assert_eq!(config.redis_sentinel, ["10.0.0.1:26379", "10.0.0.2:26379"]);
+        assert_eq!(config.redis_master.as_deref(), Some("mymaster"));
+        assert!(config.has_redis());
+        let debug = format!(
+            "{:?}",
+            config.redis_target(cache_core::Cache::builder()).unwrap()
+        );
+        assert!(
+            debug.contains("Sentinel") && debug.contains("mymaster"),
+            "{debug}"
+        );
+
+        let config = parse(&[
+            "--redis-cluster",
+            "redis://u:s3cret@10.0.0.1:7000,10.0.0.2:7000",
+        ])
+        .unwrap();
+        assert_eq!(config.redis_cluster.len(), 2);
+        let debug = format!(
+            "{:?} {:?}",
+            config,
+            config.redis_target(cache_core::Cache::builder()).unwrap()
+        );
+        assert!(
+            debug.contains("Cluster") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+
+        assert!(
+            parse(&["--redis-sentinel", "a:1"]).is_err(),
+            "a master name is needed"
+        );
+        assert!(parse(&["--redis-cluster", "a:1", "--redis-url", "redis://b/"]).is_err());
+        assert!(
+            parse(&[
+                "--redis-sentinel",
+                "a:1",
+                "--redis-master",
+                "m",
+                "--redis-url",
+                "redis://b/"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -69,6 +69,34 @@ pub struct RedisFlags {
     )]
     pub redis_client_key: Option<PathBuf>,
 
+    /// Redis Sentinel instead of REDIS_URL: the sentinels to ask (`host:port,host:port`, or
+    /// `redis://[user:password@]host:port` each) for the master named by --redis-master. The
+    /// service follows a failover without a restart.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REDIS_SENTINEL",
+        value_delimiter = ',',
+        requires = "redis_master",
+        conflicts_with = "redis_url"
+    )]
+    pub redis_sentinel: Vec<String>,
+
+    /// The master name the sentinels of --redis-sentinel monitor (`sentinel monitor <name> ..`).
+    #[arg(long, env = "REDIS_MASTER", requires = "redis_sentinel")]
+    pub redis_master: Option<String>,
+
+    /// Redis Cluster instead of REDIS_URL: seed nodes (`host:port,host:port`, or
+    /// `redis://[user:password@]host:port`, the first one's credentials used for every node).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REDIS_CLUSTER",
+        value_delimiter = ',',
+        conflicts_with_all = ["redis_url", "redis_sentinel"]
+    )]
+    pub redis_cluster: Vec<String>,
+
     /// Cache namespace: the prefix of every Redis key (the schema version is appended:
     /// `catalog` becomes `catalog.v1`). Servers and commands that share a cache use the same.
     #[arg(
@@ -98,6 +126,23 @@ impl fmt::Debug for RedisFlags {
             .field("redis_ca", &self.redis_ca)
             .field("redis_client_cert", &self.redis_client_cert)
             .field("redis_client_key", &self.redis_client_key)
+            .field(
+                "redis_sentinel",
+                &self
+                    .redis_sentinel
+                    .iter()
+                    .map(|s| Redacted::url(s))
+                    .collect::<Vec<_>>(),
+            )
+            .field("redis_master", &self.redis_master)
+            .field(
+                "redis_cluster",
+                &self
+                    .redis_cluster
+                    .iter()
+                    .map(|s| Redacted::url(s))
+                    .collect::<Vec<_>>(),
+            )
             .field("namespace", &self.namespace)
             .field("allow_degraded", &self.allow_degraded)
             .finish()
@@ -182,6 +227,9 @@ impl RedisFlags {
         config.redis_ca.clone_from(&self.redis_ca);
         config.redis_client_cert.clone_from(&self.redis_client_cert);
         config.redis_client_key.clone_from(&self.redis_client_key);
+        config.redis_sentinel.clone_from(&self.redis_sentinel);
+        config.redis_master.clone_from(&self.redis_master);
+        config.redis_cluster.clone_from(&self.redis_cluster);
         config.namespace.clone_from(&self.namespace);
         config.allow_degraded = self.allow_degraded;
     }

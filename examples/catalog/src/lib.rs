@@ -128,11 +128,12 @@ pub async fn build_cache_checked(
         );
         problem = Some(refused);
     }
-    let builder = Cache::builder()
-        .namespace(cache_namespace(&config.namespace))
-        .redis_url_opt(config.redis_url.clone())
-        .redis_tls_opt(config.redis_tls()?)
-        .l1_capacity_bytes(config.l1_capacity_bytes())
+    let builder = config
+        .redis_target(
+            Cache::builder()
+                .namespace(cache_namespace(&config.namespace))
+                .l1_capacity_bytes(config.l1_capacity_bytes()),
+        )?
         .metrics_prefix(http::metrics::CACHE_PREFIX);
     let builder = match recorder {
         Some(recorder) => builder.metrics_recorder(recorder),
@@ -163,7 +164,9 @@ pub async fn build_cache_checked(
     }
     .context("building the cache")?;
     if !cache.has_l2() {
-        tracing::info!("no REDIS_URL: serving from L1 and the database");
+        tracing::info!(
+            "no Redis (REDIS_URL, REDIS_SENTINEL or REDIS_CLUSTER): serving from L1 and the database"
+        );
     }
     Ok((cache, problem))
 }

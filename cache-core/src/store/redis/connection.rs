@@ -1,5 +1,7 @@
-//! The connection to Redis and the guard around every call: one multiplexed connection, opened
-//! on demand and dropped on an I/O error; each call checked by the circuit breaker (skipped, not
+//! The connection to Redis and the guard around every call: one multiplexed connection (on a
+//! cluster, redis-rs's cluster connection; through Sentinel, to the master it names: see
+//! [`super::deployment`]), opened on demand and dropped on an I/O error, on a `READONLY` reply
+//! (a demoted master) and when Sentinel names another master; each call checked by the circuit breaker (skipped, not
 //! waited for, while Redis is known to be down), bounded by one timeout that covers connecting,
 //! the replay of queued invalidations and the command; and the background probe that closes the
 //! circuit once Redis answers again. (Why this and not redis-rs's `ConnectionManager`: see
@@ -13,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use tracing::Instrument;
 
 use super::RedisStore;
+use super::deployment::L2Connection;
 use crate::clock::{Clock, Timestamp};
 use crate::error::RedisFailure;
 use crate::spans::{self, Outcome};
@@ -62,7 +64,7 @@ const CLOCK_SAMPLES: usize = 3;
 
 /// Samples Redis's clock into `clock` on `conn`.
 pub(in crate::store) async fn sample_redis_clock(
-    conn: &mut MultiplexedConnection,
+    conn: &mut L2Connection,
     clock: &Clock,
 ) -> redis::RedisResult<()> {
     let mut best: Option<(Timestamp, Timestamp, Timestamp)> = None;
@@ -83,26 +85,33 @@ pub(in crate::store) async fn sample_redis_clock(
 }
 
 impl RedisStore {
-    pub(super) async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
+    /// The open connection, if it was opened under the deployment's current generation.
+    fn open_connection(&self) -> Option<L2Connection> {
+        let generation = self.deployment.generation();
+        match self.conn.read().as_ref() {
+            Some((c, opened)) if *opened == generation => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn connection(&self) -> redis::RedisResult<L2Connection> {
+        if let Some(c) = self.open_connection() {
+            return Ok(c);
         }
         let _one_at_a_time = self.connect_lock.lock().await;
-        if let Some(c) = self.conn.read().as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = self.open_connection() {
+            return Ok(c);
         }
-        // Responses are bounded by the timeout around each call (`run`), not a second timer here.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.connect_timeout))
-            .set_response_timeout(None);
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+        // Single-server responses are bounded by the timeout around each call (`run`); a
+        // cluster's by its client too, so that its retries and redirections stop in time.
+        let (mut conn, generation) = self
+            .deployment
+            .connect(self.settings.connect_timeout, self.settings.op_timeout)
             .await?;
         // Each new connection samples Redis's clock (so does the backplane's): stamps taken
         // after this are on Redis's clock even if the backplane has not connected yet.
         sample_redis_clock(&mut conn, &self.clock).await?;
-        *self.conn.write() = Some(conn.clone());
+        *self.conn.write() = Some((conn.clone(), generation));
         Ok(conn)
     }
 
@@ -145,7 +154,7 @@ impl RedisStore {
         f: F,
     ) -> Result<T, RedisFailure>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(L2Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         match self.circuit.permit() {
@@ -186,7 +195,11 @@ impl RedisStore {
                 Ok(v)
             }
             Ok(Err(e)) => {
-                if e.is_io_error()
+                if is_readonly(&e) {
+                    // A demoted master: find the new one (Sentinel), reconnect either way.
+                    self.deployment.on_readonly();
+                    self.drop_connection();
+                } else if e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_unrecoverable_error()
@@ -245,7 +258,7 @@ impl RedisStore {
             let started = Instant::now();
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             let ping = started.elapsed();
-            let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
+            let info = conn.info().await?;
             let fields = info
                 .lines()
                 .filter_map(|l| l.split_once(':'))
@@ -276,6 +289,12 @@ impl RedisStore {
     pub(crate) fn circuit_state(&self) -> CircuitState {
         self.circuit.state()
     }
+}
+
+/// Whether Redis answered `READONLY` (a replica, or a master just demoted by a failover).
+fn is_readonly(e: &redis::RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 #[cfg(test)]

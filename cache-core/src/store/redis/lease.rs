@@ -70,7 +70,7 @@ impl RedisStore {
         ttl: Duration,
         unless_entry: bool,
     ) -> Result<Acquired, RedisFailure> {
-        let lease = Prefixed(&self.lease_prefix, key);
+        let lease = Prefixed(&self.lease_prefix, key, self.key_close);
         if !unless_entry {
             let mut cmd = redis::cmd("SET");
             cmd.arg(lease)
@@ -91,7 +91,7 @@ impl RedisStore {
         }
         let mut acquire = ACQUIRE.key(lease);
         acquire
-            .key(Prefixed(&self.entry_prefix, key))
+            .key(Prefixed(&self.entry_prefix, key, self.key_close))
             .arg(token)
             .arg(millis(ttl));
         self.run("lease", |mut conn| async move {
@@ -112,7 +112,7 @@ impl RedisStore {
         token: u64,
         ttl: Duration,
     ) -> Result<bool, RedisFailure> {
-        let mut renew = RENEW.key(Prefixed(&self.lease_prefix, key));
+        let mut renew = RENEW.key(Prefixed(&self.lease_prefix, key, self.key_close));
         renew.arg(token).arg(millis(ttl));
         self.run("lease_renew", |mut conn| async move {
             let renewed: i64 = renew.invoke_async(&mut conn).await?;
@@ -127,7 +127,7 @@ impl RedisStore {
         key: &str,
         token: u64,
     ) -> Result<(), RedisFailure> {
-        let mut release = RELEASE.key(Prefixed(&self.lease_prefix, key));
+        let mut release = RELEASE.key(Prefixed(&self.lease_prefix, key, self.key_close));
         release.arg(token);
         self.run("lease_release", |mut conn| async move {
             release.invoke_async::<i64>(&mut conn).await.map(|_| ())

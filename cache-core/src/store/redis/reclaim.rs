@@ -4,16 +4,22 @@
 //! namespace's entries in small batches, each batch one script that deletes the entries whose
 //! `written_at` (read with `GETRANGE` from the envelope's header, see [`crate::codec`]) is not
 //! after the clear mark, summing their `MEMORY USAGE` first; entries written since the clear are
-//! kept. Rate-limited, so that it never competes with traffic.
+//! kept. Rate-limited, so that it never competes with traffic. On a cluster each primary is
+//! scanned in turn, and a batch's keys are grouped by hash slot, one script per slot (a script
+//! may touch the keys of one slot only).
 //!
 //! Owns the scan and the script. Never touches L1 or the engine.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use redis::Script;
 
 use super::RedisStore;
+use redis::cluster_routing::Slot;
+
+use super::deployment::ScanNode;
 use crate::error::RedisFailure;
 
 /// Keys scanned per batch (one `SCAN`, one script).
@@ -56,29 +62,43 @@ impl RedisStore {
         let mark = self.read_marks(&[]).await?.clear;
         let glob = self.entry_key("*");
         let mut done = Reclaimed::default();
+        let nodes = self
+            .run(
+                "reclaim scan",
+                |mut conn| async move { conn.scan_nodes().await },
+            )
+            .await?;
+        for node in nodes {
+            self.reclaim_on(&node, &glob, mark.as_micros(), keys_per_second, &mut done)
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// The scan of one node (the server, or one primary of a cluster).
+    async fn reclaim_on(
+        self: &Arc<Self>,
+        node: &ScanNode,
+        glob: &str,
+        mark: u64,
+        keys_per_second: u32,
+        done: &mut Reclaimed,
+    ) -> Result<(), RedisFailure> {
         let mut cursor: u64 = 0;
         let per_batch = Duration::from_secs_f64(BATCH as f64 / f64::from(keys_per_second.max(1)));
         loop {
             let started = Instant::now();
-            let glob = glob.clone();
             let (next, keys): (u64, Vec<String>) = self
                 .run("reclaim scan", |mut conn| async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&glob)
-                        .arg("COUNT")
-                        .arg(BATCH)
-                        .query_async(&mut conn)
-                        .await
+                    conn.scan_page(node, cursor, glob, BATCH).await
                 })
                 .await?;
             done.scanned += keys.len() as u64;
-            if !keys.is_empty() {
+            for keys in self.by_slot(keys) {
                 let (deleted, bytes): (u64, u64) = self
                     .run("reclaim", |mut conn| async move {
                         let mut reclaim = RECLAIM.prepare_invoke();
-                        reclaim.key(&keys).arg(mark.as_micros());
+                        reclaim.key(&keys).arg(mark);
                         reclaim.invoke_async(&mut conn).await
                     })
                     .await?;
@@ -86,10 +106,26 @@ impl RedisStore {
                 done.bytes += bytes;
             }
             if next == 0 {
-                return Ok(done);
+                return Ok(());
             }
             cursor = next;
             tokio::time::sleep(per_batch.saturating_sub(started.elapsed())).await;
         }
+    }
+
+    /// `keys` in groups a script may touch together: one group on a single server, one per hash
+    /// slot on a cluster.
+    fn by_slot(&self, keys: Vec<String>) -> Vec<Vec<String>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        if !self.deployment.is_cluster() {
+            return vec![keys];
+        }
+        let mut groups: HashMap<Slot, Vec<String>> = HashMap::new();
+        for key in keys {
+            groups.entry(Slot::for_key(&key)).or_default().push(key);
+        }
+        groups.into_values().collect()
     }
 }

@@ -9,8 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
-use redis::aio::MultiplexedConnection;
-
+use super::deployment::{L2Connection, SlotPipeline};
 use super::{RedisStore, scripts};
 use crate::clock::Timestamp;
 use crate::store::backplane::{Event, Message};
@@ -121,7 +120,7 @@ impl RedisStore {
     }
 
     /// Sends the messages kept by [`RedisStore::queue_message`], in order, in one pipeline.
-    async fn flush_messages(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    async fn flush_messages(&self, conn: &mut L2Connection) -> redis::RedisResult<()> {
         let messages = self.unsent.lock().clone();
         let overflow = self.unsent_overflow.load(Ordering::Acquire);
         if messages.is_empty() && !overflow {
@@ -178,16 +177,12 @@ impl RedisStore {
     }
 
     /// Sends one chunk.
-    async fn send(
-        &self,
-        conn: &mut MultiplexedConnection,
-        chunk: &Chunk,
-    ) -> redis::RedisResult<()> {
+    async fn send(&self, conn: &mut L2Connection, chunk: &Chunk) -> redis::RedisResult<()> {
         let ops = match chunk {
             Chunk::Scan { glob, .. } => return self.unlink_matching_with(conn, glob).await,
             Chunk::Pipeline { ops, .. } => ops,
         };
-        let mut pipe = redis::pipe();
+        let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         for op in ops {
             match op {
                 Piped::Unlink(keys) => {
@@ -196,17 +191,18 @@ impl RedisStore {
                     self.delete_with_tombstones(&mut pipe, keys, self.clock.now());
                 }
                 Piped::Mark(key, time) => {
-                    pipe.invoke_script(
-                        scripts::MARK
-                            .key(key)
-                            .arg(time.as_micros())
-                            .arg(self.mark_retention_ms()),
-                    )
-                    .ignore();
+                    pipe.pipe_for(key)
+                        .invoke_script(
+                            scripts::MARK
+                                .key(key)
+                                .arg(time.as_micros())
+                                .arg(self.mark_retention_ms()),
+                        )
+                        .ignore();
                 }
             }
         }
-        scripts::query_pipeline(&pipe, &[&scripts::MARK], conn).await
+        pipe.query(conn, &[&scripts::MARK]).await
     }
 
     /// Replays queued invalidations in order, one replay at a time; every other L2 call waits
@@ -214,10 +210,7 @@ impl RedisStore {
     /// each chunk leaves the queue once it succeeded: if the replay is interrupted (error or
     /// timeout), the next attempt resumes where this one stopped. Replaying an operation twice
     /// is harmless (deletions and later-wins marks are idempotent).
-    pub(super) async fn flush_pending(
-        &self,
-        conn: &mut MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    pub(super) async fn flush_pending(&self, conn: &mut L2Connection) -> redis::RedisResult<()> {
         let _one_replay = self.flush_lock.lock().await;
         if !self.has_pending.load(Ordering::Acquire) {
             return Ok(());

@@ -4,7 +4,8 @@
 //! call goes through [`redis::ScriptInvocation::invoke_async`]: `EVALSHA`, and on `NOSCRIPT` (a
 //! Redis that restarted, failed over or ran `SCRIPT FLUSH`) `SCRIPT LOAD` then `EVALSHA` again. A
 //! pipeline of script calls goes through [`query_pipeline`], which does the same for the whole
-//! pipeline (redis-rs does not reload scripts inside pipelines): every script call here is
+//! pipeline (redis-rs does not reload scripts inside pipelines; on a cluster `SCRIPT LOAD` goes
+//! to every primary): every script call here is
 //! idempotent (a guarded write, a later-wins mark), so sending the pipeline again is harmless.
 //!
 //! Owns the text of the write-back and mark scripts and the reload of pipelines. The lease
@@ -13,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 use redis::{ErrorKind, Script, ServerErrorKind};
 
 /// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
@@ -38,10 +39,10 @@ pub(super) static MARK: LazyLock<Script> = LazyLock::new(|| {
 
 /// Sends `pipe`; if Redis does not know one of `scripts` (`NOSCRIPT`), loads them and sends the
 /// pipeline once more.
-pub(super) async fn query_pipeline(
+pub(super) async fn query_pipeline<C: ConnectionLike + Send>(
     pipe: &redis::Pipeline,
     scripts: &[&Script],
-    conn: &mut MultiplexedConnection,
+    conn: &mut C,
 ) -> redis::RedisResult<()> {
     match pipe.query_async::<()>(conn).await {
         Err(e) if is_noscript(&e) => {
