@@ -1,7 +1,8 @@
 //! [`CacheBuilder`]: configuration of a [`Cache`]. Validates the settings, hands them to the
 //! engine's constructor (`Engine::start`) and wraps the engine in the facade.
 //!
-//! Owns the settings and their validation; never touches the engine's state.
+//! Owns the settings; their validation is `validate.rs`, the builder's unit tests `tests.rs`.
+//! Never touches the engine's state.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,7 +12,10 @@ use crate::engine::{Config, Engine, LeaseSettings};
 use crate::error::{ConfigError, ConfigErrorKind, Error};
 use crate::redis_target::{RedisTarget, TlsConfig, install_crypto_provider};
 use crate::store::redis::deployment::Deployment;
-use crate::ttl::TtlPolicy;
+
+mod validate;
+
+pub use self::validate::{MAX_DURATION_SETTING, validate_namespace};
 
 /// How long a fleet lease lasts without renewal, by default: how long a crashed holder keeps
 /// other instances waiting at most.
@@ -19,41 +23,6 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
 /// How long a load waits for the value another instance loads under its lease, by default,
 /// before loading by itself.
 pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(5);
-
-/// The largest value any duration setting of the builder accepts: 100 years. Every sum and
-/// product the cache derives from its settings (call budgets, expiry times in microseconds since
-/// the epoch) then fits; larger values are rejected by [`CacheBuilder::build`].
-pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// Checks a namespace: non-empty, printable ASCII (`!` to `~`), without `:` (the separator of
-/// the key layout `ns:k:<key>`, so `x` with the pattern `p:*` would reach the keys of a namespace
-/// `x:k:p`) and without the glob characters `* ? [ ] \\` (`a*` would reach `ab`'s keys).
-///
-/// ```
-/// use cache_core::validate_namespace;
-/// assert!(validate_namespace("shop.v2").is_ok());
-/// for bad in ["", "x:k:p", "a*", "a?", "a[b]", "a\\b", "has space", "caf\u{e9}"] {
-///     let error = validate_namespace(bad).unwrap_err();
-///     assert!(error.message().contains(&format!("`{}`", bad.escape_debug())));
-/// }
-/// ```
-pub fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
-    let ok = !namespace.is_empty()
-        && namespace.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b':' | b'*' | b'?' | b'[' | b']' | b'\\')
-        });
-    if ok {
-        return Ok(());
-    }
-    Err(ConfigError::new(
-        ConfigErrorKind::Namespace,
-        format!(
-            "namespace `{}` must be non-empty printable ASCII without spaces, `:` or the glob \
-             characters `* ? [ ] \\`",
-            namespace.escape_debug()
-        ),
-    ))
-}
 
 /// Builds a [`Cache`]. Every setting has a production default.
 ///
@@ -404,73 +373,6 @@ impl CacheBuilder {
         self
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        validate_namespace(&self.namespace)?;
-        if self.max_value_size == 0 {
-            return Err(ConfigError::new(
-                ConfigErrorKind::Policy,
-                "max_value_size must be positive",
-            )
-            .into());
-        }
-        #[cfg(feature = "metrics")]
-        {
-            if self.metrics.interval.is_zero() {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::Duration,
-                    "metrics_interval must be positive",
-                )
-                .into());
-            }
-            let prefix = &self.metrics.prefix;
-            if prefix.is_empty()
-                || !prefix
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::Namespace,
-                    format!("metrics_prefix `{prefix}` must be non-empty letters, digits and `_`"),
-                )
-                .into());
-            }
-        }
-        if self.op_timeout.is_zero()
-            || self.connect_timeout.is_zero()
-            || self.lease.ttl < Duration::from_millis(3)
-            || self.lease.wait.is_zero()
-        {
-            return Err(ConfigError::new(
-                ConfigErrorKind::Duration,
-                "timeouts and intervals must be positive (a lease's ttl at least 3 ms)",
-            )
-            .into());
-        }
-        for (name, value) in [
-            ("redis_timeout", self.op_timeout),
-            ("redis_connect_timeout", self.connect_timeout),
-            ("circuit_breaker cool-down", self.cool_down),
-            ("max_entry_lifetime", self.max_entry_lifetime),
-            ("default_ttl", self.default_ttl),
-            ("fleet lease ttl", self.lease.ttl),
-            ("fleet lease wait", self.lease.wait),
-        ] {
-            if value > MAX_DURATION_SETTING {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::Duration,
-                    format!(
-                        "{name} ({value:?}) exceeds the maximum of {MAX_DURATION_SETTING:?} (100 years)"
-                    ),
-                )
-                .into());
-            }
-        }
-        // Under these caps nothing derived from the settings overflows: the L2 budgets (at most
-        // 100 × a timeout) and expiry times in µs since the epoch stay far below the limits, and
-        // the budgets saturate regardless (`RedisSettings`).
-        TtlPolicy::new(self.default_ttl).validate(self.max_entry_lifetime)
-    }
-
     /// Builds the cache. Fails on invalid settings, on credentials Redis refuses
     /// ([`ConfigErrorKind::Auth`]) or a TLS handshake that fails ([`ConfigErrorKind::Tls`]), and
     /// when Redis is required and unreachable; otherwise an unreachable Redis only means starting
@@ -606,134 +508,4 @@ impl fmt::Debug for CacheBuilder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_the_redis_password() {
-        let b = CacheBuilder::default()
-            .redis_url("redis://alice:s3cret@cache:6379/0")
-            .redis_tls(TlsConfig::new().client_certificate("CERT", "PRIVATE KEY"));
-        let shown = format!("{b:?}");
-        assert!(shown.contains("redis://alice:***@cache:6379/0"), "{shown}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
-        let password_only = CacheBuilder::default().redis_url("rediss://:s3cret@cache:6380/");
-        let shown = format!("{password_only:?}");
-        assert!(shown.contains("rediss://:***@cache:6380/"), "{shown}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        let client = redis::Client::open("redis://bob:hunter2@cache:6379/").unwrap();
-        let shown = format!("{:?}", CacheBuilder::default().redis_client(client));
-        assert!(!shown.contains("hunter2"), "{shown}");
-    }
-
-    #[tokio::test]
-    async fn redis_settings_that_contradict_each_other_are_rejected() {
-        let kind = |r: Result<Cache, Error>| match r {
-            Err(Error::Config(e)) => e.kind(),
-            other => panic!("expected a configuration error, got {other:?}"),
-        };
-        let tls = TlsConfig::new;
-        let client = || redis::Client::open("rediss://cache:6380/").unwrap();
-        let b = CacheBuilder::default;
-        assert_eq!(
-            kind(
-                b().redis_url("redis://cache/")
-                    .redis_tls(tls())
-                    .build()
-                    .await
-            ),
-            ConfigErrorKind::Tls
-        );
-        assert_eq!(
-            kind(b().redis_tls(tls()).build().await),
-            ConfigErrorKind::Tls
-        );
-        assert_eq!(
-            kind(b().redis_client(client()).redis_tls(tls()).build().await),
-            ConfigErrorKind::Redis
-        );
-    }
-
-    #[test]
-    fn config_errors_have_a_kind() {
-        let kind = |b: CacheBuilder| match b.validate() {
-            Err(Error::Config(e)) => e.kind(),
-            other => panic!("expected a configuration error, got {other:?}"),
-        };
-        let b = CacheBuilder::default;
-        assert_eq!(kind(b().namespace("")), ConfigErrorKind::Namespace);
-        assert_eq!(
-            kind(b().redis_timeout(Duration::ZERO)),
-            ConfigErrorKind::Duration
-        );
-        assert_eq!(
-            kind(b().default_ttl(Duration::MAX)),
-            ConfigErrorKind::Duration
-        );
-        let long = Duration::from_secs(10 * 24 * 3600);
-        assert_eq!(kind(b().default_ttl(long)), ConfigErrorKind::Policy);
-    }
-
-    fn config_error(b: CacheBuilder) -> String {
-        match b.validate() {
-            Err(Error::Config(e)) => e.message().to_owned(),
-            other => panic!("expected a configuration error, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_required_redis_that_cannot_be_reached_is_an_error_with_its_cause() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let built = CacheBuilder::default()
-            .redis_url(format!("redis://127.0.0.1:{port}/"))
-            .require_redis(true)
-            .build()
-            .await;
-        let Err(error) = built else {
-            panic!("nothing listens on port {port}");
-        };
-        let Error::RedisUnavailable(failure) = &error else {
-            panic!("expected RedisUnavailable, got {error:?}");
-        };
-        assert!(
-            failure
-                .redis_error()
-                .is_some_and(|e| e.is_connection_refusal()),
-            "the refusal is kept: {failure:?}"
-        );
-        assert!(std::error::Error::source(&error).is_some());
-    }
-
-    #[test]
-    fn the_defaults_are_valid() {
-        assert!(CacheBuilder::default().validate().is_ok());
-        let at_cap = CacheBuilder::default()
-            .redis_timeout(MAX_DURATION_SETTING)
-            .redis_connect_timeout(MAX_DURATION_SETTING)
-            .max_entry_lifetime(MAX_DURATION_SETTING)
-            .default_ttl(MAX_DURATION_SETTING);
-        assert!(at_cap.validate().is_ok(), "the cap itself is accepted");
-    }
-
-    #[test]
-    fn settings_that_would_overflow_later_are_rejected() {
-        let huge = Duration::MAX;
-        let b = CacheBuilder::default;
-        assert!(config_error(b().redis_timeout(huge)).contains("redis_timeout"));
-        assert!(config_error(b().redis_connect_timeout(huge)).contains("redis_connect_timeout"));
-        assert!(config_error(b().circuit_breaker(3, huge)).contains("cool-down"));
-        assert!(config_error(b().max_entry_lifetime(huge)).contains("max_entry_lifetime"));
-        assert!(config_error(b().default_ttl(huge)).contains("default_ttl"));
-        let just_over = MAX_DURATION_SETTING + Duration::from_secs(1);
-        assert!(config_error(b().redis_timeout(just_over)).contains("redis_timeout"));
-        // ttl + stale of the default policy is checked against max_entry_lifetime.
-        assert!(
-            config_error(b().default_ttl(Duration::from_secs(10 * 24 * 3600)))
-                .contains("max entry lifetime")
-        );
-    }
-}
+mod tests;
