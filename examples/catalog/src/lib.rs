@@ -13,6 +13,7 @@ pub mod flags;
 pub mod http;
 pub mod ops;
 pub mod redis_info;
+pub mod redis_url;
 pub mod repo;
 pub mod server;
 
