@@ -83,7 +83,12 @@ pub struct RedisFlags {
     pub redis_sentinel: Vec<String>,
 
     /// The master name the sentinels of --redis-sentinel monitor (`sentinel monitor <name> ..`).
-    #[arg(long, env = "REDIS_MASTER", requires = "redis_sentinel")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REDIS_MASTER",
+        requires = "redis_sentinel"
+    )]
     pub redis_master: Option<String>,
 
     /// Redis Cluster instead of REDIS_URL: seed nodes (`host:port,host:port`, or
