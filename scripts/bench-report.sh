@@ -7,7 +7,7 @@
 #   scripts/bench-report.sh --full     # fuller criterion settings (slower, less noise)
 #
 # Environment:
-#   BENCHES            space-separated subset of benches to run (default: all seven). The report
+#   BENCHES            space-separated subset of benches to run (default: all ten). The report
 #                      only shows results written by this run.
 #   CARGO_TARGET_DIR   honoured (criterion writes to <target>/criterion).
 #   REDIS_SERVER_BIN   redis-server binary for the Redis benches (default: redis-server on PATH).
@@ -34,7 +34,7 @@ command -v redis-server >/dev/null 2>&1 || [[ -n "${REDIS_SERVER_BIN:-}" ]] || {
     exit 1
 }
 
-read -r -a benches <<<"${BENCHES:-l1_hit l2_hit batch tls keys_codec single_flight macro_overhead backplane fleet}"
+read -r -a benches <<<"${BENCHES:-l1_hit l2_hit batch tls cluster keys_codec single_flight macro_overhead backplane fleet}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 since=$(date +%s)
 commands=()

@@ -252,6 +252,20 @@ const COMPARISONS: &[Comparison] = &[
         Some(1.15),
     ),
     cmp(
+        "cluster",
+        "on a 3-primary Redis Cluster: `get` L2 hit vs the redis-rs cluster client's `GET` + decode",
+        "cluster/tiercache_get",
+        "cluster/raw_redis_get_decode",
+        Some(1.15),
+    ),
+    cmp(
+        "cluster",
+        "on a 3-primary Redis Cluster: `get_many` of 100 (L2) vs the cluster client's `MGET` of 100 + decode",
+        "cluster/tiercache_get_many_100",
+        "cluster/raw_redis_mget_decode_100",
+        Some(1.15),
+    ),
+    cmp(
         "keys_codec",
         "`pattern.key(&[&id])` vs `format!(\"prod:{id}\")`",
         "keys/pattern_key_u64",
@@ -340,6 +354,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "tls",
         "The L2 over TLS (rustls, a test CA): `get` L2 hit with a fresh L1 and `get_many` of 100 vs raw redis-rs `GET` / `MGET` + decode over the same TLS server.",
+    ),
+    (
+        "cluster",
+        "The L2 on a Redis Cluster of three primaries started by the harness (`redis_cluster(nodes)`: hash-tagged keys, `MGET` split by slot) vs the redis-rs cluster client on the same cluster.",
     ),
     (
         "keys_codec",
