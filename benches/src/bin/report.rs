@@ -484,6 +484,32 @@ fn collect(root: &Path, since: SystemTime) -> BTreeMap<String, Estimate> {
     found
 }
 
+/// One table row per leaf of `value`, named by its path (`a.b.c`).
+fn flat_rows(w: &mut String, path: &str, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                flat_rows(w, &path, inner);
+            }
+        }
+        Value::Number(n) => {
+            let shown = match n.as_f64() {
+                Some(f) if n.is_f64() => format!("{f:.3}"),
+                _ => n.to_string(),
+            };
+            let _ = writeln!(w, "| `{path}` | {shown} |");
+        }
+        other => {
+            let _ = writeln!(w, "| `{path}` | {other} |");
+        }
+    }
+}
+
 fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
@@ -567,6 +593,14 @@ fn main() {
     let hit_profiles = [extra("hit_profile_l1"), extra("hit_profile_l2")];
     let single_flight = extra("single_flight");
     let l1_footprint = extra("l1_footprint");
+    let fleet_figures = [
+        (
+            "backplane",
+            "Backplane: propagation to another instance, transports, idle cost",
+        ),
+        ("fleet", "Fleet lease: one cold key, many instances"),
+    ]
+    .map(|(name, title)| (title, extra(name)));
 
     let mut md = String::new();
     let w = &mut md;
@@ -770,6 +804,19 @@ fn main() {
             );
         }
         let _ = writeln!(w);
+    }
+
+    for (title, figures) in &fleet_figures {
+        if let Some(figures) = figures {
+            let _ = writeln!(w, "### {title}\n");
+            let _ = writeln!(
+                w,
+                "Figures the bench measured outside criterion (loopback, this run), by name:\n"
+            );
+            let _ = writeln!(w, "| Figure | Value |\n|---|---|");
+            flat_rows(w, "", figures);
+            let _ = writeln!(w);
+        }
     }
 
     if let Some(Value::Object(ops)) = &l2_commands {
