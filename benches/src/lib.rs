@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub use tiercache_tests::RedisServer;
 
+pub mod deployment;
+
 /// Entries in every cache of every bench.
 pub const ENTRIES: u64 = 10_000;
 
