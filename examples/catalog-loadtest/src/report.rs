@@ -257,17 +257,24 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "| first reads | hit ratio | hit ratio of these reads since the previous row | loads |\n\
-             |---|---|---|---|"
+            "| first reads | hit ratio | hit ratio of these reads since the previous row | \
+             requests answered from the cache (`X-Cache`) | loads |\n\
+             |---|---|---|---|---|"
         );
         for c in &w.checkpoints {
             let _ = writeln!(
                 o,
-                "| {} | {:.3} | {:.3} | {} |",
-                c.reads, c.hit_ratio, c.window_hit_ratio, c.loads
+                "| {} | {:.3} | {:.3} | {:.3} | {} |",
+                c.reads, c.hit_ratio, c.window_hit_ratio, c.request_hit_ratio, c.loads
             );
         }
-        o.push('\n');
+        let _ = writeln!(
+            o,
+            "\nHit ratio: hits over lookups of every pattern (a request whose body is cached is one \
+             lookup; one whose body is not looks its value up too). Requests answered from the \
+             cache: of the reads whose route answers from a cached body (all but filters and top \
+             sellers), the share whose `X-Cache` was `hit-l1` or `hit-l2`, as a client sees it."
+        );
     }
 
     /// What was run, on what, and how the load was paced.
@@ -296,7 +303,9 @@ impl Report {
             "Workload: Zipf-popular product details 45%, listings (category × sort × page) 20%, search 15%, \
              autocomplete 15%, other reads (recommendations, filters, top sellers, category tree) 5%, scaled \
              to the read share; writes are stock changes (+1) of Zipf-popular products. Each scenario starts \
-             cold (a new server process, so an empty L1, and FLUSHALL on Redis); nothing is warmed. The \
+             cold (a new server process, so an empty L1, and FLUSHALL on Redis); the \"primed\" \
+             scenarios and the ceiling then run one unmeasured pass of the workload first, and only \
+             the second pass is measured (the steady state). The \
              server (`{}`) and the load generator (`catalog-loadtest`: reqwest, one connection per client \
              task) are separate processes on the same cores, talking over 127.0.0.1.\n",
             self.server_bin
@@ -319,7 +328,8 @@ impl Report {
              distinct request is computed once (no cache, from the database) and then served from a copy \
              of its response bytes in memory; it is primed by one unmeasured pass of the same workload, \
              its hit ratio is the share of the measured pass served from memory and its loads the \
-             responses computed during it. L1 MiB is moka's weighted size at the end of the run. RSS is the server \
+             responses computed during it. A \"primed\" cache mode is primed the same way; its counts \
+             (hits, loads) are those of the measured pass. L1 MiB is moka's weighted size at the end of the run. RSS is the server \
              process's (with SQLite's page cache), from /proc/<pid>/status after its start and at the end. \
              CPU % is CPU time (user + system) over the run's wall time, in percent of one core: the server's \
              from /proc/<pid>/stat, the generator's from getrusage of its own process (on a machine with few \
@@ -357,6 +367,49 @@ impl Report {
             "\n(p50 ÷ and p99 ÷: the scenario's latency over no cache's; below 1 is faster. \
              Throughput ÷ ceiling: how close the scenario comes to the same server answering from \
              bytes in memory.)\n"
+        );
+        self.write_two_tier_vs_l1(o);
+    }
+
+    /// Two-tier against L1 only, cold and primed: what the L2 costs or saves beside the same L1.
+    fn write_two_tier_vs_l1(&self, o: &mut String) {
+        let pairs = [
+            ("cold", "two-tier", "L1 only"),
+            ("primed", "two-tier, primed", "L1 only, primed"),
+        ];
+        let rows: Vec<String> = pairs
+            .iter()
+            .filter_map(|(start, two, one)| {
+                let (two, one) = (self.scenario(two)?, self.scenario(one)?);
+                let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+                Some(format!(
+                    "| {start} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                    div(two.total.throughput, one.total.throughput),
+                    div(two.total.latency.p50_ms, one.total.latency.p50_ms),
+                    div(two.total.latency.p99_ms, one.total.latency.p99_ms),
+                    two.loads,
+                    one.loads,
+                ))
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "## Two-tier vs L1 only
+
+             | start | throughput ÷ | p50 ÷ | p99 ÷ | loads, two-tier | loads, L1 only |\n\
+             |---|---|---|---|---|---|"
+        );
+        for row in rows {
+            let _ = writeln!(o, "{row}");
+        }
+        let _ = writeln!(
+            o,
+            "\n(The same L1 budget in both. Cold: both start empty, and every miss of the two-tier \
+             server also writes Redis (the lease, the write-back). Primed: after one unmeasured pass; \
+             an L1 miss of the two-tier server is then mostly an L2 hit instead of a database load.)\n"
         );
     }
 
@@ -565,6 +618,29 @@ mod tests {
     }
 
     #[test]
+    fn two_tier_is_compared_with_l1_only_cold_and_primed() {
+        let report = Report {
+            scenarios: vec![
+                scenario("no cache", 1000.0, 1.5),
+                scenario("L1 only", 4000.0, 2.0),
+                scenario("two-tier", 3000.0, 2.0),
+                scenario("L1 only, primed", 5000.0, 2.0),
+                scenario("two-tier, primed", 6000.0, 2.0),
+            ],
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(md.contains("## Two-tier vs L1 only"), "{md}");
+        assert!(md.contains("| cold | 0.75 |"), "{md}");
+        assert!(md.contains("| primed | 1.20 |"), "{md}");
+        let without = Report {
+            scenarios: vec![scenario("no cache", 1000.0, 1.5)],
+            ..Report::default()
+        };
+        assert!(!without.markdown().contains("## Two-tier vs L1 only"));
+    }
+
+    #[test]
     fn the_warm_start_section_has_the_hit_ratio_curve() {
         use crate::warm_start::{Checkpoint, WarmStartResult};
         let report = Report {
@@ -576,6 +652,7 @@ mod tests {
                     reads: 1000,
                     hit_ratio: 0.85,
                     window_hit_ratio: 0.85,
+                    request_hit_ratio: 0.9,
                     loads: 150,
                 }],
                 errors: 0,
@@ -590,6 +667,9 @@ mod tests {
             ),
             "{md}"
         );
-        assert!(md.contains("| 1000 | 0.850 | 0.850 | 150 |"), "{md}");
+        assert!(
+            md.contains("| 1000 | 0.850 | 0.850 | 0.900 | 150 |"),
+            "{md}"
+        );
     }
 }

@@ -43,17 +43,21 @@ struct Mode {
     kill_redis: bool,
     /// The ceiling: a `--ceiling` server (no cache, no database once primed).
     ceiling: bool,
+    /// Primed as the ceiling is (one unmeasured pass of the workload first): the cache's steady
+    /// state, measured on the same footing as the ceiling.
+    primed: bool,
     /// On the PostgreSQL catalog (`--postgres`) instead of the SQLite one.
     postgres: bool,
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 8] = [
     Mode {
         name: "no cache",
         l1: false,
         l2: false,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: false,
     },
     Mode {
@@ -62,6 +66,7 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: false,
     },
     Mode {
@@ -70,6 +75,7 @@ const MODES: [Mode; 6] = [
         l2: false,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: false,
     },
     Mode {
@@ -78,6 +84,7 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: false,
     },
     Mode {
@@ -86,6 +93,25 @@ const MODES: [Mode; 6] = [
         l2: true,
         kill_redis: true,
         ceiling: false,
+        primed: false,
+        postgres: false,
+    },
+    Mode {
+        name: "L1 only, primed",
+        l1: true,
+        l2: false,
+        kill_redis: false,
+        ceiling: false,
+        primed: true,
+        postgres: false,
+    },
+    Mode {
+        name: "two-tier, primed",
+        l1: true,
+        l2: true,
+        kill_redis: false,
+        ceiling: false,
+        primed: true,
         postgres: false,
     },
     Mode {
@@ -94,6 +120,7 @@ const MODES: [Mode; 6] = [
         l2: false,
         kill_redis: false,
         ceiling: true,
+        primed: true,
         postgres: false,
     },
 ];
@@ -107,6 +134,7 @@ const POSTGRES_MODES: [Mode; 2] = [
         l2: false,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: true,
     },
     Mode {
@@ -115,6 +143,7 @@ const POSTGRES_MODES: [Mode; 2] = [
         l2: true,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: true,
     },
 ];
@@ -428,11 +457,21 @@ async fn run_scenario(
             .map_or(Pacing::Closed, |rate| Pacing::Open { rate }),
         seed: cx.args.seed,
     };
+    if mode.primed {
+        prime(cx, &server, plan)
+            .await
+            .with_context(|| format!("{}: priming", mode.name))?;
+    }
     let ceiling_before = if mode.ceiling {
-        prime_ceiling(cx, &server, plan).await?;
         Some(server.ceiling_counters().await?)
     } else {
         None
+    };
+    // The measured pass's own counts: a primed server's include the priming pass.
+    let cache_before = if mode.ceiling {
+        CacheCounters::default()
+    } else {
+        server.cache_counters().await?
     };
     let rss_before = server.rss();
     let (server_cpu, own_cpu) = (server.cpu(), usage::own_cpu());
@@ -454,7 +493,10 @@ async fn run_scenario(
                 ratio(hits, hits + fills),
             )
         }),
-        None => server.cache_counters().await.map(|c| (c, c.hit_ratio())),
+        None => server.cache_counters().await.map(|c| {
+            let c = c.since(&cache_before);
+            (c, c.hit_ratio())
+        }),
     };
     let (used, keys, evicted) = match &redis_url {
         Some(url) if !mode.kill_redis => (
@@ -501,13 +543,10 @@ async fn run_scenario(
     })
 }
 
-/// The ceiling's priming: one unmeasured pass of the workload (closed loop, as long as a
-/// scenario), so that the measured pass finds nearly every request already in memory.
-async fn prime_ceiling(
-    cx: &Context,
-    server: &ServerProcess,
-    plan: DrivePlan,
-) -> anyhow::Result<()> {
+/// The priming of the ceiling and of the primed cache modes: one unmeasured pass of the workload
+/// (closed loop, as long as a scenario), so that the measured pass finds the steady state (nearly
+/// every request in memory, or what the cache keeps of it).
+async fn prime(cx: &Context, server: &ServerProcess, plan: DrivePlan) -> anyhow::Result<()> {
     let plan = DrivePlan {
         pacing: Pacing::Closed,
         ..plan
@@ -515,7 +554,7 @@ async fn prime_ceiling(
     let primed = drive(server.url(), plan, &cx.workload, None).await?;
     ensure!(
         primed.total.errors == 0,
-        "priming the ceiling: {} errors: {:?}",
+        "priming: {} errors: {:?}",
         primed.total.errors,
         primed.error_samples
     );
@@ -684,6 +723,7 @@ async fn memory_phase(
         l2: true,
         kill_redis: false,
         ceiling: false,
+        primed: false,
         postgres: false,
     };
     let result = run_scenario(cx, mode, &mut low, cx.args.memory_l1_mb).await?;

@@ -335,6 +335,19 @@ impl CacheCounters {
         c
     }
 
+    /// The counts from `before` to `self` (the gauges, L1 entries and sizes, are `self`'s).
+    pub fn since(&self, before: &CacheCounters) -> CacheCounters {
+        CacheCounters {
+            l1_hits: self.l1_hits.saturating_sub(before.l1_hits),
+            l2_hits: self.l2_hits.saturating_sub(before.l2_hits),
+            misses: self.misses.saturating_sub(before.misses),
+            loads: self.loads.saturating_sub(before.loads),
+            l2_errors: self.l2_errors.saturating_sub(before.l2_errors),
+            evictions: self.evictions.saturating_sub(before.evictions),
+            ..*self
+        }
+    }
+
     /// Hits (either tier) over lookups, as the cache computes it.
     pub fn hit_ratio(&self) -> f64 {
         let hits = self.l1_hits + self.l2_hits;

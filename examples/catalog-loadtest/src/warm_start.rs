@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::l2;
-use crate::server::{CacheCounters, ServerOptions, ServerProcess};
+use crate::server::{ServerOptions, ServerProcess};
 use crate::workload::{Kind, Workload};
 
 /// Reads after which the hit ratio is read.
@@ -29,6 +29,9 @@ pub struct Checkpoint {
     pub hit_ratio: f64,
     /// Hits over lookups of the reads since the previous checkpoint.
     pub window_hit_ratio: f64,
+    /// Of the reads so far whose route answers from a cached body (`X-Cache`), the share
+    /// answered from the cache (`hit-l1` or `hit-l2`): what a client saw.
+    pub request_hit_ratio: f64,
     pub loads: u64,
 }
 
@@ -103,27 +106,42 @@ pub async fn measure(
     let mut previous = server.cache_counters().await?;
     let start = previous;
     let mut sent = 0;
+    let (mut with_x_cache, mut answered_cached) = (0u64, 0u64);
     for checkpoint in CHECKPOINTS.into_iter().filter(|&c| c <= reads) {
         while sent < checkpoint {
             let request = workload.next(&mut rng);
             if request.kind == Kind::Write {
                 continue;
             }
-            let ok = http
+            let response = http
                 .get(format!("{}{}", server.url(), request.path))
                 .send()
-                .await
-                .is_ok_and(|r| r.status().is_success() || r.status().as_u16() == 404);
+                .await;
+            let ok = response.as_ref().is_ok_and(|r| {
+                r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND
+            });
             if !ok {
                 result.errors += 1;
+            }
+            if let Some(x_cache) = response
+                .ok()
+                .and_then(|r| r.headers().get("x-cache").cloned())
+            {
+                with_x_cache += 1;
+                answered_cached += u64::from(x_cache.as_bytes().starts_with(b"hit"));
             }
             sent += 1;
         }
         let now = server.cache_counters().await?;
         result.checkpoints.push(Checkpoint {
             reads: sent,
-            hit_ratio: hit_ratio(&start, &now),
-            window_hit_ratio: hit_ratio(&previous, &now),
+            hit_ratio: now.since(&start).hit_ratio(),
+            window_hit_ratio: now.since(&previous).hit_ratio(),
+            request_hit_ratio: if with_x_cache == 0 {
+                0.0
+            } else {
+                answered_cached as f64 / with_x_cache as f64
+            },
             loads: now.loads - start.loads,
         });
         previous = now;
@@ -131,15 +149,4 @@ pub async fn measure(
     server.stop().await?;
     drop(redis);
     Ok(result)
-}
-
-/// The hit ratio of the lookups between two readings of the counters.
-fn hit_ratio(before: &CacheCounters, after: &CacheCounters) -> f64 {
-    let hits = (after.l1_hits + after.l2_hits) - (before.l1_hits + before.l2_hits);
-    let lookups = hits + (after.misses - before.misses);
-    if lookups == 0 {
-        0.0
-    } else {
-        hits as f64 / lookups as f64
-    }
 }

@@ -12,6 +12,8 @@ use cache_core::Cache;
 
 use crate::db::DbError;
 use crate::domain::{ListQuery, SearchQuery, Sort};
+use crate::http::bodies::{BODY_PREFIX, Bodies, Read};
+use crate::repo::batch::MAX_BATCH;
 use crate::repo::{Repo, tags};
 
 /// How many loads warmup runs at once.
@@ -30,13 +32,16 @@ pub const WARMUP_SORTS: [Sort; 4] = [
 ///
 /// Under a Zipf (s = 1) popularity over 100,000 products the 20,000 most popular carry about 87 %
 /// of detail reads; listings are keyed as requests key them (`category`, `sort`, `page`), for
-/// every category (which categories are popular is not in the database); search terms and
+/// every category (which categories are popular is not in the database), two pages deep (under a
+/// Zipf over five pages the first two carry two thirds of listing reads); search terms and
 /// autocomplete prefixes come from the names of the most popular products (their first one or two
 /// words; two to four first letters of their words), as users type them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WarmupDepth {
     /// Most popular products whose detail is loaded.
     pub products: usize,
+    /// Most popular products whose recommendations are loaded.
+    pub recommendations: usize,
     /// First listing pages of every category, in each of [`WARMUP_SORTS`].
     pub listing_pages: u32,
     /// Categories whose listings are loaded: those with products, the largest first (a
@@ -54,7 +59,8 @@ impl Default for WarmupDepth {
     fn default() -> Self {
         WarmupDepth {
             products: 20_000,
-            listing_pages: 1,
+            recommendations: 1_000,
+            listing_pages: 2,
             listing_categories: 1_000,
             names: 5_000,
             search_terms: 1_000,
@@ -69,8 +75,8 @@ pub struct WarmupReport {
     pub elapsed: Duration,
     /// Entries warmed (loaded or found cached), per kind.
     pub loaded: BTreeMap<&'static str, usize>,
-    /// Loads from the database while warming (the cache's counter: a warmed entry may read
-    /// another, e.g. a listing its category).
+    /// Loads from the database while warming (the cache's counter of loader calls: a batch of
+    /// products is one; a warmed entry may read another, e.g. a listing its category).
     pub from_database: u64,
     /// Reads the cache answered while warming (Redis, or this process's L1): entries that were
     /// already cached.
@@ -101,7 +107,33 @@ impl std::fmt::Display for WarmupReport {
 
 /// One warmup load: what it loads, its result and how long it took.
 type Job<'a> = Pin<Box<dyn Future<Output = Loaded> + Send + 'a>>;
-type Loaded = (&'static str, String, Result<(), DbError>, Duration);
+/// What one job warmed: its kind, what it was, how many entries (or its error), how long it took.
+type Loaded = (&'static str, String, Result<usize, DbError>, Duration);
+
+/// The cache's counters warmup reports, read before and after it.
+struct Loads {
+    /// Loads of the repository's values (database reads), not of the bodies serialised from them.
+    database: u64,
+    /// Reads that found an entry (a warmed body is one read: its value is not read again).
+    cached: u64,
+}
+
+impl Loads {
+    fn of(cache: &Cache) -> Loads {
+        let mut loads = Loads {
+            database: 0,
+            cached: 0,
+        };
+        for p in cache.stats().patterns {
+            let c = &p.counters;
+            if !p.pattern.starts_with(BODY_PREFIX) {
+                loads.database += c.loads;
+            }
+            loads.cached += c.l1_hits + c.l2_hits;
+        }
+        loads
+    }
+}
 
 /// Search terms and autocomplete prefixes from product names, most popular name first: a name's
 /// first word and first two words (lowercased) are terms, two to four first letters of each of
@@ -137,7 +169,10 @@ pub fn terms_and_prefixes(names: &[String]) -> (Vec<String>, Vec<String>) {
 /// Fills the cache with what most requests read: categories (all, tree, each, children of the
 /// roots), colours, rankings, statistics, filters of the largest categories, the first listing
 /// pages of every category in the common sorts (keyed as requests key them, with `page`), popular
-/// search terms and autocomplete prefixes, and the most popular products ([`WarmupDepth`]).
+/// search terms and autocomplete prefixes, the most popular products and their recommendations
+/// ([`WarmupDepth`]). What a route answers with a cached body ([`Bodies`]) is warmed as that body,
+/// through the route's own key and loader, so that a warmed request is one hit (a value warmed
+/// without its body would still cost the request a body miss and a serialisation).
 /// Concurrent, at most [`WARMUP_CONCURRENCY`] loads at once. The report says how many entries
 /// were loaded from the database and how many were already cached.
 pub async fn warmup(repo: &Repo, verbose: bool, progress: bool) -> Result<WarmupReport, DbError> {
@@ -165,29 +200,48 @@ pub async fn warmup_to(
         .map(|(_, n)| n.clone())
         .collect();
     let (terms, prefixes) = terms_and_prefixes(&names);
-    let before = repo.cache.stats().total;
+    let cache = &repo.cache;
+    // The routes' body patterns (registering the same patterns again is a no-op); `max-age` plays
+    // no part in warming.
+    let bodies = &Bodies::register(cache, Duration::ZERO)
+        .map_err(|e| DbError::Internal(format!("registering the body patterns: {e}")))?;
+    let before = Loads::of(cache);
 
     let mut jobs: Vec<Job<'_>> = Vec::new();
+    /// A job warming one entry.
     fn job<'a, T, F>(kind: &'static str, what: String, f: F) -> Job<'a>
+    where
+        F: Future<Output = Result<T, DbError>> + Send + 'a,
+    {
+        batch(kind, what, 1, f)
+    }
+    /// A job warming `entries` entries at once.
+    fn batch<'a, T, F>(kind: &'static str, what: String, entries: usize, f: F) -> Job<'a>
     where
         F: Future<Output = Result<T, DbError>> + Send + 'a,
     {
         Box::pin(async move {
             let t = Instant::now();
-            let result = f.await.map(|_| ());
+            let result = f.await.map(|_| entries);
             (kind, what, result, t.elapsed())
         })
     }
-    jobs.push(job(
-        "categories",
-        "all categories".into(),
-        repo.categories(),
-    ));
-    jobs.push(job(
-        "categories",
-        "category tree".into(),
-        repo.category_tree(),
-    ));
+    // What a route answers with a cached body is warmed through the body (`bodies.warm`: the
+    // route's own key and loader), which reads, and so warms, the repository's value behind it.
+    jobs.push(job("categories", "all categories".into(), async {
+        bodies
+            .warm(cache, Read::Categories, || async {
+                repo.categories().await.map(Some)
+            })
+            .await
+    }));
+    jobs.push(job("categories", "category tree".into(), async {
+        bodies
+            .warm(cache, Read::CategoryTree, || async {
+                repo.category_tree().await.map(Some)
+            })
+            .await
+    }));
     for c in &categories {
         jobs.push(job(
             "categories",
@@ -219,10 +273,35 @@ pub async fn warmup_to(
             repo.filters(c),
         ));
     }
-    // Most popular first, so that what is read most is warm first.
-    for (id, _) in popular.iter().take(depth.products) {
+    // Most popular first, so that what is read most is warm first; in batches (one Redis round
+    // trip and one database query for each).
+    let products: Vec<i64> = popular.iter().take(depth.products).map(|p| p.0).collect();
+    for ids in products.chunks(MAX_BATCH).map(<[i64]>::to_vec) {
+        let what = format!("{} products from {}", ids.len(), ids[0]);
+        jobs.push(batch("products", what, ids.len(), async move {
+            let ids = &ids;
+            let reads: Vec<Read<'_>> = ids.iter().map(|&id| Read::Product(id)).collect();
+            bodies
+                .warm_many(cache, &reads, |missing| async move {
+                    let wanted: Vec<i64> = missing.iter().map(|&i| ids[i]).collect();
+                    repo.products_by_ids(&wanted).await
+                })
+                .await
+        }));
+    }
+    for (id, _) in popular.iter().take(depth.recommendations) {
         let id = *id;
-        jobs.push(job("products", format!("product {id}"), repo.product(id)));
+        jobs.push(job(
+            "recommendations",
+            format!("recommendations of product {id}"),
+            async move {
+                bodies
+                    .warm(cache, Read::Recommendations(id), || {
+                        repo.recommendations(id)
+                    })
+                    .await
+            },
+        ));
     }
     for page in 1..=depth.listing_pages {
         for sort in WARMUP_SORTS {
@@ -239,7 +318,13 @@ pub async fn warmup_to(
                 jobs.push(job(
                     "listings",
                     format!("listing of category {c} by {sort:?}, page {page}"),
-                    async move { repo.list_products(&query).await },
+                    async move {
+                        bodies
+                            .warm(cache, Read::Listing(c, &query), || async {
+                                repo.list_products(&query).await.map(Some)
+                            })
+                            .await
+                    },
                 ));
             }
         }
@@ -251,16 +336,22 @@ pub async fn warmup_to(
             ..SearchQuery::default()
         }
         .canonical();
-        jobs.push(job(
-            "search",
-            what,
-            async move { repo.search(&query).await },
-        ));
+        jobs.push(job("search", what, async move {
+            bodies
+                .warm(cache, Read::Search(&query), || async {
+                    repo.search(&query).await.map(Some)
+                })
+                .await
+        }));
     }
     for prefix in prefixes.into_iter().take(depth.prefixes) {
         let what = format!("autocomplete `{prefix}`");
         jobs.push(job("autocomplete", what, async move {
-            repo.autocomplete(&prefix).await
+            bodies
+                .warm(cache, Read::Autocomplete(&prefix), || async {
+                    repo.autocomplete(&prefix).await.map(Some)
+                })
+                .await
         }));
     }
 
@@ -278,8 +369,8 @@ pub async fn warmup_to(
     let mut results = futures::stream::iter(jobs).buffer_unordered(WARMUP_CONCURRENCY);
     while let Some((kind, what, result, took)) = results.next().await {
         match result {
-            Ok(()) => {
-                *report.loaded.entry(kind).or_default() += 1;
+            Ok(entries) => {
+                *report.loaded.entry(kind).or_default() += entries;
                 if verbose {
                     bar.suspend(|| println!("  warmed {what} ({took:.1?})"));
                 }
@@ -292,9 +383,9 @@ pub async fn warmup_to(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let after = repo.cache.stats().total;
-    report.from_database = after.loads - before.loads;
-    report.already_cached = (after.l1_hits + after.l2_hits) - (before.l1_hits + before.l2_hits);
+    let after = Loads::of(cache);
+    report.from_database = after.database - before.database;
+    report.already_cached = after.cached - before.cached;
     report.elapsed = started.elapsed();
     Ok(report)
 }

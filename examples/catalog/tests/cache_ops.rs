@@ -3,6 +3,7 @@
 mod support;
 
 use catalog::ops::{self, ClearScope};
+use catalog::repo::batch::MAX_BATCH;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{TestService, ids};
@@ -25,13 +26,19 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     // Every category has products here (generated tree): all are listed.
     assert_eq!(
         report.loaded["listings"],
-        ops::WARMUP_SORTS.len() * (report.loaded["categories"] - 2 - roots(&s).await),
+        depth.listing_pages as usize
+            * ops::WARMUP_SORTS.len()
+            * (report.loaded["categories"] - 2 - roots(&s).await),
         "{report}"
     );
     assert!(report.loaded["search"] > 10 && report.loaded["search"] <= depth.search_terms);
     assert!(report.loaded["autocomplete"] > 10);
+    // Every entry came from the database (the cache was empty): one load each, but one for
+    // each batch of products.
+    let products = report.loaded["products"];
+    let singles = report.loaded.values().sum::<usize>() - products;
     assert!(
-        report.from_database as usize >= report.loaded.values().sum::<usize>(),
+        report.from_database as usize >= singles + products.div_ceil(MAX_BATCH),
         "{report}"
     );
 
@@ -415,14 +422,13 @@ async fn warmup_keys_entries_as_requests_do() {
     let repo = &s.server.app.repo;
     let report = ops::warmup(repo, false, false).await.expect("warmup");
     assert_eq!(report.failed, 0, "{report}");
-    let names: Vec<String> = s
-        .json("/products/popular")
-        .await
-        .as_array()
-        .expect("list")
+    let popular = s.json("/products/popular").await;
+    let popular = popular.as_array().expect("list");
+    let names: Vec<String> = popular
         .iter()
         .map(|p| p["name"].as_str().expect("name").to_owned())
         .collect();
+    let top = popular[0]["id"].as_i64().expect("id");
     let (terms, prefixes) = ops::terms_and_prefixes(&names);
     let category = s.json("/categories").await[0]["id"].as_i64().expect("id");
     let before = listing_search_loads(&s).await;
@@ -431,12 +437,22 @@ async fn warmup_keys_entries_as_requests_do() {
         format!("/products?category={category}&sort=price_asc&page=1"),
         format!("/products?category={category}&sort=newest&page=1"),
         format!("/products?category={category}&sort=top_selling&page=1"),
+        format!("/products?category={category}&sort=popular&page=2"),
         format!("/search?q={}", terms[0].replace(' ', "+")),
         format!("/search?q={}", terms[1].replace(' ', "+")),
         format!("/autocomplete?prefix={}", prefixes[0]),
         format!("/autocomplete?prefix={}", prefixes[1]),
+        format!("/products/{top}"),
+        format!("/products/{top}/recommendations"),
+        "/categories".to_owned(),
+        "/categories/tree".to_owned(),
     ] {
-        let _ = s.json(&path).await;
+        // The response body itself was warmed (the route's own key), not only the value behind
+        // it: the first request is a hit of the body (this process's L1, warmup ran in it).
+        let response = s.get(&path).await;
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let x_cache = response.headers()["x-cache"].to_str().expect("ascii").to_owned();
+        assert!(x_cache.starts_with("hit"), "{path}: X-Cache {x_cache}");
     }
     assert_eq!(
         listing_search_loads(&s).await,

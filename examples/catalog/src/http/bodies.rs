@@ -22,6 +22,9 @@ use crate::db::DbError;
 use crate::domain::{ListQuery, SearchQuery};
 use crate::repo::tags;
 
+/// What every body pattern's template starts with (what tells a body's counters from its value's).
+pub const BODY_PREFIX: &str = "body:";
+
 /// The body patterns and the HTTP caching policy. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Bodies {
@@ -54,6 +57,7 @@ fn pattern(
     none_ttl: Option<u64>,
     tags: &[&str],
 ) -> Result<Pattern, cache_core::Error> {
+    debug_assert!(template.starts_with(BODY_PREFIX), "{template}");
     let mut policy = TtlPolicy::new(Duration::from_secs(ttl));
     if let Some(none) = none_ttl {
         policy = policy.negative_ttl(Duration::from_secs(none));
@@ -112,7 +116,7 @@ impl Bodies {
         self
     }
 
-    fn key(&self, read: &Read<'_>) -> Result<Key, ApiError> {
+    fn key(&self, read: &Read<'_>) -> Result<Key, DbError> {
         let key = match read {
             Read::Product(id) => self.product.key(&[id]),
             Read::Listing(cat, query) => self.listing.key(&[cat, &Hashed(*query)]),
@@ -122,7 +126,7 @@ impl Bodies {
             Read::Categories => self.categories.key(&[]),
             Read::CategoryTree => self.category_tree.key(&[]),
         };
-        key.map_err(|e| ApiError::from(DbError::Internal(format!("body key: {e}"))))
+        key.map_err(|e| DbError::Internal(format!("body key: {e}")))
     }
 
     /// Answers `request` with the cached body of `read`, else with what `load` returns,
@@ -140,14 +144,80 @@ impl Bodies {
         Fut: Future<Output = Result<Option<T>, DbError>>,
     {
         let key = self.key(&read)?;
-        let loader = || async move {
-            match load().await? {
-                Some(value) => CachedBody::json(&value)
-                    .map(Some)
-                    .map_err(|e| DbError::Internal(format!("serialising a response: {e}"))),
-                None => Ok(None),
-            }
-        };
-        Ok(self.caching.respond(cache, &key, request, loader).await?)
+        Ok(self
+            .caching
+            .respond(cache, &key, request, || serialised(load))
+            .await?)
     }
+
+    /// Reads the body of `read` through `cache` exactly as [`respond`](Self::respond) does (same
+    /// key, same loader, single flight), without a request to answer: what warmup fills, so that
+    /// the first request of a warmed read is a hit of its body, not only of the value behind it.
+    /// True when there is a body (`false`: not found, cached as such).
+    pub async fn warm<T, F, Fut>(
+        &self,
+        cache: &Cache,
+        read: Read<'_>,
+        load: F,
+    ) -> Result<bool, DbError>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, DbError>>,
+    {
+        let key = self.key(&read)?;
+        let (body, _) = cache
+            .get_or_load_optional_with_source::<CachedBody, DbError, _, _>(&key, || {
+                serialised(load)
+            })
+            .await?;
+        Ok(body.is_some())
+    }
+}
+
+impl Bodies {
+    /// [`warm`](Self::warm) for many reads at once: one L1 pass and one Redis round trip for all
+    /// of `reads`, then one call of `load` with the indices (into `reads`) of those still missing,
+    /// which returns their values in that order (`None`: not found). The number of bodies there.
+    pub async fn warm_many<T, F, Fut>(
+        &self,
+        cache: &Cache,
+        reads: &[Read<'_>],
+        load: F,
+    ) -> Result<usize, DbError>
+    where
+        T: Serialize,
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<T>>, DbError>>,
+    {
+        let keys = reads
+            .iter()
+            .map(|read| self.key(read))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bodies = cache
+            .get_many_or_load::<CachedBody, DbError, _, _>(&keys, |missing| async move {
+                load(missing)
+                    .await?
+                    .iter()
+                    .map(|value| value.as_ref().map(body).transpose())
+                    .collect()
+            })
+            .await?;
+        Ok(bodies.iter().flatten().count())
+    }
+}
+
+/// `value` serialised once into a [`CachedBody`].
+fn body<T: Serialize>(value: &T) -> Result<CachedBody, DbError> {
+    CachedBody::json(value).map_err(|e| DbError::Internal(format!("serialising a response: {e}")))
+}
+
+/// What `load` returns, serialised once into a [`CachedBody`]: the loader of a body.
+async fn serialised<T, F, Fut>(load: F) -> Result<Option<CachedBody>, DbError>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, DbError>>,
+{
+    load().await?.as_ref().map(body).transpose()
 }
