@@ -32,8 +32,10 @@ pub const WARMUP_SORTS: [Sort; 4] = [
 ///
 /// Under a Zipf (s = 1) popularity over 100,000 products the 20,000 most popular carry about 87 %
 /// of detail reads; listings are keyed as requests key them (`category`, `sort`, `page`), for
-/// every category (which categories are popular is not in the database), two pages deep (under a
-/// Zipf over five pages the first two carry two thirds of listing reads); search terms and
+/// every category (which categories are popular is not in the database), first pages first, and
+/// deeper in the more requested sorts (three pages by popularity, two by price, one in the
+/// others: under a Zipf over five pages and four sorts, two thirds of listing reads); search
+/// terms and
 /// autocomplete prefixes come from the names of the most popular products (their first one or two
 /// words; two to four first letters of their words), as users type them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +44,9 @@ pub struct WarmupDepth {
     pub products: usize,
     /// Most popular products whose recommendations are loaded.
     pub recommendations: usize,
-    /// First listing pages of every category, in each of [`WARMUP_SORTS`].
-    pub listing_pages: u32,
+    /// First listing pages of every category in each of [`WARMUP_SORTS`], in their order: deeper
+    /// in the more requested sorts.
+    pub listing_pages: [u32; WARMUP_SORTS.len()],
     /// Categories whose listings are loaded: those with products, the largest first (a
     /// catalog of a few hundred categories has them all).
     pub listing_categories: usize,
@@ -60,7 +63,7 @@ impl Default for WarmupDepth {
         WarmupDepth {
             products: 20_000,
             recommendations: 1_000,
-            listing_pages: 2,
+            listing_pages: [3, 2, 1, 1],
             listing_categories: 1_000,
             names: 5_000,
             search_terms: 1_000,
@@ -303,30 +306,36 @@ pub async fn warmup_to(
             },
         ));
     }
-    for page in 1..=depth.listing_pages {
-        for sort in WARMUP_SORTS {
-            for &c in &listed {
-                // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical, as the
-                // route keys it (`page=1` is the same as no page).
-                let query = ListQuery {
-                    category: Some(c),
-                    sort,
-                    page: Some(page),
-                    ..ListQuery::default()
-                }
-                .canonical();
-                jobs.push(job(
-                    "listings",
-                    format!("listing of category {c} by {sort:?}, page {page}"),
-                    async move {
-                        bodies
-                            .warm(cache, Read::Listing(c, &query), || async {
-                                repo.list_products(&query).await.map(Some)
-                            })
-                            .await
-                    },
-                ));
+    let pages = depth.listing_pages.iter().copied().max().unwrap_or(0);
+    let sorts = WARMUP_SORTS.iter().copied().zip(depth.listing_pages);
+    let listings = (1..=pages).flat_map(|page| {
+        let sorts = sorts.clone();
+        sorts
+            .filter(move |&(_, deep)| page <= deep)
+            .map(move |(sort, _)| (page, sort))
+    });
+    for (page, sort) in listings {
+        for &c in &listed {
+            // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical, as the
+            // route keys it (`page=1` is the same as no page).
+            let query = ListQuery {
+                category: Some(c),
+                sort,
+                page: Some(page),
+                ..ListQuery::default()
             }
+            .canonical();
+            jobs.push(job(
+                "listings",
+                format!("listing of category {c} by {sort:?}, page {page}"),
+                async move {
+                    bodies
+                        .warm(cache, Read::Listing(c, &query), || async {
+                            repo.list_products(&query).await.map(Some)
+                        })
+                        .await
+                },
+            ));
         }
     }
     for q in terms.into_iter().take(depth.search_terms) {

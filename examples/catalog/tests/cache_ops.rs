@@ -26,8 +26,7 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     // Every category has products here (generated tree): all are listed.
     assert_eq!(
         report.loaded["listings"],
-        depth.listing_pages as usize
-            * ops::WARMUP_SORTS.len()
+        depth.listing_pages.iter().sum::<u32>() as usize
             * (report.loaded["categories"] - 2 - roots(&s).await),
         "{report}"
     );
@@ -438,6 +437,8 @@ async fn warmup_keys_entries_as_requests_do() {
         format!("/products?category={category}&sort=newest&page=1"),
         format!("/products?category={category}&sort=top_selling&page=1"),
         format!("/products?category={category}&sort=popular&page=2"),
+        format!("/products?category={category}&sort=popular&page=3"),
+        format!("/products?category={category}&sort=price_asc&page=2"),
         format!("/search?q={}", terms[0].replace(' ', "+")),
         format!("/search?q={}", terms[1].replace(' ', "+")),
         format!("/autocomplete?prefix={}", prefixes[0]),
