@@ -110,7 +110,7 @@ where
     Fut: Future<Output = Result<Loaded<Option<Arc<V>>>, E>> + Send + 'static,
 {
     let bypass = |make: M| async move { make().await.map(|loaded| loaded.value) };
-    let Some(lookup) = key.lookup else {
+    let Some(lookup) = key.into_lookup() else {
         return bypass(make).await;
     };
     let Some(pattern) = lookup.binding.pattern() else {
