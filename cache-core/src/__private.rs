@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use compact_str::CompactString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,7 +21,7 @@ pub use ::serde;
 use crate::engine::{Engine, Loaded, Probe};
 use crate::invalidation::Invalidation;
 use crate::key::site::{SiteBinding, SiteId};
-use crate::key::{Key, Tags};
+use crate::key::{Key, KeyBuf, Tags};
 
 mod refresh;
 mod site;
@@ -71,14 +70,22 @@ impl std::ops::Deref for BindingRef {
 }
 
 /// The site's binding to `engine`'s cache, made on the site's first call with it; `None` if the
-/// site cannot be bound (logged: its calls bypass the cache).
+/// site cannot be bound (logged: its calls bypass the cache). The common case (the site's first
+/// cache) is one comparison, inlined into the call.
+#[inline]
 fn binding(engine: &Engine, site: &'static Site) -> Option<BindingRef> {
-    let id = engine.id();
     if let Some((first, b)) = site.first.get()
-        && *first == id
+        && *first == engine.id()
     {
         return Some(BindingRef::First(b));
     }
+    bind(engine, site)
+}
+
+/// [`binding`] to a cache other than the site's first, or on the site's first call.
+#[cold]
+#[inline(never)]
+fn bind(engine: &Engine, site: &'static Site) -> Option<BindingRef> {
     let site_id = SiteId::of(site);
     if let Some(b) = engine.sites().get(site_id) {
         return Some(BindingRef::Other(b));
@@ -86,7 +93,7 @@ fn binding(engine: &Engine, site: &'static Site) -> Option<BindingRef> {
     match site.spec.bind(engine) {
         Ok(b) => {
             let b = Arc::new(b);
-            if site.first.set((id, Arc::clone(&b))).is_err() {
+            if site.first.set((engine.id(), Arc::clone(&b))).is_err() {
                 return Some(BindingRef::Other(engine.sites().insert(site_id, b)));
             }
             binding(engine, site)
@@ -135,15 +142,37 @@ pub fn cache_of<C: AsCache + ?Sized>(c: &C) -> &Cache {
 
 /// A call site's rendered key and targets. `Send + Sync + 'static`.
 #[derive(Debug)]
-pub struct PreparedKey {
-    lookup: Option<Lookup>,
-    evictions: Vec<Invalidation>,
+pub struct PreparedKey(Prepared);
+
+/// What a call does with the cache (one variant each, so that a hit moves only its lookup).
+#[derive(Debug)]
+enum Prepared {
+    /// The call bypasses the cache (a site that cannot be bound or rendered).
+    Bypass,
+    /// A `#[cached]` or `#[cache_put]` call: its key.
+    Lookup(Lookup),
+    /// A `#[cache_evict]` call: what it invalidates.
+    Evict(Vec<Invalidation>),
+}
+
+impl PreparedKey {
+    /// The key of a call that bypasses the cache.
+    const BYPASS: PreparedKey = PreparedKey(Prepared::Bypass);
+
+    /// The key of a `#[cached]` or `#[cache_put]` call (`None`: the call bypasses the cache).
+    #[inline(always)]
+    fn into_lookup(self) -> Option<Lookup> {
+        match self.0 {
+            Prepared::Lookup(lookup) => Some(lookup),
+            Prepared::Bypass | Prepared::Evict(_) => None,
+        }
+    }
 }
 
 /// The rendered key of a `#[cached]` or `#[cache_put]` call. An L1 hit needs only the text,
-/// rendered inline (no allocation for short keys); the owned [`Key`] is built on a miss.
+/// rendered on the stack (no allocation for short keys); the owned [`Key`] is built on a miss.
 struct Lookup {
-    text: CompactString,
+    text: KeyBuf,
     /// Rendered tags; `None`: the binding's literal tags.
     tags: Option<Tags>,
     binding: BindingRef,
@@ -159,71 +188,80 @@ impl std::fmt::Debug for Lookup {
 
 impl Lookup {
     fn into_key(self) -> Option<Key> {
-        self.binding.key_of(self.text.into_string(), self.tags)
+        self.binding.key_of(&self.text, self.tags)
     }
 }
 
 /// Renders a call site's key, tags and glob from its arguments. Never fails: a site that cannot
 /// be bound or rendered bypasses the cache (logged).
 pub fn prepare(cache: &Cache, site: &'static Site, args: &[&dyn KeyArg]) -> PreparedKey {
-    let bypass = PreparedKey {
-        lookup: None,
-        evictions: Vec::new(),
-    };
     let Some(b) = binding(cache.engine(), site) else {
-        return bypass;
+        return PreparedKey::BYPASS;
     };
-    let rendered = (|| {
-        let text = b.key().map(|k| k.render_inline(args)).transpose()?;
-        let tags: Option<Tags> = match b.static_tags() {
-            Some(_) => None,
-            None => Some(
-                b.tags()
-                    .iter()
-                    .map(|t| t.render(args).map(Arc::<str>::from))
-                    .collect::<Result<_, _>>()?,
-            ),
-        };
-        let glob = b.glob().map(|g| g.render(args)).transpose()?;
-        Ok::<_, crate::error::KeyError>((text, tags, glob))
-    })();
-    let (text, tags, glob) = match rendered {
-        Ok(r) => r,
-        Err(error) => {
-            tracing::error!(site = ?site.spec.key(), %error, "cache key cannot be rendered: call bypasses the cache");
-            return bypass;
-        }
+    let prepared = match site.spec.evicts() {
+        None => lookup(b, args),
+        Some(all) => evictions(&b, args, all),
     };
-    if let Some(all) = site.spec.evicts() {
-        let mut evictions = Vec::new();
-        evictions.extend(text.map(|t| Invalidation::Key(t.into_string())));
-        let tags = tags.as_ref().or(b.static_tags());
-        evictions.extend(
-            tags.into_iter()
-                .flat_map(|t| t.iter())
-                .map(|t| Invalidation::Tag(t.to_string())),
-        );
-        evictions.extend(glob.map(Invalidation::Pattern));
-        if all {
-            evictions.push(Invalidation::All);
-        }
-        return PreparedKey {
-            lookup: None,
-            evictions,
-        };
+    prepared.unwrap_or_else(|error| {
+        tracing::error!(site = ?site.spec.key(), %error, "cache key cannot be rendered: call bypasses the cache");
+        PreparedKey::BYPASS
+    })
+}
+
+/// The key of a `#[cached]` or `#[cache_put]` call, rendered on the stack.
+#[inline]
+fn lookup(b: BindingRef, args: &[&dyn KeyArg]) -> Result<PreparedKey, crate::error::KeyError> {
+    let (Some(key), Some(_)) = (b.key(), b.pattern()) else {
+        return Ok(PreparedKey::BYPASS);
+    };
+    let mut text = KeyBuf::new();
+    key.render_into(args, &mut text)?;
+    let tags = match b.static_tags() {
+        Some(_) => None,
+        None => Some(render_tags(&b, args)?),
+    };
+    Ok(PreparedKey(Prepared::Lookup(Lookup {
+        text,
+        tags,
+        binding: b,
+    })))
+}
+
+/// The site's tags, rendered (for a site whose tags are not all literal).
+fn render_tags(b: &SiteBinding, args: &[&dyn KeyArg]) -> Result<Tags, crate::error::KeyError> {
+    b.tags()
+        .iter()
+        .map(|t| t.render(args).map(Arc::<str>::from))
+        .collect()
+}
+
+/// The prepared key of an evict site: what it invalidates (`all`: the whole namespace too).
+fn evictions(
+    b: &SiteBinding,
+    args: &[&dyn KeyArg],
+    all: bool,
+) -> Result<PreparedKey, crate::error::KeyError> {
+    let mut evictions = Vec::new();
+    if let Some(key) = b.key() {
+        evictions.push(Invalidation::Key(key.render(args)?));
     }
-    let lookup = match text {
-        Some(text) if b.pattern().is_some() => Some(Lookup {
-            text,
-            tags,
-            binding: b,
-        }),
-        _ => None,
+    let rendered = match b.static_tags() {
+        Some(_) => None,
+        None => Some(render_tags(b, args)?),
     };
-    PreparedKey {
-        lookup,
-        evictions: Vec::new(),
+    let tags = rendered.as_ref().or(b.static_tags());
+    evictions.extend(
+        tags.into_iter()
+            .flat_map(|t| t.iter())
+            .map(|t| Invalidation::Tag(t.to_string())),
+    );
+    if let Some(glob) = b.glob() {
+        evictions.push(Invalidation::Pattern(glob.render(args)?));
     }
+    if all {
+        evictions.push(Invalidation::All);
+    }
+    Ok(PreparedKey(Prepared::Evict(evictions)))
 }
 
 /// `#[cached]`: the body is the loader of [`Cache::get_or_load_optional`], with `unless` vetoing
@@ -293,12 +331,12 @@ type Miss<V> = (Option<Key>, Option<Option<Arc<V>>>);
 
 /// The hit path of both `cached` forms, synchronous (so it adds no state to their futures): the
 /// L1 probe by the rendered text; the owned `Key` is built only on a miss.
-#[inline]
+#[inline(always)]
 fn probe<V: Send + Sync + 'static>(
     cache: &Cache,
     key: PreparedKey,
 ) -> Result<Option<Arc<V>>, Miss<V>> {
-    let Some(lookup) = key.lookup else {
+    let Some(lookup) = key.into_lookup() else {
         return Err((None, None));
     };
     let stale = match lookup.binding.pattern() {
@@ -316,7 +354,7 @@ pub async fn put_arc<T>(cache: &Cache, key: PreparedKey, value: &Arc<T>)
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    if let Some(key) = key.lookup.and_then(Lookup::into_key) {
+    if let Some(key) = key.into_lookup().and_then(Lookup::into_key) {
         cache
             .engine()
             .set_many_shared(vec![(key, Arc::clone(value))])
@@ -329,14 +367,17 @@ pub async fn put<V>(cache: &Cache, key: PreparedKey, value: &V)
 where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    if let Some(key) = key.lookup.and_then(Lookup::into_key) {
+    if let Some(key) = key.into_lookup().and_then(Lookup::into_key) {
         cache.set(&key, value.clone()).await;
     }
 }
 
 /// `#[cache_evict]`: invalidates what the site names.
 pub async fn evict(cache: &Cache, key: PreparedKey) {
-    for what in key.evictions {
+    let Prepared::Evict(evictions) = key.0 else {
+        return;
+    };
+    for what in evictions {
         cache.engine().invalidate(what).await;
     }
 }

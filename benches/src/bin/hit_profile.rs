@@ -10,6 +10,7 @@
 //! hit-profile <contender> <hits>
 //! contenders: raw_moka_arc moka_sync_string moka_sync_l1_config tiercache_attribute_arc
 //!             tiercache_attribute tiercache_get_or_load cached_cached
+//!             tiercache_attribute_refresh (the Arc attribute with `refresh_ahead`)
 //!             l2_raw_get_decode l2_tiercache_get l2_tiercache_get_or_load
 //!             l2_tiercache_get_no_l1
 //!             l2_raw_mget_decode_100 l2_tiercache_get_many_100 (one "hit" is a batch of 100)
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{Cache, Pattern, PatternConfig};
-use tiercache_benches::l1::{memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc};
+use tiercache_benches::l1::{
+    memo_get, policy, set_cache, sync_moka, tier_get, tier_get_arc, tier_get_refresh,
+};
 use tiercache_benches::{ENTRIES, Ids, Product, product};
 
 /// Keys per batch of the `get_many` contenders.
@@ -201,6 +204,7 @@ fn main() {
                 }
                 "tiercache_attribute" => drop(black_box(tier_get(id).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(id).await)),
+                "tiercache_attribute_refresh" => drop(black_box(tier_get_refresh(id).await)),
                 "tiercache_get_or_load" => drop(black_box(get_or_load(&tier, &pattern, id).await)),
                 "cached_cached" => drop(black_box(memo_get(id).await)),
                 other => {
@@ -223,6 +227,9 @@ fn main() {
                 }
                 "tiercache_attribute" => drop(black_box(tier_get(black_box(id)).await)),
                 "tiercache_attribute_arc" => drop(black_box(tier_get_arc(black_box(id)).await)),
+                "tiercache_attribute_refresh" => {
+                    drop(black_box(tier_get_refresh(black_box(id)).await));
+                }
                 "tiercache_get_or_load" => drop(black_box(get_or_load(&tier, &pattern, id).await)),
                 _ => drop(black_box(memo_get(black_box(id)).await)),
             }

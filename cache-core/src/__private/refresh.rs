@@ -4,8 +4,9 @@
 //! its own copies of the receiver and the arguments ([`owned_self`], [`owned_arg`], [`owned_ref`]).
 //!
 //! The loader is made by the generated code's `make`, called only on a miss or a due refresh: a
-//! hit clones nothing. Owns that control flow; the hit probe, the load and the background reload
-//! are the engine's. Never touches a tier.
+//! hit clones nothing, and allocates nothing (only a miss boxes its load). Owns that control
+//! flow; the hit probe, the load and the background reload are the engine's. Never touches a
+//! tier.
 
 use std::borrow::Borrow;
 use std::future::Future;
@@ -14,9 +15,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::PreparedKey;
+use super::{Lookup, Miss, PreparedKey};
 use crate::Cache;
-use crate::engine::{Loaded, Probe};
+use crate::engine::{Engine, Loaded, Probe};
 
 /// `self`, cloned for a loader that may run in the background. Requires what running on a task
 /// of its own requires of the receiver.
@@ -68,7 +69,10 @@ where
             })
         }
     };
-    let answer = Box::pin(refresh::<V, E, _, _>(cache, key, make)).await?;
+    let answer = match probe_due::<V, E, _, _>(cache, key, &make) {
+        Ok(hit) => hit,
+        Err(miss) => Box::pin(load::<V, E, _, _>(cache, miss, make)).await?,
+    };
     Ok(answer.map(Arc::unwrap_or_clone))
 }
 
@@ -93,54 +97,82 @@ where
             Ok(Loaded { value, cache: keep })
         }
     };
-    Box::pin(refresh::<T, E, _, _>(cache, key, make)).await
+    match probe_due::<T, E, _, _>(cache, key, &make) {
+        Ok(hit) => Ok(hit),
+        Err(miss) => Box::pin(load::<T, E, _, _>(cache, miss, make)).await,
+    }
 }
 
-/// Both forms: the L1 probe; on a hit due for a refresh, one background reload per key; on a
-/// miss, a load that may outlive this call past the soft timeout.
-async fn refresh<V, E, M, Fut>(
+/// Both forms' hit path, synchronous (a hit allocates nothing; only a miss boxes its load): the
+/// L1 probe; on a hit due for a refresh, one background reload per key. A miss returns the key to
+/// load (`None`: the site bypasses the cache) and the stale value L1 holds.
+#[inline(always)]
+fn probe_due<V, E, M, Fut>(
     cache: &Cache,
     key: PreparedKey,
-    make: M,
-) -> Result<Option<Arc<V>>, E>
+    make: &M,
+) -> Result<Option<Arc<V>>, Miss<V>>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+    M: Fn() -> Fut,
+    Fut: Future<Output = Result<Loaded<Option<Arc<V>>>, E>> + Send + 'static,
+{
+    let Some(lookup) = key.into_lookup() else {
+        return Err((None, None));
+    };
+    let Some(pattern) = lookup.binding.pattern() else {
+        return Err((None, None));
+    };
+    let engine = cache.shared_engine();
+    match engine.l1_probe_due::<V, Option<Arc<V>>>(&lookup.text, pattern) {
+        (Probe::Hit(hit), due) => {
+            if due {
+                reload_in_background::<V, E, M, Fut>(engine, lookup, make);
+            }
+            Ok(hit)
+        }
+        (Probe::Miss { stale }, _) => Err((lookup.into_key(), stale)),
+    }
+}
+
+/// A hit due for a refresh-ahead: one background reload of its key in this process.
+#[cold]
+fn reload_in_background<V, E, M, Fut>(engine: &Arc<Engine>, lookup: Lookup, make: &M)
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+    M: Fn() -> Fut,
+    Fut: Future<Output = Result<Loaded<Option<Arc<V>>>, E>> + Send + 'static,
+{
+    if let Some(claim) = engine.claim_refresh(&lookup.text)
+        && let Some(key) = lookup.into_key()
+    {
+        let load = make();
+        let reload =
+            Arc::clone(engine)
+                .refresh_ahead::<V, Option<Arc<V>>, _, _, _>(claim, key, move || load);
+        tokio::spawn(reload);
+    }
+}
+
+/// Both forms' miss: a load that may outlive this call past the soft timeout, or the body alone
+/// for a call that bypasses the cache.
+async fn load<V, E, M, Fut>(cache: &Cache, miss: Miss<V>, make: M) -> Result<Option<Arc<V>>, E>
 where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
     E: Clone + Send + Sync + 'static,
     M: Fn() -> Fut + Send,
     Fut: Future<Output = Result<Loaded<Option<Arc<V>>>, E>> + Send + 'static,
 {
-    let bypass = |make: M| async move { make().await.map(|loaded| loaded.value) };
-    let Some(lookup) = key.lookup else {
-        return bypass(make).await;
-    };
-    let Some(pattern) = lookup.binding.pattern() else {
-        return bypass(make).await;
-    };
-    let engine = cache.shared_engine();
-    match engine.l1_probe_due::<V, Option<Arc<V>>>(&lookup.text, pattern) {
-        (Probe::Hit(hit), due) => {
-            if due
-                && let Some(claim) = engine.claim_refresh(&lookup.text)
-                && let Some(key) = lookup.into_key()
-            {
-                let load = make();
-                let reload = Arc::clone(engine).refresh_ahead::<V, Option<Arc<V>>, _, _, _>(
-                    claim,
-                    key,
-                    move || load,
-                );
-                tokio::spawn(reload);
-            }
-            Ok(hit)
+    match miss {
+        (Some(key), stale) => {
+            let load = make();
+            cache
+                .shared_engine()
+                .load_detachable::<V, Option<Arc<V>>, E, _, _>(&key, stale, move || load)
+                .await
         }
-        (Probe::Miss { stale }, _) => match lookup.into_key() {
-            Some(key) => {
-                let load = make();
-                engine
-                    .load_detachable::<V, Option<Arc<V>>, E, _, _>(&key, stale, move || load)
-                    .await
-            }
-            None => bypass(make).await,
-        },
+        (None, _) => make().await.map(|loaded| loaded.value),
     }
 }

@@ -86,7 +86,7 @@ impl Engine {
             let keys: Vec<Key> = chunk
                 .iter()
                 .filter(|text| self.l1.get(text).is_none())
-                .map(|text| pattern.key_from_parts(text.clone(), tags.clone()))
+                .map(|text| pattern.key_from_parts(text, tags.clone()))
                 .collect();
             if keys.is_empty() {
                 continue;

@@ -182,8 +182,9 @@ impl TagClock {
         known
     }
 
-    /// Whether an entry stamped `written_at` with these tags is newer than every mark.
-    #[inline]
+    /// Whether an entry stamped `written_at` with these tags is newer than every mark. Inlined
+    /// into the L1 hit path, where an entry without tags costs one load and two comparisons.
+    #[inline(always)]
     pub(crate) fn is_current<'a>(
         &self,
         written_at: Timestamp,
@@ -196,6 +197,15 @@ impl TagClock {
         if tags.peek().is_none() {
             return true;
         }
+        self.tags_current(written_at, tags)
+    }
+
+    /// The tag marks' part of [`is_current`](TagClock::is_current).
+    fn tags_current<'a>(
+        &self,
+        written_at: Timestamp,
+        mut tags: impl Iterator<Item = &'a str>,
+    ) -> bool {
         let known = self.tags.load();
         tags.all(|t| known.get(t).is_none_or(|&mark| written_at > mark))
     }

@@ -95,14 +95,15 @@ pub(super) struct Lookup<V> {
 impl Engine {
     /// The fast path of every single-key read: a fresh L1 hit, counted, or what a miss found in L1
     /// (a stale value for fail-safe), which the caller hands to the load path, boxed so that its
-    /// large future is not part of every hit's.
-    #[inline]
+    /// large future is not part of every hit's. Inlined into each caller: a hit is then one call
+    /// of ours around moka's look-up.
+    #[inline(always)]
     pub(crate) fn l1_probe<V, A>(&self, key: &str, pattern: &Pattern) -> Probe<A>
     where
         V: Send + Sync + 'static,
         A: Answer<V>,
     {
-        match self.l1_lookup::<V>(key, self.clock.coarse_now()) {
+        match self.l1_lookup_due::<V>(key, self.clock.coarse_now()).0 {
             Found::Fresh(v) => match A::from_cached(v) {
                 Some(hit) => {
                     bump(&pattern.stats().l1_hits);
@@ -117,14 +118,15 @@ impl Engine {
         }
     }
 
-    /// [`l1_probe`](Engine::l1_probe), and whether a hit is due for a refresh-ahead.
+    /// [`l1_probe`](Engine::l1_probe), and whether a hit is due for a refresh-ahead. On the same
+    /// (Redis-corrected) clock as every other probe: the stamps it compares with are on it.
     #[inline]
     pub(crate) fn l1_probe_due<V, A>(&self, key: &str, pattern: &Pattern) -> (Probe<A>, bool)
     where
         V: Send + Sync + 'static,
         A: Answer<V>,
     {
-        match self.l1_lookup_due::<V>(key, Timestamp::coarse_now()) {
+        match self.l1_lookup_due::<V>(key, self.clock.coarse_now()) {
             (Found::Fresh(v), due) => match A::from_cached(v) {
                 Some(hit) => {
                     bump(&pattern.stats().l1_hits);
@@ -154,8 +156,9 @@ impl Engine {
     }
 
     /// [`l1_lookup`](Engine::l1_lookup), and whether a fresh entry is due for a refresh-ahead
-    /// (its precomputed deadline against the same `now`: one comparison).
-    #[inline]
+    /// (its precomputed deadline against the same `now`: one comparison, dropped by the compiler
+    /// where the caller ignores it). Inlined into each probe: the hit path is one function.
+    #[inline(always)]
     pub(super) fn l1_lookup_due<V: Send + Sync + 'static>(
         &self,
         key: &str,

@@ -1,5 +1,6 @@
 //! Keys: templates, rendering of arguments into keys, the registry of patterns, the bindings of
-//! macro call sites (`site.rs`) and glob matching (`glob.rs`).
+//! macro call sites (`site.rs`), glob matching (`glob.rs`) and the buffer a look-up renders its
+//! key into (`text.rs`).
 //!
 //! A key is always rendered from a registered [`Pattern`], so that statistics are kept per pattern
 //! and two different argument tuples never render the same key: every placeholder value is
@@ -15,6 +16,7 @@ pub(crate) mod pattern;
 pub(crate) mod registry;
 pub(crate) mod site;
 pub mod template;
+mod text;
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use serde::Serialize;
 
 pub use pattern::Pattern;
 pub use registry::PatternConfig;
+#[doc(hidden)]
+pub use text::KeyBuf;
 
 use crate::error::KeyError;
 
@@ -40,10 +44,10 @@ pub trait KeyArg {
     /// Appends the rendered, escaped value to `out`.
     fn write_key_value(&self, out: &mut String) -> Result<(), KeyError>;
 
-    /// The same, into the inline string a cache look-up renders its key into (no allocation
-    /// for keys of up to 24 bytes). The default goes through [`write_key_value`](Self::write_key_value).
+    /// The same, into the buffer a cache look-up renders its key into (no allocation for keys of
+    /// up to [`KeyBuf::INLINE`] bytes). The default goes through [`write_key_value`](Self::write_key_value).
     #[doc(hidden)]
-    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+    fn write_key_value_inline(&self, out: &mut KeyBuf) -> Result<(), KeyError> {
         let mut text = String::new();
         self.write_key_value(&mut text)?;
         out.push_str(&text);
@@ -61,7 +65,7 @@ impl<T: fmt::Display + ?Sized> KeyArg for T {
         write_escaped(out, self)
     }
 
-    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+    fn write_key_value_inline(&self, out: &mut KeyBuf) -> Result<(), KeyError> {
         write_escaped(out, self)
     }
 }
@@ -86,13 +90,14 @@ impl<T: itoa::Integer + Copy> KeyArg for Int<T> {
         Ok(())
     }
 
-    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+    #[inline]
+    fn write_key_value_inline(&self, out: &mut KeyBuf) -> Result<(), KeyError> {
         out.push_str(itoa::Buffer::new().format(self.0));
         Ok(())
     }
 }
 
-/// What keys are rendered into: a `String`, or the inline string of a cache look-up.
+/// What keys are rendered into: a `String`, or the buffer of a cache look-up.
 pub(crate) trait KeyText {
     fn push_text(&mut self, text: &str);
 
@@ -110,11 +115,13 @@ impl KeyText for String {
     }
 }
 
-impl KeyText for CompactString {
+impl KeyText for KeyBuf {
+    #[inline]
     fn push_text(&mut self, text: &str) {
         self.push_str(text);
     }
 
+    #[inline]
     fn push_arg(&mut self, arg: &dyn KeyArg) -> Result<(), KeyError> {
         arg.write_key_value_inline(self)
     }
@@ -142,7 +149,7 @@ impl<T: Serialize + ?Sized> KeyArg for Hashed<'_, T> {
         self.write_hex(out)
     }
 
-    fn write_key_value_inline(&self, out: &mut CompactString) -> Result<(), KeyError> {
+    fn write_key_value_inline(&self, out: &mut KeyBuf) -> Result<(), KeyError> {
         self.write_hex(out)
     }
 
@@ -214,7 +221,9 @@ pub(crate) type Tags = Arc<[Arc<str>]>;
 /// Build one with [`Pattern::key`].
 #[derive(Clone, Debug)]
 pub struct Key {
-    text: String,
+    /// Inline up to 24 bytes: a key rendered for one call (`get_or_load` on an L1 hit) then
+    /// allocates nothing.
+    text: CompactString,
     pattern: Pattern,
     tags: Tags,
 }
@@ -274,9 +283,9 @@ mod tests {
     #[test]
     fn integers_render_as_their_display_form_inline_or_not() {
         fn both(v: &dyn KeyArg) -> (String, String) {
-            let mut inline = CompactString::default();
+            let mut inline = KeyBuf::new();
             v.write_key_value_inline(&mut inline).unwrap();
-            (render(v), inline.into_string())
+            (render(v), inline.as_str().to_owned())
         }
         let cases: [(&dyn KeyArg, &dyn KeyArg); 6] = [
             (&Int(0u64), &0u64),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use super::template::{Segment, Template, TemplateKind};
-use super::{Key, KeyArg, KeyText, Tags};
+use super::{Key, KeyArg, KeyBuf, KeyText, Tags};
 use crate::error::KeyError;
 use crate::metrics::PatternStats;
 use crate::ttl::TtlPolicy;
@@ -138,13 +138,6 @@ impl BoundTemplate {
             }
         }
         Ok(())
-    }
-
-    /// Renders into an inline string: no allocation for keys of up to 24 bytes.
-    pub(crate) fn render_inline(&self, args: &[&dyn KeyArg]) -> Result<CompactString, KeyError> {
-        let mut out = CompactString::default();
-        self.render_into(args, &mut out)?;
-        Ok(out)
     }
 
     pub(crate) fn render(&self, args: &[&dyn KeyArg]) -> Result<String, KeyError> {
@@ -288,10 +281,11 @@ impl Pattern {
                 got: args.len(),
             });
         }
-        let text = self.0.key.render(args)?;
+        let mut text = KeyBuf::new();
+        self.0.key.render_into(args, &mut text)?;
         let tags = self.render_tags(&self.0.tags, args)?;
         Ok(Key {
-            text,
+            text: CompactString::new(text.as_str()),
             pattern: self.clone(),
             tags,
         })
@@ -364,9 +358,9 @@ impl Pattern {
 
     /// A key rendered elsewhere (by a macro call site, with its own argument binding). `tags`
     /// must already include the pattern's (see [`Pattern::tags_for_site`]).
-    pub(crate) fn key_from_parts(&self, text: String, tags: Tags) -> Key {
+    pub(crate) fn key_from_parts(&self, text: &str, tags: Tags) -> Key {
         Key {
-            text,
+            text: CompactString::new(text),
             pattern: self.clone(),
             tags,
         }

@@ -90,7 +90,7 @@ impl SiteBinding {
 
     /// The owned key of a text rendered through this site (`tags`: rendered; `None`: the
     /// literal ones). `None` for a site without a pattern.
-    pub(crate) fn key_of(&self, text: String, tags: Option<Tags>) -> Option<Key> {
+    pub(crate) fn key_of(&self, text: &str, tags: Option<Tags>) -> Option<Key> {
         let pattern = self.pattern.as_ref()?;
         let tags = match tags {
             Some(tags) => tags,
