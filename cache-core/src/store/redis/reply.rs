@@ -104,3 +104,29 @@ pub(super) fn split_read<T: MgetValue>(
     all.truncate(entries);
     Ok((all, marks))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    #[test]
+    fn an_mget_reply_of_another_shape_is_an_error_and_entries_hand_out_bytes() {
+        let ok = mget_values(Value::Array(vec![
+            Value::BulkString(b"v".to_vec()),
+            Value::Nil,
+            Value::BulkString(b"12".to_vec()),
+        ]))
+        .unwrap();
+        let (entries, marks) = split_read(ok, 2, 1).unwrap();
+        let entries: Vec<_> = Entries::new(entries).collect();
+        assert_eq!(entries, vec![Some(b"v".to_vec()), None]);
+        assert_eq!(marks.clear, Timestamp::from_micros(12));
+        assert!(mget_values(Value::Int(1)).is_err(), "not an array");
+        assert!(
+            mget_values(Value::Array(vec![Value::Nil, Value::Int(3)])).is_err(),
+            "an item of another type"
+        );
+        assert!(mget_values(Value::Array(vec![Value::Nil, Value::Okay])).is_err());
+    }
+}
