@@ -7,8 +7,9 @@
 //!   instance loading a cold key alone); without it (`no_lease`, the baseline) every instance
 //!   loads. Loader runs per key go to `target/criterion/tiercache-extra/fleet.json` (asserted 1
 //!   with the lease, outside the timing).
-//! - `l2_miss`: what the lease adds to one L2 miss with an instant loader (the lease's `SET NX`
-//!   and its release around the load and write-back), against the same miss with the lease off.
+//! - `l2_miss`: what the lease adds to one L2 miss with an instant loader (the lease's acquire
+//!   script before the load: its release rides on the write-back's script call), against the
+//!   same miss with the lease off.
 
 use std::convert::Infallible;
 use std::hint::black_box;

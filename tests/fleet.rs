@@ -88,6 +88,62 @@ async fn four_instances_of_fifty_callers_run_the_loader_once() {
     assert_eq!(lease, None, "the lease is released after the write");
 }
 
+/// Calls of `command` so far, from `INFO commandstats`.
+async fn calls_of(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A leased cold miss is three round trips (`MGET`, the lease's script, the write-back's script,
+/// which releases the lease too); a load that writes nothing back (its loader failed) still
+/// releases its lease, with the release script.
+#[tokio::test]
+async fn a_cold_miss_releases_its_lease_with_the_write_back() {
+    let server = RedisServer::start();
+    let cache = builder(&server, "fold").build().await.unwrap();
+    let (p, key) = key_of(&cache, policy(60));
+    let mut conn = server.connection().await;
+    // A first miss loads the scripts into Redis (`NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA` again).
+    let warm = p.key(&[&0]).unwrap();
+    cache
+        .get_or_load(&warm, || async { Ok::<_, Infallible>(0u8) })
+        .await
+        .unwrap();
+    let (mget, evalsha) = (
+        calls_of(&mut conn, "mget").await,
+        calls_of(&mut conn, "evalsha").await,
+    );
+    let value = cache
+        .get_or_load(&key, || async { Ok::<_, Infallible>(5u8) })
+        .await
+        .unwrap();
+    assert_eq!(*value, 5);
+    assert_eq!(calls_of(&mut conn, "mget").await - mget, 1);
+    assert_eq!(
+        calls_of(&mut conn, "evalsha").await - evalsha,
+        2,
+        "the lease, then the write-back that releases it"
+    );
+    let lease: Option<String> = conn.get("fold:l:prod:1").await.unwrap();
+    assert_eq!(lease, None, "released by the write-back");
+    assert!(raw_get(&server, "fold", "prod:1").await.is_some());
+
+    let failing = p.key(&[&2]).unwrap();
+    let failed = cache
+        .get_or_load(&failing, || async { Err::<u8, _>("down") })
+        .await;
+    assert!(failed.is_err());
+    let lease: Option<String> = conn.get("fold:l:prod:2").await.unwrap();
+    assert_eq!(lease, None, "released without a write-back");
+}
+
 /// The race the lease's script closes: an instance whose L2 read misses just before another one
 /// writes the value and releases its lease must read that value, not take the freed lease and
 /// load again. With an instant loader the window is wide: 200 cold keys, one caller on each of

@@ -2,8 +2,11 @@
 //! a short lease in Redis (`SET ns:l:<key> <token> NX PX <ttl>`, in a script that refuses when the
 //! entry is in Redis already: then it is read, as another instance loaded it since this caller's
 //! read missed), renews it while its loader runs
-//! (a compare-and-pexpire script every third of the lease's time) and releases it after writing
-//! the value back (a compare-and-delete script). Callers of other instances that find the lease
+//! (a compare-and-pexpire script every third of the lease's time) and releases it with the
+//! write-back (the write script deletes the lease after writing the entry, in the same call, only
+//! while it holds this caller's token), or, when nothing is written back (the loader failed,
+//! `unless` vetoed caching, an invalidation dropped the value, the write failed), with a
+//! compare-and-delete script of its own. Callers of other instances that find the lease
 //! taken wait for the value: they poll L2 with a short backoff (5 ms doubling to 50 ms), and at
 //! each poll that still finds no value try to take the lease themselves, so that when a holder
 //! releases without a value (its loader failed, or `unless` vetoed caching) or dies (its lease
@@ -75,6 +78,21 @@ impl LeaseGuard {
             key: Arc::from(key),
             token,
         }
+    }
+
+    /// The key the lease is for.
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The owner token the lease was taken with.
+    pub(super) fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Stops the renewal of a lease that a write-back released in its own script call.
+    pub(super) fn released_by_write(self) {
+        self.renewal.abort();
     }
 
     /// Stops the renewal and deletes the lease if it is still this guard's.

@@ -17,18 +17,20 @@
 //! |---|---|---|
 //! | L1 hit | none | |
 //! | L2 hit | `MGET` | one round trip: the entry, the namespace's clear mark and the key's tag marks (a `clear()` or tag invalidation by another instance is seen on this read, O(1)) |
-//! | cold miss (leased, the default) | `MGET`, `SET NX PX`, loader, `EVALSHA` write, `EVALSHA` release | `MGET` as an L2 hit; `SET NX PX` takes the fleet lease (one loader in the fleet); the write script writes the entry only if no tombstone is as recent as the load's start (an invalidation by another instance during the load wins); the release script deletes the lease only if it is still this caller's token |
+//! | cold miss (leased, the default) | `MGET`, `EVALSHA` acquire, loader, `EVALSHA` write + release: three round trips | `MGET` as an L2 hit; the acquire script takes the fleet lease (`SET NX PX`: one loader in the fleet) unless the entry is in Redis by now (then it is read instead); the write script writes the entry only if no tombstone is as recent as the load's start (an invalidation by another instance during the load wins), then, in the same call, deletes the lease only if it is still this caller's token |
+//! | cold miss, leased, nothing written back | + `EVALSHA` release | the loader failed, `unless` vetoed caching, an invalidation dropped the value or the write failed: the release script alone (the same compare-and-delete) |
 //! | cold miss, loader longer than a third of the lease | + `EVALSHA` renew each third | keeps the lease while the loader runs, only while it is still this caller's |
 //! | miss with `lease = false` | `MGET`, loader, `EVALSHA` write | as above, without the lease |
-//! | waiting on another instance's lease | `MGET`, `SET NX PX`, then per poll `MGET` + `SET NX PX` | each poll reads the value, else tries to take over a lease released without a value or expired |
+//! | waiting on another instance's lease | `MGET`, `EVALSHA` acquire, then per poll `MGET` + `EVALSHA` acquire | each poll reads the value, else tries to take over a lease released without a value or expired (a plain `SET NX PX` once an entry found was stale or undecodable) |
 //! | `get_many` / `get_many_or_load` of n keys | one `MGET` (n entries + marks); misses: one pipeline of n `EVALSHA` writes | one round trip each way, whatever n |
 //! | `set` / `set_many` / `#[cache_put]` | one pipeline of `EVALSHA` writes, `XADD` | the guarded write (as above); `XADD` tells the other instances' L1 (backplane) |
 //! | `invalidate(key)` | one pipeline of `SET` tombstone + `UNLINK`, `XADD` | the tombstone refuses write-backs of loads that began before it; `XADD` for the other L1s |
 //! | `invalidate_tag` / `clear()` | `EVALSHA` mark, `XADD` | later-wins mark (entries stamped before it are stale everywhere); `XADD` for the other L1s |
 //! | sampled read (`fleet_sampling(n)`, off by default) | one in n: pipelined `ZINCRBY` + `ZREMRANGEBYRANK` + `EXPIRE`, in the background | the fleet's popularity, for `warm_from_fleet` |
 //!
-//! Inside Redis the write script runs `GET` (the tombstone) and `SET .. PX`; the marks' script
-//! `GET` and `SET`; the release script `GET` and `DEL`.
+//! Inside Redis the acquire script runs `EXISTS` (the entry) and `SET .. NX PX`; the write script
+//! `GET` (the tombstone) and `SET .. PX`, and for a leased load `GET` and `DEL` (the lease); the
+//! marks' script `GET` and `SET`; the release script `GET` and `DEL`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,7 +42,7 @@ use tracing::Instrument;
 
 use super::Engine;
 use super::invalidate::Ticket;
-use super::lease::Leased;
+use super::lease::{LeaseGuard, Leased};
 use super::read::{Answer, Found, Lookup};
 use super::single_flight::{Role, follow};
 use super::write::WriteBack;
@@ -210,20 +212,25 @@ impl Engine {
                 Leased::Alone => {}
             }
         }
-        let outcome = self.run_loader(key, stale, loader, ticket).await;
+        let outcome = self
+            .run_loader(key, stale, loader, ticket, &mut lease)
+            .await;
+        // Still held: not released by a write-back (nothing written, or the write failed).
         if let Some(lease) = lease {
             lease.release().await;
         }
         outcome
     }
 
-    /// The loader's run after a miss in both tiers, its write-back, and fail-safe.
+    /// The loader's run after a miss in both tiers, its write-back (which releases `lease`, if it
+    /// writes to L2: see [`write_back_leased`](Engine::write_back_leased)), and fail-safe.
     async fn run_loader<V, A, E, F, Fut>(
         &self,
         key: &Key,
         stale: Option<A>,
         loader: F,
         ticket: Ticket,
+        lease: &mut Option<LeaseGuard>,
     ) -> Result<(A, Source), E>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -268,7 +275,8 @@ impl Engine {
                     self.count_fleet_read(key);
                     let value = loaded.value.to_cached();
                     let write = WriteBack { key, value };
-                    self.write_back(vec![write], ticket, WriteMode::Fill).await;
+                    self.write_back_leased(vec![write], ticket, WriteMode::Fill, lease)
+                        .await;
                 }
                 Ok((loaded.value, Source::Loader))
             }

@@ -21,6 +21,7 @@ use crate::error::RedisFailure;
 use crate::key::{Key, Pattern, Tags};
 use crate::metrics::bump;
 use crate::store::memory::L1Entry;
+use crate::store::redis::Entries;
 use crate::ttl::TtlPolicy;
 
 /// What a lookup found in one tier.
@@ -213,20 +214,18 @@ impl Engine {
         V: DeserializeOwned + Send + Sync + 'static,
         A: Answer<V>,
     {
-        match self.l2_lookup::<V>(&[key], ticket.at).await.pop() {
-            Some(Found::Fresh(entry)) => match A::from_cached(entry.value.clone()) {
+        match self.l2_lookup_one::<V>(key, ticket.at).await {
+            Found::Fresh(entry) => match A::from_cached(entry.value.clone()) {
                 Some(answer) => {
                     bump(&key.pattern().stats().l2_hits);
                     self.count_fleet_read(key);
-                    self.fill_l1(vec![(key, entry)], ticket);
+                    self.fill_l1([(key, entry)], ticket);
                     Found::Fresh(answer)
                 }
                 None => Found::Missing,
             },
-            Some(Found::Stale(entry)) => {
-                A::from_cached(entry.value).map_or(Found::Missing, Found::Stale)
-            }
-            _ => Found::Missing,
+            Found::Stale(entry) => A::from_cached(entry.value).map_or(Found::Missing, Found::Stale),
+            Found::Missing => Found::Missing,
         }
     }
 
@@ -255,7 +254,7 @@ impl Engine {
             stale: Vec::with_capacity(keys.len()),
             missing: Vec::new(),
         };
-        let mut l2_keys = Vec::new();
+        let mut l2_keys = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             let stale = match self.l1_lookup::<V>(key.as_str(), now) {
                 Found::Fresh(v) => {
@@ -276,7 +275,7 @@ impl Engine {
         }
         let refs: Vec<&Key> = l2_keys.iter().map(|&i| &keys[i]).collect();
         let from_l2 = self.l2_lookup::<V>(&refs, now).await;
-        let mut fill = Vec::new();
+        let mut fill = Vec::with_capacity(l2_keys.len());
         for (&i, from_l2) in l2_keys.iter().zip(from_l2) {
             match from_l2 {
                 Found::Fresh(entry) => {
@@ -301,10 +300,6 @@ impl Engine {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        let missing = || keys.iter().map(|_| Found::Missing).collect();
-        let Some(l2) = &self.l2 else {
-            return missing();
-        };
         let texts: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         let mut tags: Vec<&str> = keys
             .iter()
@@ -312,17 +307,46 @@ impl Engine {
             .collect();
         tags.sort_unstable();
         tags.dedup();
-        match l2.read(&texts, &tags).await {
+        let Some(values) = self.l2_fetch(&texts, &tags, keys).await else {
+            return keys.iter().map(|_| Found::Missing).collect();
+        };
+        let mut found = Vec::with_capacity(keys.len());
+        for (key, bytes) in keys.iter().zip(values) {
+            found.push(match bytes {
+                Some(bytes) => self.decode_or_unlink(key, &bytes, now).await,
+                None => Found::Missing,
+            });
+        }
+        found
+    }
+
+    /// [`l2_lookup`](Engine::l2_lookup) of one key.
+    pub(super) async fn l2_lookup_one<V>(&self, key: &Key, now: Timestamp) -> Found<FromL2<V>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        let mut tags: Vec<&str> = key.shared_tags().iter().map(|t| &**t).collect();
+        if tags.len() > 1 {
+            tags.sort_unstable();
+            tags.dedup();
+        }
+        let values = self
+            .l2_fetch(&[key.as_str()], &tags, std::slice::from_ref(&key))
+            .await;
+        match values.and_then(|mut v| v.next().flatten()) {
+            Some(bytes) => self.decode_or_unlink(key, &bytes, now).await,
+            None => Found::Missing,
+        }
+    }
+
+    /// The L2 read of `texts` (the keys' texts) with the marks of `tags`, which it applies; the
+    /// entries' bytes, or `None` if Redis did not answer (an error counted for each of `keys`).
+    async fn l2_fetch(&self, texts: &[&str], tags: &[&str], keys: &[&Key]) -> Option<Entries> {
+        let l2 = self.l2.as_ref()?;
+        match l2.read(texts, tags).await {
             Ok((values, marks)) => {
-                self.marks.apply(&marks, &tags);
-                let mut found = Vec::with_capacity(keys.len());
-                for (key, bytes) in keys.iter().zip(values) {
-                    found.push(match bytes {
-                        Some(bytes) => self.decode_l2(key, &bytes, now).await,
-                        None => Found::Missing,
-                    });
-                }
-                found
+                self.marks.apply(&marks, tags);
+                Some(values)
             }
             Err(e) => {
                 if !matches!(e, RedisFailure::CircuitOpen) {
@@ -330,15 +354,32 @@ impl Engine {
                         bump(&key.pattern().stats().l2_errors);
                     }
                 }
-                missing()
+                None
+            }
+        }
+    }
+
+    /// [`decode_l2`](Engine::decode_l2), deleting from Redis a value that does not decode.
+    async fn decode_or_unlink<V>(&self, key: &Key, bytes: &[u8], now: Timestamp) -> Found<FromL2<V>>
+    where
+        V: DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.decode_l2(key, bytes, now) {
+            Some(found) => found,
+            None => {
+                if let Some(l2) = &self.l2 {
+                    // Boxed: rare, and kept out of every read's future.
+                    Box::pin(l2.unlink_best_effort(key.as_str())).await;
+                }
+                Found::Missing
             }
         }
     }
 
     /// Decodes an L2 value. A value that does not decode, or whose stamp is implausible (written
-    /// in the future: see [`codec::Stamp::check_plausible`]), is counted, deleted and treated as
-    /// absent.
-    async fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: Timestamp) -> Found<FromL2<V>>
+    /// in the future: see [`codec::Stamp::check_plausible`]), is counted and is `None` (the
+    /// caller deletes it; it is absent).
+    fn decode_l2<V>(&self, key: &Key, bytes: &[u8], now: Timestamp) -> Option<Found<FromL2<V>>>
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
@@ -358,17 +399,14 @@ impl Engine {
             Err(error) => {
                 bump(&key.pattern().stats().decode_errors);
                 tracing::warn!(key = %key, %error, "undecodable value in Redis: deleted, reloading");
-                if let Some(l2) = &self.l2 {
-                    l2.unlink_best_effort(key.as_str()).await;
-                }
-                return Found::Missing;
+                return None;
             }
         };
         if !self
             .marks
             .is_current(stamp.written_at, tags.iter().copied())
         {
-            return Found::Missing;
+            return Some(Found::Missing);
         }
         let tags = if !l1
             || tags
@@ -386,24 +424,25 @@ impl Engine {
             tags,
             decoded_size,
         };
-        if now < stamp.fresh_until {
+        Some(if now < stamp.fresh_until {
             Found::Fresh(entry)
         } else if now < stamp.stale_until {
             Found::Stale(entry)
         } else {
             Found::Missing
-        }
+        })
     }
 
     /// Copies fresh L2 values into L1, unless invalidated since `ticket`. Synchronous: if an
     /// invalidation holds the gate right now, the copy is skipped (the value was still served; the
     /// next read finds it in L2 again) rather than making the reader wait.
-    pub(super) fn fill_l1<V: Send + Sync + 'static>(
+    pub(super) fn fill_l1<'k, V: Send + Sync + 'static>(
         &self,
-        items: Vec<(&Key, FromL2<V>)>,
+        items: impl IntoIterator<Item = (&'k Key, FromL2<V>)>,
         ticket: Ticket,
     ) {
-        if items.is_empty() || !self.l1.enabled() {
+        let mut items = items.into_iter().peekable();
+        if items.peek().is_none() || !self.l1.enabled() {
             return;
         }
         let now = self.clock.now();

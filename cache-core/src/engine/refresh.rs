@@ -130,7 +130,8 @@ impl Engine {
                         key: &key,
                         value: loaded.value.to_cached(),
                     };
-                    self.write_back(vec![write], ticket, WriteMode::Fill).await;
+                    self.write_back_leased(vec![write], ticket, WriteMode::Fill, &mut lease)
+                        .await;
                 }
             }
             Err(_) => {
@@ -148,9 +149,9 @@ impl Engine {
     where
         V: DeserializeOwned + Send + Sync + 'static,
     {
-        match self.l2_lookup::<V>(&[key], Timestamp::now()).await.pop() {
-            Some(Found::Fresh(entry)) if entry.stamp.written_at > ours => {
-                self.fill_l1(vec![(key, entry)], ticket);
+        match self.l2_lookup_one::<V>(key, Timestamp::now()).await {
+            Found::Fresh(entry) if entry.stamp.written_at > ours => {
+                self.fill_l1([(key, entry)], ticket);
                 true
             }
             _ => false,

@@ -8,37 +8,56 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 type Outcome<V, E> = Option<Result<Option<Arc<V>>, E>>;
 
+/// One load in flight: its outcome once the leader is done (`Some(None)`: it went away without
+/// one), and the followers' wake-up. A plain mutex and one `Notify`, not a `watch` channel: the
+/// leader of a load nobody follows (the common case) pays one allocation, two uncontended locks
+/// and a notification with no waiter.
 struct Flight<V, E> {
-    tx: watch::Sender<Outcome<V, E>>,
+    done: Mutex<Option<Outcome<V, E>>>,
+    wake: Notify,
 }
 
-/// In-flight loads by key. Values are type-erased `Flight<V, E>`. Keys are short strings:
-/// foldhash hashes them several times faster than the default SipHash.
+impl<V, E> Flight<V, E> {
+    /// Records the leader's end (unless it already ended) and wakes the followers.
+    fn end(&self, outcome: Outcome<V, E>) {
+        self.done.lock().get_or_insert(outcome);
+        self.wake.notify_waiters();
+    }
+}
+
+/// In-flight loads by key. Values are type-erased `Flight<V, E>`. Keys are short strings, kept
+/// inline (no allocation up to 24 bytes); foldhash hashes them several times faster than the
+/// default SipHash.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>, foldhash::quality::RandomState>>,
+    map: Mutex<HashMap<CompactString, Arc<dyn Any + Send + Sync>, foldhash::quality::RandomState>>,
 }
 
 /// What a caller is in a flight.
 pub(crate) enum Role<'a, V, E> {
     /// Runs the load and must [`Leader::finish`].
     Leader(Leader<'a, V, E>),
-    /// Awaits the leader.
-    Follower(watch::Receiver<Outcome<V, E>>),
+    /// Awaits the leader ([`follow`]).
+    Follower(Following<V, E>),
     /// Another type is in flight under this key: load alone.
     Alone,
 }
+
+/// A follower's hold on the flight it awaits.
+pub(crate) struct Following<V, E>(Arc<Flight<V, E>>);
 
 /// The caller that runs the load. Dropping it unfinished wakes the followers, who retry.
 pub(crate) struct Leader<'a, V, E> {
     flights: &'a Flights,
     key: &'a str,
     flight: Arc<Flight<V, E>>,
+    finished: bool,
 }
 
 impl<V, E> Leader<'_, V, E>
@@ -47,19 +66,27 @@ where
     E: Clone + Send + Sync + 'static,
 {
     /// Publishes the outcome to every follower.
-    pub(crate) fn finish(self, outcome: Result<Option<Arc<V>>, E>) {
-        self.flight.tx.send_replace(Some(outcome));
+    pub(crate) fn finish(mut self, outcome: Result<Option<Arc<V>>, E>) {
+        self.flight.end(Some(outcome));
+        self.finished = true;
     }
 }
 
 impl<V, E> Drop for Leader<'_, V, E> {
     fn drop(&mut self) {
-        let mut map = self.flights.map.lock();
-        if let Some(current) = map.get(self.key) {
-            let ours = Arc::as_ptr(current).cast::<()>() == Arc::as_ptr(&self.flight).cast::<()>();
-            if ours {
-                map.remove(self.key);
+        {
+            let mut map = self.flights.map.lock();
+            if let Some(current) = map.get(self.key) {
+                let ours =
+                    Arc::as_ptr(current).cast::<()>() == Arc::as_ptr(&self.flight).cast::<()>();
+                if ours {
+                    map.remove(self.key);
+                }
             }
+        }
+        if !self.finished {
+            // Cancelled, or a panic: the followers wake to no outcome, and retry.
+            self.flight.end(None);
         }
     }
 }
@@ -73,17 +100,20 @@ impl Flights {
         let mut map = self.map.lock();
         if let Some(existing) = map.get(key) {
             return match Arc::clone(existing).downcast::<Flight<V, E>>() {
-                Ok(flight) => Role::Follower(flight.tx.subscribe()),
+                Ok(flight) => Role::Follower(Following(flight)),
                 Err(_) => Role::Alone,
             };
         }
-        let (tx, _) = watch::channel(None);
-        let flight = Arc::new(Flight { tx });
-        map.insert(key.to_owned(), flight.clone());
+        let flight = Arc::new(Flight {
+            done: Mutex::new(None),
+            wake: Notify::new(),
+        });
+        map.insert(CompactString::from(key), flight.clone());
         Role::Leader(Leader {
             flights: self,
             key,
             flight,
+            finished: false,
         })
     }
 
@@ -100,14 +130,17 @@ impl Flights {
 }
 
 /// Waits for the leader; `None` if it went away without a result (then the caller retries).
-pub(crate) async fn follow<V, E>(
-    mut rx: watch::Receiver<Outcome<V, E>>,
-) -> Option<Result<Option<Arc<V>>, E>>
+pub(crate) async fn follow<V, E>(following: Following<V, E>) -> Option<Result<Option<Arc<V>>, E>>
 where
     E: Clone,
 {
-    match rx.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone(),
-        Err(_) => None,
+    let flight = following.0;
+    loop {
+        // Registered before the check: an end between the check and the wait still wakes it.
+        let woken = flight.wake.notified();
+        if let Some(outcome) = flight.done.lock().as_ref() {
+            return outcome.clone();
+        }
+        woken.await;
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::Engine;
 use super::invalidate::Ticket;
+use super::lease::LeaseGuard;
 use super::read::refresh_deadline;
 use crate::clock::Timestamp;
 use crate::codec::{self, Stamp};
@@ -97,6 +98,21 @@ impl Engine {
     ) where
         V: Serialize + Send + Sync + 'static,
     {
+        self.write_back_leased(items, ticket, mode, &mut None).await;
+    }
+
+    /// [`write_back`](Engine::write_back) by the holder of `lease`, the fleet lease of one of the
+    /// items' keys: if that item's L2 write is sent and succeeds, it released the lease in the
+    /// same script call and `lease` is emptied; otherwise the caller still has to release it.
+    pub(super) async fn write_back_leased<V>(
+        &self,
+        items: Vec<WriteBack<'_, V>>,
+        ticket: Ticket,
+        mode: WriteMode,
+        lease: &mut Option<LeaseGuard>,
+    ) where
+        V: Serialize + Send + Sync + 'static,
+    {
         let now = self.clock.now();
         let mut oversize: Vec<&Key> = Vec::new();
         let encoded: Vec<Encoded<'_, V>> = items
@@ -122,6 +138,7 @@ impl Engine {
         }
         let _shared = self.log.shared().await;
         let mut l2_batch: Vec<EntryWrite<'_>> = Vec::with_capacity(encoded.len());
+        let mut releases = false;
         for e in &encoded {
             let key = e.item.key;
             if self
@@ -134,40 +151,59 @@ impl Engine {
                 tracing::debug!(key = %key, "loaded value dropped: invalidated while loading");
                 continue;
             }
-            let l1_stamp = Stamp {
-                fresh_until: now.saturating_add(e.l1_fresh).min(e.stamp.fresh_until),
-                ..e.stamp
-            };
-            let value = e
-                .item
-                .value
-                .clone()
-                .map(|v| v as Arc<dyn Any + Send + Sync>);
-            let entry = L1Entry::new(
-                value,
-                l1_stamp,
-                key.shared_tags(),
-                key.pattern().id(),
-                e.decoded_size,
-            )
-            .refreshing_at(refresh_deadline(key.pattern().policy(), e.stamp));
-            self.l1.insert(key.as_str(), entry);
+            self.l1.insert(key.as_str(), l1_entry(e, now));
+            let token = lease
+                .as_ref()
+                .filter(|l| !releases && l.key() == key.as_str())
+                .map(LeaseGuard::token);
+            releases |= token.is_some();
             l2_batch.push(EntryWrite {
                 key: key.as_str(),
                 bytes: &e.bytes,
                 time_to_live: e.stamp.stale_until.saturating_duration_since(now),
+                lease: token,
             });
         }
-        if let Some(l2) = &self.l2
-            && !l2_batch.is_empty()
-            && let Err(e) = l2.write(&l2_batch, ticket.at, mode).await
-            && !matches!(e, RedisFailure::CircuitOpen)
-        {
-            for e in &encoded {
-                bump(&e.item.key.pattern().stats().l2_errors);
+        let Some(l2) = self.l2.as_ref().filter(|_| !l2_batch.is_empty()) else {
+            return;
+        };
+        match l2.write(&l2_batch, ticket.at, mode).await {
+            Ok(()) => {
+                if let Some(released) = lease.take_if(|_| releases) {
+                    released.released_by_write();
+                }
+            }
+            Err(RedisFailure::CircuitOpen) => {}
+            Err(_) => {
+                for e in &encoded {
+                    bump(&e.item.key.pattern().stats().l2_errors);
+                }
             }
         }
     }
+}
+
+/// The L1 entry of a value written back at `now`: its L2 stamp, fresh in L1 no longer than the
+/// pattern's L1 freshness.
+fn l1_entry<V: Send + Sync + 'static>(e: &Encoded<'_, V>, now: Timestamp) -> L1Entry {
+    let key = e.item.key;
+    let l1_stamp = Stamp {
+        fresh_until: now.saturating_add(e.l1_fresh).min(e.stamp.fresh_until),
+        ..e.stamp
+    };
+    let value = e
+        .item
+        .value
+        .clone()
+        .map(|v| v as Arc<dyn Any + Send + Sync>);
+    L1Entry::new(
+        value,
+        l1_stamp,
+        key.shared_tags(),
+        key.pattern().id(),
+        e.decoded_size,
+    )
+    .refreshing_at(refresh_deadline(key.pattern().policy(), e.stamp))
 }
 
 /// A value whose encoded form exceeds its pattern's maximum size: served, not cached.

@@ -61,7 +61,7 @@
 //! Split by concern: this file holds the key layout and the operations (read, write, unlink,
 //! mark); [`scripts`] the write-back and mark scripts, sent by hash (`EVALSHA`, loaded again on
 //! `NOSCRIPT`); [`connection`] the connection, the guard around each call and the probe;
-//! [`replay`] the queue of invalidations waiting for Redis. Knows entries (bytes under a key),
+//! [`replay`] the queue of invalidations waiting for Redis; [`reply`] the read's `MGET` reply. Knows entries (bytes under a key),
 //! marks and tombstones, never key patterns or statistics per pattern: `store/` never imports
 //! `key`, `engine` or the facade.
 
@@ -71,6 +71,7 @@ mod lease;
 mod popularity;
 mod reclaim;
 mod replay;
+mod reply;
 mod scripts;
 pub(crate) mod sentinel;
 
@@ -88,6 +89,8 @@ pub(in crate::store) use self::connection::sample_redis_clock;
 use self::deployment::{Deployment, L2Connection, SlotPipeline};
 pub(crate) use self::reclaim::Reclaimed;
 use self::replay::{Pending, PendingQueue};
+pub(crate) use self::reply::{Entries, Marks};
+use self::reply::{mget_values, split_read};
 use super::circuit::{Circuit, Permit};
 use crate::clock::{Clock, Timestamp};
 use crate::error::RedisFailure;
@@ -118,6 +121,9 @@ pub(crate) struct EntryWrite<'a> {
     pub(crate) key: &'a str,
     pub(crate) bytes: &'a [u8],
     pub(crate) time_to_live: Duration,
+    /// The token of the key's fleet lease, if the writer holds it: the same script call then
+    /// releases it ([`scripts::WRITE`]).
+    pub(crate) lease: Option<u64>,
 }
 
 /// A Redis key written as three parts (a namespace prefix, the key, and the suffix that closes
@@ -130,49 +136,26 @@ impl redis::ToRedisArgs for Prefixed<'_> {
         W: ?Sized + redis::RedisWrite,
     {
         use std::io::Write as _;
+        let parts = [self.0.as_bytes(), self.1.as_bytes(), self.2.as_bytes()];
+        // Most names fit on the stack: joined there, written in one piece (cheaper than three
+        // writes into the command's buffer).
+        let mut joined = [0u8; 128];
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len <= joined.len() {
+            let mut at = 0;
+            for part in parts {
+                joined[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            out.write_arg(&joined[..len]);
+            return;
+        }
         let mut arg = out.writer_for_next_arg();
         // Writing into the command's own buffer cannot fail.
-        let _ = arg.write_all(self.0.as_bytes());
-        let _ = arg.write_all(self.1.as_bytes());
-        let _ = arg.write_all(self.2.as_bytes());
+        for part in parts {
+            let _ = arg.write_all(part);
+        }
     }
-}
-
-/// Splits the reply of the combined MGET into the entries and the marks. A reply of another
-/// length than asked for (a proxy or a broken server) is an L2 error, never a panic.
-fn split_read(
-    mut all: Vec<Option<Vec<u8>>>,
-    entries: usize,
-    marks: usize,
-) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Marks)> {
-    if all.len() != entries + marks {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "MGET reply has another number of values than keys asked for",
-            format!("{} values for {} keys", all.len(), entries + marks),
-        )));
-    }
-    let mut marks = all.split_off(entries).into_iter().map(|m| {
-        m.and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
-            .map_or(Timestamp::EPOCH, Timestamp::from_micros)
-    });
-    let clear = marks.next().unwrap_or(Timestamp::EPOCH);
-    Ok((
-        all,
-        Marks {
-            clear,
-            tags: marks.collect(),
-        },
-    ))
-}
-
-/// Marks read with entries: the namespace clear time and each requested tag's time
-/// ([`Timestamp::EPOCH`]: never).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Marks {
-    pub(crate) clear: Timestamp,
-    pub(crate) tags: Vec<Timestamp>,
 }
 
 pub(crate) struct RedisStore {
@@ -284,7 +267,7 @@ impl RedisStore {
         self: &Arc<Self>,
         keys: &[&str],
         tags: &[&str],
-    ) -> Result<(Vec<Option<Vec<u8>>>, Marks), RedisFailure> {
+    ) -> Result<(Entries, Marks), RedisFailure> {
         // One MGET: the entries, then the clear mark, then the tags' marks; each name written
         // straight into the command (prefix, then key), not built as a string of its own first.
         let mut mget = redis::cmd("MGET");
@@ -297,8 +280,9 @@ impl RedisStore {
         }
         let (entries, marks) = (keys.len(), tags.len() + 1);
         self.run("read", |mut conn| async move {
-            let all: Vec<Option<Vec<u8>>> = mget.query_async(&mut conn).await?;
-            split_read(all, entries, marks)
+            use redis::aio::ConnectionLike as _;
+            let all = mget_values(conn.req_packed_command(&mget).await?)?;
+            split_read(all, entries, marks).map(|(all, marks)| (Entries::new(all), marks))
         })
         .await
     }
@@ -311,6 +295,8 @@ impl RedisStore {
     /// Writes entries of values whose load (or write) started at `written_at`, in one pipeline;
     /// an entry whose key was invalidated since then (its tombstone, possibly from another
     /// instance) is not written. `mode` says what a write that does not reach Redis leaves behind.
+    /// The leases of entries that carry their token are released by the same calls (once `Ok`,
+    /// released; after an error, perhaps not).
     pub(crate) async fn write(
         self: &Arc<Self>,
         entries: &[EntryWrite<'_>],
@@ -321,16 +307,17 @@ impl RedisStore {
         let mut pipe = SlotPipeline::new(self.deployment.is_cluster());
         for (key, entry) in full.iter().zip(entries) {
             let ttl_ms = u64::try_from(entry.time_to_live.as_millis()).unwrap_or(u64::MAX);
-            pipe.pipe_for(key)
-                .invoke_script(
-                    scripts::WRITE
-                        .key(key)
-                        .key(self.tombstone_of(key))
-                        .arg(entry.bytes)
-                        .arg(ttl_ms.max(1))
-                        .arg(written_at.as_micros()),
-                )
-                .ignore();
+            let mut call = scripts::WRITE.key(key);
+            call.key(self.tombstone_of(key))
+                .arg(entry.bytes)
+                .arg(ttl_ms.max(1))
+                .arg(written_at.as_micros());
+            if let Some(token) = entry.lease {
+                // The lease key shares the entry's hash slot (see the module docs).
+                call.key(Prefixed(&self.lease_prefix, entry.key, self.key_close))
+                    .arg(token);
+            }
+            pipe.pipe_for(key).invoke_script(&call).ignore();
         }
         let result = self
             .run("write", |conn| async move {
@@ -521,6 +508,7 @@ pub(crate) mod tests {
             key: "k",
             bytes: b"v",
             time_to_live: Duration::from_secs(1),
+            lease: None,
         }];
         let fill = store
             .write(&entries, store.clock.now(), WriteMode::Fill)
@@ -550,7 +538,7 @@ pub(crate) mod tests {
             "fewer values than entries"
         );
         assert!(split_read(reply.clone(), 1, 2).is_err(), "marks missing");
-        assert!(split_read(Vec::new(), 0, 1).is_err());
+        assert!(split_read(Vec::<Option<Vec<u8>>>::new(), 0, 1).is_err());
         assert!(
             split_read(vec![None, None, None], 1, 1).is_err(),
             "too many"

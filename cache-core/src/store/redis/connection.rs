@@ -98,6 +98,12 @@ impl RedisStore {
         if let Some(c) = self.open_connection() {
             return Ok(c);
         }
+        // Boxed: the connecting future is large, and every call's future would carry it.
+        Box::pin(self.reconnect()).await
+    }
+
+    /// Opens the connection (one caller at a time), unless another caller just did.
+    async fn reconnect(&self) -> redis::RedisResult<L2Connection> {
         let _one_at_a_time = self.connect_lock.lock().await;
         if let Some(c) = self.open_connection() {
             return Ok(c);
@@ -169,7 +175,8 @@ impl RedisStore {
         let call = async {
             let mut conn = self.connection().await?;
             if self.has_pending.load(Ordering::Acquire) {
-                self.flush_pending(&mut conn).await?;
+                // Boxed, as the connecting: rare, and large.
+                Box::pin(self.flush_pending(&mut conn)).await?;
             }
             f(conn).await
         };

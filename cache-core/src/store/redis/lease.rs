@@ -6,7 +6,9 @@
 //! callers in `benches/fleet.rs` before); renewed by a script that moves the expiry only while the
 //! key still holds the owner's token, released by a script that deletes it only then: a holder
 //! whose lease expired (and was taken by another instance) can neither renew nor release the new
-//! holder's lease.
+//! holder's lease. A holder that writes its value back releases the lease in the write's own
+//! script call instead ([`super::scripts::WRITE`], the same compare-and-delete after the write),
+//! one round trip fewer; the release script here is for a load that writes nothing back.
 //!
 //! Owns the lease keys and their scripts. What a lease means for a load is the engine's
 //! ([`crate::engine`]'s `lease` module).

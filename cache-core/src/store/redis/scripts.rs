@@ -19,11 +19,18 @@ use redis::{ErrorKind, Script, ServerErrorKind};
 
 /// Writes an entry (`KEYS[1]`) unless its tombstone (`KEYS[2]`) is at least as recent as the time
 /// the value's load started (`ARGV[3]`); `ARGV[1]` the bytes, `ARGV[2]` the time to live in ms.
+/// With a third key, the entry's fleet lease (`KEYS[3]`, held by the caller with the token
+/// `ARGV[4]`), it then releases that lease as the release script of `lease.rs` does (deleted only
+/// while it holds that token), whether or not the entry was written: a leased load writes back and
+/// releases in one round trip. 1 if the entry was written.
 pub(super) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 \
-         if t >= tonumber(ARGV[3]) then return 0 end \
-         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
+         local written = 0 \
+         if t < tonumber(ARGV[3]) then \
+         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) written = 1 end \
+         if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end \
+         return written",
     )
 });
 
