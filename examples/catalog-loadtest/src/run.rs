@@ -50,6 +50,7 @@ struct Mode {
     postgres: bool,
 }
 
+/// In this order: the scenarios that need Redis come before the one that kills it.
 const MODES: [Mode; 8] = [
     Mode {
         name: "no cache",
@@ -88,15 +89,6 @@ const MODES: [Mode; 8] = [
         postgres: false,
     },
     Mode {
-        name: "two-tier, Redis killed at half time",
-        l1: true,
-        l2: true,
-        kill_redis: true,
-        ceiling: false,
-        primed: false,
-        postgres: false,
-    },
-    Mode {
         name: "L1 only, primed",
         l1: true,
         l2: false,
@@ -112,6 +104,15 @@ const MODES: [Mode; 8] = [
         kill_redis: false,
         ceiling: false,
         primed: true,
+        postgres: false,
+    },
+    Mode {
+        name: "two-tier, Redis killed at half time",
+        l1: true,
+        l2: true,
+        kill_redis: true,
+        ceiling: false,
+        primed: false,
         postgres: false,
     },
     Mode {

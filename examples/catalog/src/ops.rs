@@ -72,10 +72,17 @@ impl Default for WarmupDepth {
     }
 }
 
+/// The kinds of entry that every page shows (the critical data of the plan the catalog follows:
+/// categories, colours, rankings, statistics, filters of the main categories), warmed first and
+/// timed apart ([`WarmupReport::critical`]).
+pub const CRITICAL: [&str; 5] = ["categories", "colors", "rankings", "stats", "filters"];
+
 /// What warmup did.
 #[derive(Debug, Clone, Default)]
 pub struct WarmupReport {
     pub elapsed: Duration,
+    /// When the last entry of the [`CRITICAL`] kinds was warm (they are warmed first).
+    pub critical: Duration,
     /// Entries warmed (loaded or found cached), per kind.
     pub loaded: BTreeMap<&'static str, usize>,
     /// Loads from the database while warming (the cache's counter of loader calls: a batch of
@@ -101,6 +108,12 @@ impl std::fmt::Display for WarmupReport {
             .map(|(k, n)| format!("{k}: {n}"))
             .collect();
         write!(f, " ({})", parts.join(", "))?;
+        write!(
+            f,
+            "; what every page shows ({}) warm after {:.2?}",
+            CRITICAL.join(", "),
+            self.critical
+        )?;
         if self.failed > 0 {
             write!(f, "; {} failed", self.failed)?;
         }
@@ -377,6 +390,9 @@ pub async fn warmup_to(
     let mut report = WarmupReport::default();
     let mut results = futures::stream::iter(jobs).buffer_unordered(WARMUP_CONCURRENCY);
     while let Some((kind, what, result, took)) = results.next().await {
+        if CRITICAL.contains(&kind) {
+            report.critical = started.elapsed();
+        }
         match result {
             Ok(entries) => {
                 *report.loaded.entry(kind).or_default() += entries;

@@ -17,6 +17,12 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     assert_eq!(report.failed, 0);
     assert!(report.loaded["categories"] > 10, "{report}");
     assert_eq!(report.loaded["rankings"], 3);
+    // What every page shows is warmed first and timed apart.
+    assert!(
+        !report.critical.is_zero() && report.critical <= report.elapsed,
+        "{report}"
+    );
+    assert!(report.to_string().contains("; what every page shows (categories, colors, rankings, stats, filters) warm after "), "{report}");
     assert_eq!(report.loaded["colors"], 1);
     assert!(report.loaded["filters"] >= 2);
     // Every category's first page in each warmed sort; every product of this small catalog
