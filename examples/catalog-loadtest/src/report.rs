@@ -273,7 +273,7 @@ impl Report {
             "\nHit ratio: hits over lookups of every pattern (a request whose body is cached is one \
              lookup; one whose body is not looks its value up too). Requests answered from the \
              cache: of the reads whose route answers from a cached body (all but filters and top \
-             sellers), the share whose `X-Cache` was `hit-l1` or `hit-l2`, as a client sees it."
+             sellers), the share whose `X-Cache` was `hit-l1` or `hit-l2`, as a client sees it.\n"
         );
     }
 
@@ -397,8 +397,7 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "## Two-tier vs L1 only
-
+            "## Two-tier vs L1 only\n\n\
              | start | throughput ÷ | p50 ÷ | p99 ÷ | loads, two-tier | loads, L1 only |\n\
              |---|---|---|---|---|---|"
         );
@@ -630,7 +629,7 @@ mod tests {
             ..Report::default()
         };
         let md = report.markdown();
-        assert!(md.contains("## Two-tier vs L1 only"), "{md}");
+        assert!(md.contains("## Two-tier vs L1 only\n\n| start |"), "{md}");
         assert!(md.contains("| cold | 0.75 |"), "{md}");
         assert!(md.contains("| primed | 1.20 |"), "{md}");
         let without = Report {
