@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use cache_core::{Cache, Key, PatternConfig};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tiercache_benches::{ENTRIES, Product, RedisServer, config, l2_only_policy, product, runtime};
+use tiercache_benches::{
+    ENTRIES, Product, RedisServer, config, l2_only_policy, print_counters, product, runtime,
+};
 
 const SIZES: [usize; 2] = [10, 100];
 
@@ -86,12 +88,7 @@ fn batch(c: &mut Criterion) {
     g.finish();
 
     let after = tier.stats().total;
-    eprintln!(
-        "batch: tiercache counters over the timed reads: l1_hits={} l2_hits={} misses={}",
-        after.l1_hits - before.l1_hits,
-        after.l2_hits - before.l2_hits,
-        after.misses - before.misses
-    );
+    print_counters("batch", &before, &after);
     assert_eq!(
         after.l1_hits, before.l1_hits,
         "no timed read was served by L1"

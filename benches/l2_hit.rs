@@ -22,8 +22,8 @@ use cached::AsyncRedisCache;
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use tiercache_benches::{
-    Call, ENTRIES, Ids, LoadError, Product, RedisServer, config, l2_only_policy, paired, product,
-    quick, runtime, write_extra,
+    Call, ENTRIES, Ids, LoadError, Product, RedisServer, command_calls, config, l2_only_policy,
+    paired, print_counters, product, quick, runtime, write_extra,
 };
 
 static REDIS_URL: OnceLock<String> = OnceLock::new();
@@ -282,12 +282,7 @@ fn l2(c: &mut Criterion) {
     });
 
     let after = tier.stats().total;
-    eprintln!(
-        "l2_hit: tiercache counters over the timed reads: l1_hits={} l2_hits={} misses={}",
-        after.l1_hits - before.l1_hits,
-        after.l2_hits - before.l2_hits,
-        after.misses - before.misses
-    );
+    print_counters("l2_hit", &before, &after);
     assert_eq!(
         after.l1_hits, before.l1_hits,
         "no timed read was served by L1"
@@ -340,23 +335,23 @@ fn l2(c: &mut Criterion) {
         let mut probe = server.connection().await;
         let mut out = BTreeMap::new();
 
-        let before = commands(&mut probe).await;
+        let before = command_calls(&mut probe).await;
         for id in 0..OPS {
             let bytes: Vec<u8> = conn.get(raw_key(id)).await.expect("GET");
             black_box(bytes);
         }
-        let after = commands(&mut probe).await;
+        let after = command_calls(&mut probe).await;
         out.insert("raw_redis_get_decode (hit)", per_op(&before, &after, OPS));
 
-        let before = commands(&mut probe).await;
+        let before = command_calls(&mut probe).await;
         for i in 0..OPS {
             let key = pattern.key(&[&(i * 97 % ENTRIES)]).expect("key");
             black_box(tier.get::<Product>(&key).await.expect("hit"));
         }
-        let after = commands(&mut probe).await;
+        let after = command_calls(&mut probe).await;
         out.insert("tiercache_get (L2 hit)", per_op(&before, &after, OPS));
 
-        let before = commands(&mut probe).await;
+        let before = command_calls(&mut probe).await;
         for _ in 0..OPS {
             let id = cold_id();
             let key = pattern.key(&[&id]).expect("key");
@@ -366,7 +361,7 @@ fn l2(c: &mut Criterion) {
                 .expect("infallible");
             black_box(loaded);
         }
-        let after = commands(&mut probe).await;
+        let after = command_calls(&mut probe).await;
         out.insert(
             "tiercache_get_or_load (cold miss)",
             per_op(&before, &after, OPS),
@@ -391,27 +386,6 @@ fn per_op(
             (cmd.clone(), (n - was) as f64 / ops as f64)
         })
         .filter(|(_, n)| *n > 0.0)
-        .collect()
-}
-
-/// Calls per command so far, from `INFO commandstats` (the probe's own `INFO` excluded).
-async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            (name != "info").then(|| (name.to_owned(), calls))
-        })
         .collect()
 }
 

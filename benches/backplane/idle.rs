@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use cache_core::{Cache, PatternConfig, TtlPolicy};
-use tiercache_benches::{RedisServer, product};
+use tiercache_benches::{RedisServer, command_calls, product};
 
 const INSTANCES: u64 = 4;
 const TAGS: u64 = 300;
@@ -16,24 +15,7 @@ const TAGS: u64 = 300;
 /// Calls per command (`cmdstat_<name>:calls=N,...`), `INFO` excluded; `keyspace_misses`.
 async fn counters(server: &RedisServer) -> (BTreeMap<String, u64>, u64) {
     let mut conn = server.connection().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO commandstats");
-    let calls = info
-        .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            (name != "info").then(|| (name.to_owned(), calls))
-        })
-        .collect();
+    let calls = command_calls(&mut conn).await;
     let stats: String = redis::cmd("INFO")
         .arg("stats")
         .query_async(&mut conn)
@@ -56,19 +38,8 @@ pub async fn measure() -> serde_json::Value {
     let server = RedisServer::start();
     let mut fleet = Vec::new();
     for _ in 0..INSTANCES {
-        let cache = Cache::builder()
-            .namespace("bench-idle")
-            .redis_url(server.url())
-            .require_redis(true)
-            .build()
-            .await
-            .expect("cache");
-        let pattern = cache
-            .register(
-                PatternConfig::new("prod:<id>", TtlPolicy::new(Duration::from_secs(600)))
-                    .tag("t:<id>"),
-            )
-            .expect("pattern");
+        // The instances the propagation benches use (a tag per product).
+        let (cache, pattern) = super::instance(&server.url()).await;
         for id in 0..TAGS {
             let key = pattern.key(&[&id]).expect("key");
             cache
@@ -77,7 +48,7 @@ pub async fn measure() -> serde_json::Value {
                 .expect("load");
         }
         for id in 0..5u64 {
-            cache.invalidate_tag(&format!("t:{id}")).await;
+            cache.invalidate_tag(&format!("prod:{id}:tag")).await;
         }
         fleet.push(cache);
     }

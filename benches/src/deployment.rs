@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionLike;
 use tokio::runtime::Runtime;
 
-use crate::{ENTRIES, Ids, Product, product};
+use crate::{ENTRIES, Ids, Product, print_counters, product};
 
 /// Keys per `get_many` / `MGET`.
 pub const BATCH: usize = 100;
@@ -117,12 +117,7 @@ pub fn l2_reads<C>(
     g.finish();
 
     let after = tier.stats().total;
-    eprintln!(
-        "{name}: tiercache counters over the timed reads: l1_hits={} l2_hits={} misses={}",
-        after.l1_hits - before.l1_hits,
-        after.l2_hits - before.l2_hits,
-        after.misses - before.misses
-    );
+    print_counters(name, &before, &after);
     assert_eq!(
         after.misses, before.misses,
         "every timed read was an L2 hit"

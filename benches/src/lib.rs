@@ -135,6 +135,39 @@ pub fn write_extra(name: &str, value: &serde_json::Value) {
     std::fs::write(dir.join(format!("{name}.json")), text).expect("write extra figures");
 }
 
+/// Prints what the cache counted over a bench's timed reads (`before` and `after` them), so that
+/// the log shows which tier served them.
+pub fn print_counters(bench: &str, before: &cache_core::Counters, after: &cache_core::Counters) {
+    eprintln!(
+        "{bench}: tiercache counters over the timed reads: l1_hits={} l2_hits={} misses={}",
+        after.l1_hits - before.l1_hits,
+        after.l2_hits - before.l2_hits,
+        after.misses - before.misses
+    );
+}
+
+/// Calls per command so far, from `INFO commandstats` (`cmdstat_<name>:calls=N,...`), the
+/// probe's own `INFO` excluded.
+pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
 /// A pattern policy whose L1 copies are fresh for 1 ms only (the shortest L1 TTL): every read of
 /// a key not read in the last millisecond goes to L2, i.e. each read sees a fresh L1. The L1
 /// insert of the value read from L2 still happens, as on any real L2 hit.

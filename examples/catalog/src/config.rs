@@ -196,23 +196,9 @@ impl fmt::Debug for Config {
             .field("redis_ca", &self.redis_ca)
             .field("redis_client_cert", &self.redis_client_cert)
             .field("redis_client_key", &self.redis_client_key)
-            .field(
-                "redis_sentinel",
-                &self
-                    .redis_sentinel
-                    .iter()
-                    .map(|s| redact_url(s))
-                    .collect::<Vec<_>>(),
-            )
+            .field("redis_sentinel", &Redacted::urls(&self.redis_sentinel))
             .field("redis_master", &self.redis_master)
-            .field(
-                "redis_cluster",
-                &self
-                    .redis_cluster
-                    .iter()
-                    .map(|s| redact_url(s))
-                    .collect::<Vec<_>>(),
-            )
+            .field("redis_cluster", &Redacted::urls(&self.redis_cluster))
             .field("namespace", &self.namespace)
             .field("l1_mb", &self.l1_mb)
             .field("products", &self.products)
@@ -338,6 +324,8 @@ mod tests {
     fn the_debug_of_a_config_redacts_the_redis_password() {
         let mut config = Config::for_database("catalog.sqlite3");
         config.redis_url = Some("redis://alice:s3cret@cache:6379/0".to_owned());
+        config.redis_sentinel = vec!["redis://:s3cret@sentinel:26379".to_owned()];
+        config.redis_cluster = vec!["redis://:s3cret@node:7000".to_owned()];
         let text = format!("{config:?} {config:#?}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("redis://alice:***@cache:6379/0"), "{text}");

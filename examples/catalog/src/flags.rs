@@ -131,23 +131,9 @@ impl fmt::Debug for RedisFlags {
             .field("redis_ca", &self.redis_ca)
             .field("redis_client_cert", &self.redis_client_cert)
             .field("redis_client_key", &self.redis_client_key)
-            .field(
-                "redis_sentinel",
-                &self
-                    .redis_sentinel
-                    .iter()
-                    .map(|s| Redacted::url(s))
-                    .collect::<Vec<_>>(),
-            )
+            .field("redis_sentinel", &Redacted::urls(&self.redis_sentinel))
             .field("redis_master", &self.redis_master)
-            .field(
-                "redis_cluster",
-                &self
-                    .redis_cluster
-                    .iter()
-                    .map(|s| Redacted::url(s))
-                    .collect::<Vec<_>>(),
-            )
+            .field("redis_cluster", &Redacted::urls(&self.redis_cluster))
             .field("namespace", &self.namespace)
             .field("allow_degraded", &self.allow_degraded)
             .finish()

@@ -14,6 +14,11 @@ impl Redacted {
     pub fn url(url: &str) -> Redacted {
         Redacted(redact_url(url))
     }
+
+    /// Each of `urls` redacted (Sentinel or Cluster node lists).
+    pub fn urls(urls: &[String]) -> Vec<Redacted> {
+        urls.iter().map(|u| Redacted::url(u)).collect()
+    }
 }
 
 impl fmt::Debug for Redacted {
