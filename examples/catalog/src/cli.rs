@@ -388,23 +388,31 @@ mod tests {
     /// environment-backed argument, of every subcommand, hides it (`REDIS_URL` holds a password).
     #[test]
     fn no_help_shows_an_environment_value() {
-        fn check(cmd: &clap::Command, path: &str) {
+        every_argument(|path, arg| {
+            if arg.get_env().is_some() {
+                assert!(
+                    arg.is_hide_env_values_set(),
+                    "{path} --{}: add hide_env_values = true",
+                    arg.get_id()
+                );
+            }
+        });
+    }
+
+    /// Calls `check` with every argument of the built CLI and of each of its subcommands, and the
+    /// command's path (`catalog warmup`).
+    fn every_argument(check: impl Fn(&str, &clap::Arg)) {
+        fn walk(cmd: &clap::Command, path: &str, check: &dyn Fn(&str, &clap::Arg)) {
             for arg in cmd.get_arguments() {
-                if arg.get_env().is_some() {
-                    assert!(
-                        arg.is_hide_env_values_set(),
-                        "{path} --{}: add hide_env_values = true",
-                        arg.get_id()
-                    );
-                }
+                check(path, arg);
             }
             for sub in cmd.get_subcommands() {
-                check(sub, &format!("{path} {}", sub.get_name()));
+                walk(sub, &format!("{path} {}", sub.get_name()), check);
             }
         }
         let mut cmd = Cli::command();
         cmd.build();
-        check(&cmd, "catalog");
+        walk(&cmd, "catalog", &check);
     }
 
     /// Each subcommand takes only its own flags; the top level takes `serve`'s, before no
@@ -504,23 +512,14 @@ mod tests {
     /// Every flag of every command says what it does.
     #[test]
     fn every_flag_has_a_help_text() {
-        fn check(cmd: &clap::Command, path: &str) {
-            for arg in cmd
-                .get_arguments()
-                .filter(|a| !["help", "version"].contains(&a.get_id().as_str()))
-            {
+        every_argument(|path, arg| {
+            if !["help", "version"].contains(&arg.get_id().as_str()) {
                 assert!(
                     arg.get_help().is_some_and(|h| h.to_string().len() > 10),
                     "{path} --{}: no help text",
                     arg.get_id()
                 );
             }
-            for sub in cmd.get_subcommands() {
-                check(sub, &format!("{path} {}", sub.get_name()));
-            }
-        }
-        let mut cmd = Cli::command();
-        cmd.build();
-        check(&cmd, "catalog");
+        });
     }
 }
