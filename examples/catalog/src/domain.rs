@@ -127,6 +127,34 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+impl<T> Page<T> {
+    /// Consecutive pages `first, first + 1, …` (`pages` of them, at least one) of `per_page`
+    /// items each, cut from `items`, the rows of all of them read at once (`LIMIT per_page *
+    /// pages OFFSET (first - 1) * per_page`): each is the page that its own query reads (a page
+    /// past the end is empty, as it is when requested).
+    pub fn consecutive(
+        mut items: Vec<T>,
+        first: u32,
+        per_page: u32,
+        total: u64,
+        pages: u32,
+    ) -> Vec<Page<T>> {
+        let per = usize::try_from(per_page).unwrap_or(usize::MAX).max(1);
+        (0..pages.max(1))
+            .map(|i| {
+                let rest = items.split_off(items.len().min(per));
+                let page_items = std::mem::replace(&mut items, rest);
+                Page {
+                    items: page_items,
+                    page: first + i,
+                    per_page,
+                    total,
+                }
+            })
+            .collect()
+    }
+}
+
 /// One value of a facet with the number of products that have it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facet {
@@ -291,6 +319,15 @@ impl ListQuery {
 
     pub fn per_page(&self) -> u32 {
         self.per_page.unwrap_or(DEFAULT_PER_PAGE)
+    }
+
+    /// `LIMIT` and `OFFSET` of the rows of `pages` consecutive pages from this query's page on.
+    pub fn rows(&self, pages: u32) -> (u64, u64) {
+        let per_page = u64::from(self.per_page());
+        (
+            per_page * u64::from(pages.max(1)),
+            (u64::from(self.page()) - 1) * per_page,
+        )
     }
 }
 
@@ -600,6 +637,29 @@ fn check_page(page: Option<u32>, per_page: Option<u32>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_pages_cut_the_rows_as_each_page_query_would() {
+        let pages = Page::consecutive((1..=7).collect::<Vec<u32>>(), 2, 3, 10, 4);
+        let cut: Vec<(u32, Vec<u32>)> = pages.iter().map(|p| (p.page, p.items.clone())).collect();
+        assert_eq!(
+            cut,
+            [
+                (2, vec![1, 2, 3]),
+                (3, vec![4, 5, 6]),
+                (4, vec![7]),
+                (5, vec![])
+            ]
+        );
+        assert!(pages.iter().all(|p| p.per_page == 3 && p.total == 10));
+        let query = ListQuery {
+            page: Some(3),
+            per_page: Some(20),
+            ..ListQuery::default()
+        };
+        assert_eq!(query.rows(5), (100, 40));
+        assert_eq!(ListQuery::default().rows(1), (20, 0));
+    }
 
     #[test]
     fn text_refuses_control_bidi_and_separator_characters() {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -32,20 +33,19 @@ pub const WARMUP_SORTS: [Sort; 4] = [
 ///
 /// Under a Zipf (s = 1) popularity over 100,000 products the 20,000 most popular carry about 87 %
 /// of detail reads; listings are keyed as requests key them (`category`, `sort`, `page`), for
-/// every category (which categories are popular is not in the database), first pages first, and
-/// deeper in the more requested sorts (three pages by popularity, two by price, one in the
-/// others: under a Zipf over five pages and four sorts, two thirds of listing reads); search
-/// terms and
-/// autocomplete prefixes come from the names of the most popular products (their first one or two
-/// words; two to four first letters of their words), as users type them.
+/// every category (which categories are popular is not in the database), the first five pages of
+/// each common sort (all of a sort's pages are read by one query, so depth costs little: a page
+/// is one more body); search terms and autocomplete prefixes come from the names of the most
+/// popular products (their first one or two words; two to four first letters of their words), as
+/// users type them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WarmupDepth {
     /// Most popular products whose detail is loaded.
     pub products: usize,
     /// Most popular products whose recommendations are loaded.
     pub recommendations: usize,
-    /// First listing pages of every category in each of [`WARMUP_SORTS`], in their order: deeper
-    /// in the more requested sorts.
+    /// First listing pages of every category in each of [`WARMUP_SORTS`], in their order (read by
+    /// one query for each category and sort).
     pub listing_pages: [u32; WARMUP_SORTS.len()],
     /// Categories whose listings are loaded: those with products, the largest first (a
     /// catalog of a few hundred categories has them all).
@@ -63,7 +63,7 @@ impl Default for WarmupDepth {
         WarmupDepth {
             products: 20_000,
             recommendations: 1_000,
-            listing_pages: [3, 2, 1, 1],
+            listing_pages: [5, 5, 5, 5],
             listing_categories: 1_000,
             names: 5_000,
             search_terms: 1_000,
@@ -222,6 +222,8 @@ pub async fn warmup_to(
     let bodies = &Bodies::register(cache, Duration::ZERO)
         .map_err(|e| DbError::Internal(format!("registering the body patterns: {e}")))?;
     let before = Loads::of(cache);
+    // Database reads that no repository pattern counts (several listing pages read at once).
+    let listing_reads = &AtomicU64::new(0);
 
     let mut jobs: Vec<Job<'_>> = Vec::new();
     /// A job warming one entry.
@@ -319,36 +321,39 @@ pub async fn warmup_to(
             },
         ));
     }
-    let pages = depth.listing_pages.iter().copied().max().unwrap_or(0);
-    let sorts = WARMUP_SORTS.iter().copied().zip(depth.listing_pages);
-    let listings = (1..=pages).flat_map(|page| {
-        let sorts = sorts.clone();
-        sorts
-            .filter(move |&(_, deep)| page <= deep)
-            .map(move |(sort, _)| (page, sort))
-    });
-    for (page, sort) in listings {
+    // The pages of one (category, sort) by one query (a batch: the bodies still missing after one
+    // Redis round trip, all of them read and cut into pages at once).
+    for (sort, pages) in WARMUP_SORTS.iter().copied().zip(depth.listing_pages) {
+        if pages == 0 {
+            continue;
+        }
         for &c in &listed {
-            // Keyed as a request `?category=C&sort=S&page=P` keys it: canonical, as the
-            // route keys it (`page=1` is the same as no page).
-            let query = ListQuery {
-                category: Some(c),
-                sort,
-                page: Some(page),
-                ..ListQuery::default()
-            }
-            .canonical();
-            jobs.push(job(
-                "listings",
-                format!("listing of category {c} by {sort:?}, page {page}"),
-                async move {
-                    bodies
-                        .warm(cache, Read::Listing(c, &query), || async {
-                            repo.list_products(&query).await.map(Some)
-                        })
-                        .await
-                },
-            ));
+            // Keyed as requests `?category=C&sort=S&page=P` key them: canonical, as the route
+            // keys them (`page=1` is the same as no page).
+            let queries: Vec<ListQuery> = (1..=pages)
+                .map(|page| {
+                    ListQuery {
+                        category: Some(c),
+                        sort,
+                        page: Some(page),
+                        ..ListQuery::default()
+                    }
+                    .canonical()
+                })
+                .collect();
+            let what = format!("listing of category {c} by {sort:?}, pages 1 to {pages}");
+            jobs.push(batch("listings", what, queries.len(), async move {
+                let queries = &queries;
+                let reads: Vec<Read<'_>> = queries.iter().map(|q| Read::Listing(c, q)).collect();
+                bodies
+                    .warm_many(cache, &reads, |missing| async move {
+                        listing_reads.fetch_add(1, Ordering::Relaxed);
+                        let read = repo.listing_pages(&queries[0], pages).await?;
+                        let mut read: Vec<Option<_>> = read.into_iter().map(Some).collect();
+                        Ok(missing.iter().map(|&i| read[i].take()).collect())
+                    })
+                    .await
+            }));
         }
     }
     for q in terms.into_iter().take(depth.search_terms) {
@@ -409,7 +414,8 @@ pub async fn warmup_to(
     }
     bar.finish_and_clear();
     let after = Loads::of(cache);
-    report.from_database = after.database - before.database;
+    report.from_database =
+        after.database - before.database + listing_reads.load(Ordering::Relaxed);
     report.already_cached = after.cached - before.cached;
     report.elapsed = started.elapsed();
     Ok(report)

@@ -2,6 +2,7 @@
 
 mod support;
 
+use catalog::domain::{ListQuery, Sort};
 use catalog::ops::{self, ClearScope};
 use catalog::repo::batch::MAX_BATCH;
 use reqwest::{Method, StatusCode};
@@ -30,20 +31,21 @@ async fn warmup_fills_the_cache_and_reads_are_then_hits() {
     let depth = ops::WarmupDepth::default();
     assert_eq!(report.loaded["products"], support::PRODUCTS as usize);
     // Every category has products here (generated tree): all are listed.
+    let listed = report.loaded["categories"] - 2 - roots(&s).await;
     assert_eq!(
         report.loaded["listings"],
-        depth.listing_pages.iter().sum::<u32>() as usize
-            * (report.loaded["categories"] - 2 - roots(&s).await),
+        depth.listing_pages.iter().sum::<u32>() as usize * listed,
         "{report}"
     );
     assert!(report.loaded["search"] > 10 && report.loaded["search"] <= depth.search_terms);
     assert!(report.loaded["autocomplete"] > 10);
     // Every entry came from the database (the cache was empty): one load each, but one for
-    // each batch of products.
+    // each batch of products and one for the pages of each listing (category and sort).
     let products = report.loaded["products"];
-    let singles = report.loaded.values().sum::<usize>() - products;
+    let listings = listed * depth.listing_pages.iter().filter(|&&p| p > 0).count();
+    let singles = report.loaded.values().sum::<usize>() - products - report.loaded["listings"];
     assert!(
-        report.from_database as usize >= singles + products.div_ceil(MAX_BATCH),
+        report.from_database as usize >= singles + products.div_ceil(MAX_BATCH) + listings,
         "{report}"
     );
 
@@ -445,6 +447,8 @@ async fn warmup_keys_entries_as_requests_do() {
         format!("/products?category={category}&sort=popular&page=2"),
         format!("/products?category={category}&sort=popular&page=3"),
         format!("/products?category={category}&sort=price_asc&page=2"),
+        format!("/products?category={category}&sort=newest&page=5"),
+        format!("/products?category={category}&sort=top_selling&page=4"),
         format!("/search?q={}", terms[0].replace(' ', "+")),
         format!("/search?q={}", terms[1].replace(' ', "+")),
         format!("/autocomplete?prefix={}", prefixes[0]),
@@ -484,4 +488,50 @@ async fn listing_search_loads(s: &TestService) -> f64 {
     s.loads("prods:cat:<cat>:<query:hash>").await
         + s.loads("search:<query:hash>").await
         + s.loads("ac:<prefix>").await
+}
+
+on_both_backends! {
+// Warmup reads all the pages of a listing by one query: each is the page that its own request
+// reads, also past the end (empty) and from a later first page.
+#[tokio::test]
+async fn listing_pages_read_at_once_are_the_pages_read_one_by_one() {
+    let s = TestService::without_redis().await;
+    let repo = &s.server.app.repo;
+    let category = s.json("/categories").await[0]["id"].as_i64().expect("id");
+    let sorts = [Sort::Popular, Sort::PriceAsc, Sort::Newest, Sort::TopSelling, Sort::Name];
+    for (category, sort) in [None, Some(category)]
+        .into_iter()
+        .flat_map(|c| sorts.map(|s| (c, s)))
+    {
+        let first = ListQuery {
+            category,
+            sort,
+            per_page: Some(25),
+            ..ListQuery::default()
+        };
+        let total = repo.list_products(&first).await.expect("page").total;
+        assert!(total > 25, "{category:?} has more than one page");
+        // Every page, and one past the end.
+        let pages = u32::try_from(total.div_ceil(25)).expect("pages") + 1;
+        let at_once = repo.listing_pages(&first, pages).await.expect("pages");
+        assert_eq!(at_once.len(), pages as usize);
+        assert!(at_once[pages as usize - 1].items.is_empty());
+        for (i, page) in (1..).zip(&at_once) {
+            let one = ListQuery {
+                page: Some(i),
+                ..first.clone()
+            };
+            let alone = repo.list_products(&one).await.expect("page");
+            assert_eq!(page, &alone, "{category:?} by {sort:?}, page {i}");
+        }
+        let later = ListQuery {
+            page: Some(2),
+            ..first.clone()
+        };
+        assert_eq!(
+            repo.listing_pages(&later, 2).await.expect("pages"),
+            at_once[1..3]
+        );
+    }
+}
 }

@@ -187,7 +187,8 @@ fn configure(conn: Connection) -> rusqlite::Result<Connection> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32000;",
+         PRAGMA cache_size = -32000;
+         PRAGMA mmap_size = 1073741824;",
     )?;
     Ok(conn)
 }

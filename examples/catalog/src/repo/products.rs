@@ -155,10 +155,36 @@ impl Repo {
         cat: i64,
         query: &ListQuery,
     ) -> Result<Page<Product>, DbError> {
+        let mut pages = self.pages_in_category(cat, query, 1).await?;
+        pages
+            .pop()
+            .ok_or_else(|| DbError::Internal("a listing read no page".to_owned()))
+    }
+
+    /// `pages` consecutive pages of a listing from `query`'s page on, read by one query
+    /// (uncached: what warmup reads to warm many pages at once). Each is the page that
+    /// [`list_products`](Self::list_products) answers for its own `page`.
+    pub async fn listing_pages(
+        &self,
+        query: &ListQuery,
+        pages: u32,
+    ) -> Result<Vec<Page<Product>>, DbError> {
+        self.pages_in_category(query.category.unwrap_or(0), query, pages)
+            .await
+    }
+
+    async fn pages_in_category(
+        &self,
+        cat: i64,
+        query: &ListQuery,
+        pages: u32,
+    ) -> Result<Vec<Page<Product>>, DbError> {
         let query = query.clone();
         let db = match &self.db {
             Db::Sqlite(db) => db,
-            Db::Postgres(db) => return postgres::products::list_in_category(db, cat, &query).await,
+            Db::Postgres(db) => {
+                return postgres::products::list_in_category(db, cat, &query, pages).await;
+            }
         };
         db.read(move |c| {
             let mut conditions = Vec::new();
@@ -192,23 +218,23 @@ impl Repo {
                 params_from_iter(args.iter()),
                 |r| r.get(0),
             )?;
-            let per_page = query.per_page();
-            let offset = (u64::from(query.page()) - 1) * u64::from(per_page);
+            let (limit, offset) = query.rows(pages);
             let sql = format!(
                 "{SUBTREE_CTE} SELECT {PRODUCT_COLUMNS} FROM products p {filter}
-                     ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+                     ORDER BY {} LIMIT {limit} OFFSET {offset}",
                 query.sort.order_by()
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let items = stmt
                 .query_map(params_from_iter(args.iter()), product_row)?
                 .collect::<Result<_, _>>()?;
-            Ok(Page {
+            Ok(Page::consecutive(
                 items,
-                page: query.page(),
-                per_page,
+                query.page(),
+                query.per_page(),
                 total,
-            })
+                pages,
+            ))
         })
         .await
     }

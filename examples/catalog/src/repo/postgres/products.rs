@@ -87,11 +87,13 @@ pub async fn recommendations(db: &PgDb, id: i64) -> Result<Option<Vec<Product>>,
     Ok(Some(products(&rows)?))
 }
 
+/// `pages` consecutive pages from `query`'s page on, read by one query.
 pub async fn list_in_category(
     db: &PgDb,
     cat: i64,
     query: &ListQuery,
-) -> Result<Page<Product>, DbError> {
+    pages: u32,
+) -> Result<Vec<Page<Product>>, DbError> {
     let c = db.client().await?;
     let mut conditions = Vec::new();
     let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(cat)];
@@ -127,22 +129,22 @@ pub async fn list_in_category(
         ))
         .await?;
     let total = count(&c.query_one(&stmt, &params).await?, 0)?;
-    let per_page = query.per_page();
-    let offset = (u64::from(query.page()) - 1) * u64::from(per_page);
+    let (limit, offset) = query.rows(pages);
     let stmt = c
         .prepare_cached(&format!(
             "{SUBTREE_CTE} SELECT {PRODUCT_COLUMNS} FROM products p {filter}
-             ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+             ORDER BY {} LIMIT {limit} OFFSET {offset}",
             order_by(query.sort.order_by())
         ))
         .await?;
     let items = products(&c.query(&stmt, &params).await?)?;
-    Ok(Page {
+    Ok(Page::consecutive(
         items,
-        page: query.page(),
-        per_page,
+        query.page(),
+        query.per_page(),
         total,
-    })
+        pages,
+    ))
 }
 
 /// A listing's `ORDER BY` (written for SQLite) for PostgreSQL: the product name compares as
