@@ -256,8 +256,7 @@ impl Engine {
             }
             Invalidation::Tag(t) => {
                 self.marks.observe_tag(t, now);
-                // Flights do not know their tags: detach them all (a few extra loads, at worst).
-                self.flights.detach(|_| true);
+                self.flights.detach_tagged(t);
             }
             Invalidation::Pattern(g) => {
                 let matches = |k: &str| glob_match(g.as_bytes(), k.as_bytes());

@@ -105,7 +105,7 @@ impl Engine {
     {
         let stats = key.pattern().stats();
         let leader = loop {
-            match self.flights.join::<V, E>(key.as_str()) {
+            match self.flights.join::<V, E>(key.as_str(), key.shared_tags()) {
                 Role::Leader(leader) => break Some(leader),
                 Role::Alone => break None,
                 Role::Follower(rx) => match follow(rx).await {

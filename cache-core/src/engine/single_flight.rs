@@ -12,6 +12,8 @@ use compact_str::CompactString;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::key::Tags;
+
 type Outcome<V, E> = Option<Result<Option<Arc<V>>, E>>;
 
 /// One load in flight: its outcome once the leader is done (`Some(None)`: it went away without
@@ -31,12 +33,19 @@ impl<V, E> Flight<V, E> {
     }
 }
 
-/// In-flight loads by key. Values are type-erased `Flight<V, E>`. Keys are short strings, kept
+/// In-flight loads by key, with the tags of the key (so that a tag's invalidation detaches only
+/// the loads it affects). Flights are type-erased `Flight<V, E>`. Keys are short strings, kept
 /// inline (no allocation up to 24 bytes); foldhash hashes them several times faster than the
 /// default SipHash.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<CompactString, Arc<dyn Any + Send + Sync>, foldhash::quality::RandomState>>,
+    map: Mutex<HashMap<CompactString, InFlight, foldhash::quality::RandomState>>,
+}
+
+/// One entry of [`Flights`]: the flight and its key's tags (a shared reference, not a copy).
+struct InFlight {
+    flight: Arc<dyn Any + Send + Sync>,
+    tags: Tags,
 }
 
 /// What a caller is in a flight.
@@ -77,8 +86,8 @@ impl<V, E> Drop for Leader<'_, V, E> {
         {
             let mut map = self.flights.map.lock();
             if let Some(current) = map.get(self.key) {
-                let ours =
-                    Arc::as_ptr(current).cast::<()>() == Arc::as_ptr(&self.flight).cast::<()>();
+                let ours = Arc::as_ptr(&current.flight).cast::<()>()
+                    == Arc::as_ptr(&self.flight).cast::<()>();
                 if ours {
                     map.remove(self.key);
                 }
@@ -92,14 +101,15 @@ impl<V, E> Drop for Leader<'_, V, E> {
 }
 
 impl Flights {
-    pub(crate) fn join<'a, V, E>(&'a self, key: &'a str) -> Role<'a, V, E>
+    /// Joins the load of `key` (whose entry carries `tags`) in flight, or leads a new one.
+    pub(crate) fn join<'a, V, E>(&'a self, key: &'a str, tags: &Tags) -> Role<'a, V, E>
     where
         V: Send + Sync + 'static,
         E: Clone + Send + Sync + 'static,
     {
         let mut map = self.map.lock();
         if let Some(existing) = map.get(key) {
-            return match Arc::clone(existing).downcast::<Flight<V, E>>() {
+            return match Arc::clone(&existing.flight).downcast::<Flight<V, E>>() {
                 Ok(flight) => Role::Follower(Following(flight)),
                 Err(_) => Role::Alone,
             };
@@ -108,7 +118,13 @@ impl Flights {
             done: Mutex::new(None),
             wake: Notify::new(),
         });
-        map.insert(CompactString::from(key), flight.clone());
+        map.insert(
+            CompactString::from(key),
+            InFlight {
+                flight: flight.clone(),
+                tags: Arc::clone(tags),
+            },
+        );
         Role::Leader(Leader {
             flights: self,
             key,
@@ -122,6 +138,13 @@ impl Flights {
     /// read issued after an invalidation never receives a value loaded before it.
     pub(crate) fn detach(&self, affected: impl Fn(&str) -> bool) {
         self.map.lock().retain(|key, _| !affected(key));
+    }
+
+    /// [`detach`](Self::detach) of the flights whose key carries `tag`.
+    pub(crate) fn detach_tagged(&self, tag: &str) {
+        self.map
+            .lock()
+            .retain(|_, f| !f.tags.iter().any(|t| &**t == tag));
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -142,5 +165,44 @@ where
             return outcome.clone();
         }
         woken.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(names: &[&str]) -> Tags {
+        names.iter().map(|t| Arc::<str>::from(*t)).collect()
+    }
+
+    fn leads(flights: &Flights, key: &str, tags: &Tags) -> bool {
+        matches!(flights.join::<u8, ()>(key, tags), Role::Leader(_))
+    }
+
+    #[test]
+    fn a_tag_detaches_only_the_flights_whose_key_carries_it() {
+        let flights = Flights::default();
+        let (seven, eight) = (tags(&["products", "product:7"]), tags(&["products", "product:8"]));
+        let Role::Leader(first) = flights.join::<u8, ()>("prod:7", &seven) else {
+            panic!("the first caller leads");
+        };
+        let Role::Leader(second) = flights.join::<u8, ()>("prod:8", &eight) else {
+            panic!("the first caller leads");
+        };
+        assert!(!leads(&flights, "prod:7", &seven), "joins the flight");
+        flights.detach_tagged("product:8");
+        assert_eq!(flights.in_flight(), 1);
+        assert!(!leads(&flights, "prod:7", &seven), "still joins its flight");
+        // A detached key's next caller starts a load of its own; the detached leader, ending,
+        // does not remove it.
+        let Role::Leader(third) = flights.join::<u8, ()>("prod:8", &eight) else {
+            panic!("a call after the invalidation leads a new load");
+        };
+        second.finish(Ok(None));
+        assert!(!leads(&flights, "prod:8", &eight), "the new flight is still there");
+        flights.detach_tagged("products");
+        assert_eq!(flights.in_flight(), 0);
+        drop((first, third));
     }
 }

@@ -187,6 +187,8 @@ pub(crate) struct RedisStore {
     unattributed_errors: AtomicU64,
     /// Latency of the calls that reached Redis (recorded with the `metrics` feature only).
     latency: crate::metrics::LatencyHistogram,
+    /// The fleet leases this process holds: entry key → token (`lease.rs`).
+    held_leases: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl RedisStore {
@@ -219,6 +221,7 @@ impl RedisStore {
             flush_lock: tokio::sync::Mutex::new(()),
             unattributed_errors: AtomicU64::new(0),
             latency: Default::default(),
+            held_leases: Mutex::default(),
         }
     }
 

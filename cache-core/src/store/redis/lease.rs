@@ -10,6 +10,13 @@
 //! script call instead ([`super::scripts::WRITE`], the same compare-and-delete after the write),
 //! one round trip fewer; the release script here is for a load that writes nothing back.
 //!
+//! The store remembers the leases this process holds. A load of this process that finds the lease
+//! held by another load of this process takes it over (compare-and-set on the older token, in the
+//! acquire script): within a process single flight leaves one load per key, so two exist only when
+//! an invalidation detached the older one (its value may predate the invalidation and is dropped),
+//! and the newer load must not wait for it as it would for another instance (polling until the
+//! older load ends). The older load can then neither renew nor release the lease.
+//!
 //! Owns the lease keys and their scripts. What a lease means for a load is the engine's
 //! ([`crate::engine`]'s `lease` module).
 
@@ -27,6 +34,18 @@ static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end \
          if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0",
+    )
+});
+
+/// Takes the lease `KEYS[1]` with the token `ARGV[1]` for `ARGV[2]` ms if nobody holds it or it
+/// still holds the token `ARGV[3]` (a load of this process that an invalidation detached); with
+/// `ARGV[4]` = 1, not if the entry `KEYS[2]` exists (2). 1 if taken, 0 if held by another owner.
+static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end \
+         if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
+         if redis.call('GET', KEYS[1]) == ARGV[3] then \
+         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0",
     )
 });
 
@@ -63,8 +82,9 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Takes the lease of `key` for `ttl` with `token`, if nobody holds it and, when
-    /// `unless_entry`, the entry is not in Redis (one atomic script); else a plain `SET NX PX`.
+    /// Takes the lease of `key` for `ttl` with `token`, if nobody holds it or another load of
+    /// this process does, and, when `unless_entry`, the entry is not in Redis (one atomic script);
+    /// else a plain `SET NX PX`. A lease taken is this process's until [`Self::forget_lease`].
     pub(crate) async fn acquire_lease(
         self: &Arc<Self>,
         key: &str,
@@ -72,7 +92,50 @@ impl RedisStore {
         ttl: Duration,
         unless_entry: bool,
     ) -> Result<Acquired, RedisFailure> {
+        let acquired = self.try_acquire(key, token, ttl, unless_entry).await;
+        if let Ok(Acquired::Taken) = acquired {
+            self.held_leases.lock().insert(key.to_owned(), token);
+        }
+        acquired
+    }
+
+    /// This process no longer holds the lease `token` of `key` (released, written back,
+    /// abandoned); a newer load of this process that took it over keeps it.
+    pub(crate) fn forget_lease(&self, key: &str, token: u64) {
+        let mut held = self.held_leases.lock();
+        if held.get(key) == Some(&token) {
+            held.remove(key);
+        }
+    }
+
+    async fn try_acquire(
+        self: &Arc<Self>,
+        key: &str,
+        token: u64,
+        ttl: Duration,
+        unless_entry: bool,
+    ) -> Result<Acquired, RedisFailure> {
         let lease = Prefixed(&self.lease_prefix, key, self.key_close);
+        let held_here = self.held_leases.lock().get(key).copied();
+        if let Some(older) = held_here {
+            let mut take_over = TAKE_OVER.key(lease);
+            take_over
+                .key(Prefixed(&self.entry_prefix, key, self.key_close))
+                .arg(token)
+                .arg(millis(ttl))
+                .arg(older)
+                .arg(u8::from(unless_entry));
+            return self
+                .run("lease", |mut conn| async move {
+                    let reply: i64 = take_over.invoke_async(&mut conn).await?;
+                    Ok(match reply {
+                        1 => Acquired::Taken,
+                        2 => Acquired::EntryExists,
+                        _ => Acquired::Held,
+                    })
+                })
+                .await;
+        }
         if !unless_entry {
             let mut cmd = redis::cmd("SET");
             cmd.arg(lease)

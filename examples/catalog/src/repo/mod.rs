@@ -48,9 +48,8 @@ impl Repo {
         ids.push(0);
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            self.cache.invalidate_tag(&tags::listing(id)).await;
-        }
+        let listings: Vec<String> = ids.into_iter().map(tags::listing).collect();
+        futures::future::join_all(listings.iter().map(|tag| self.cache.invalidate_tag(tag))).await;
     }
 }
 

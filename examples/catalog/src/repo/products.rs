@@ -1,6 +1,9 @@
 //! Products: detail, by SKU, variants, recommendations, listings, rankings, filters; writes and
 //! stock changes.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use cache_core::{cache_evict, cached};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -32,21 +35,27 @@ pub(super) struct ProductChange {
 }
 
 /// After a committed product write: the product's own keys, and every list that can show it.
+/// Independent invalidations, run at once (see [`StockChanged`]'s).
 impl Invalidates for ProductChange {
     async fn invalidate(&self, repo: &Repo) {
-        repo.evict_product_detail(self.id).await;
-        repo.cache.invalidate_tag(&tags::product(self.id)).await;
-        repo.evict_variants(self.id).await;
-        for sku in &self.skus {
-            repo.evict_product_sku(sku).await;
-        }
-        for tag in tags::PRODUCT_WRITE {
-            repo.cache.invalidate_tag(tag).await;
-        }
-        if self.variants {
-            repo.cache.invalidate_tag(tags::COLORS).await;
-        }
-        repo.invalidate_listings(&self.categories).await;
+        let product = tags::product(self.id);
+        let mut all: Vec<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = vec![
+            Box::pin(repo.evict_product_detail(self.id)),
+            Box::pin(repo.cache.invalidate_tag(&product)),
+            Box::pin(repo.evict_variants(self.id)),
+            Box::pin(repo.invalidate_listings(&self.categories)),
+        ];
+        all.extend(self.skus.iter().map(|sku| {
+            Box::pin(repo.evict_product_sku(sku)) as Pin<Box<dyn Future<Output = ()> + Send>>
+        }));
+        let colours = self.variants.then_some(tags::COLORS);
+        all.extend(
+            tags::PRODUCT_WRITE
+                .iter()
+                .chain(&colours)
+                .map(|tag| Box::pin(repo.cache.invalidate_tag(tag)) as Pin<Box<_>>),
+        );
+        futures::future::join_all(all).await;
     }
 }
 
@@ -60,14 +69,20 @@ pub(super) struct StockChanged {
 }
 
 /// What shows stock: the product (detail and by SKU), its variants, the product statistics (tag
-/// `stock`; the other statistics do not show stock).
+/// `stock`; the other statistics do not show stock). The invalidations are independent and run
+/// at once, so that their Redis round trips overlap: one after the other, a stock change under
+/// the load test's traffic took 51 ms on average (each invalidation a round trip or two, each
+/// waiting its turn behind the write-backs in flight), against 1.8 ms without Redis.
 impl Invalidates for StockChanged {
     async fn invalidate(&self, repo: &Repo) {
-        repo.evict_product_detail(self.id).await;
-        repo.cache.invalidate_tag(&tags::product(self.id)).await;
-        repo.evict_product_sku(&self.sku).await;
-        repo.evict_variants(self.id).await;
-        repo.cache.invalidate_tag(tags::STOCK).await;
+        let product = tags::product(self.id);
+        futures::join!(
+            repo.evict_product_detail(self.id),
+            repo.cache.invalidate_tag(&product),
+            repo.evict_product_sku(&self.sku),
+            repo.evict_variants(self.id),
+            repo.cache.invalidate_tag(tags::STOCK),
+        );
     }
 }
 
