@@ -617,7 +617,11 @@ async fn a_load_detached_by_an_invalidation_hands_its_lease_to_the_next_load_of_
     assert_eq!(*newer, 2);
     assert_eq!(cache.stats().total.lease_waits, 0);
     go.send(()).unwrap();
-    assert_eq!(*older.await.unwrap(), 1, "the older load answers its own caller");
+    assert_eq!(
+        *older.await.unwrap(),
+        1,
+        "the older load answers its own caller"
+    );
     let mut conn = server.connection().await;
     let lease: Option<String> = conn.get("handover:l:prod:1").await.unwrap();
     assert_eq!(lease, None, "released by the newer load's write-back");

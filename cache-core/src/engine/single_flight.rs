@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn a_tag_detaches_only_the_flights_whose_key_carries_it() {
         let flights = Flights::default();
-        let (seven, eight) = (tags(&["products", "product:7"]), tags(&["products", "product:8"]));
+        let (seven, eight) = (
+            tags(&["products", "product:7"]),
+            tags(&["products", "product:8"]),
+        );
         let Role::Leader(first) = flights.join::<u8, ()>("prod:7", &seven) else {
             panic!("the first caller leads");
         };
@@ -200,7 +203,10 @@ mod tests {
             panic!("a call after the invalidation leads a new load");
         };
         second.finish(Ok(None));
-        assert!(!leads(&flights, "prod:8", &eight), "the new flight is still there");
+        assert!(
+            !leads(&flights, "prod:8", &eight),
+            "the new flight is still there"
+        );
         flights.detach_tagged("products");
         assert_eq!(flights.in_flight(), 0);
         drop((first, third));

@@ -414,8 +414,7 @@ pub async fn warmup_to(
     }
     bar.finish_and_clear();
     let after = Loads::of(cache);
-    report.from_database =
-        after.database - before.database + listing_reads.load(Ordering::Relaxed);
+    report.from_database = after.database - before.database + listing_reads.load(Ordering::Relaxed);
     report.already_cached = after.cached - before.cached;
     report.elapsed = started.elapsed();
     Ok(report)
