@@ -116,7 +116,7 @@ impl HttpCaching {
             r
         } else {
             let mut r = Response::new(Body::empty());
-            if let Ok(ct) = HeaderValue::from_str(body.content_type()) {
+            if let Some(ct) = content_type(body.content_type()) {
                 r.headers_mut().insert(CONTENT_TYPE, ct);
             }
             r
@@ -144,10 +144,25 @@ impl AsRef<[u8]> for Shared {
 }
 
 fn cache_control(max_age: Duration) -> HeaderValue {
-    let mut buf = itoa::Buffer::new();
-    let secs = buf.format(max_age.as_secs());
-    HeaderValue::from_str(&format!("max-age={secs}"))
+    const PREFIX: &[u8] = b"max-age=";
+    let mut digits = itoa::Buffer::new();
+    let secs = digits.format(max_age.as_secs()).as_bytes();
+    // Written on the stack: the header value is the one allocation.
+    let mut value = [0u8; PREFIX.len() + 20];
+    value[..PREFIX.len()].copy_from_slice(PREFIX);
+    value[PREFIX.len()..PREFIX.len() + secs.len()].copy_from_slice(secs);
+    HeaderValue::from_bytes(&value[..PREFIX.len() + secs.len()])
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}
+
+/// The `Content-Type` header of a body: JSON's without an allocation, any other copied.
+fn content_type(ct: &str) -> Option<HeaderValue> {
+    const JSON: &str = "application/json";
+    if ct == JSON {
+        Some(HeaderValue::from_static(JSON))
+    } else {
+        HeaderValue::from_str(ct).ok()
+    }
 }
 
 /// Whether `If-None-Match` of `request` matches `etag` (RFC 9110 §13.1.2: `*`, or any listed
