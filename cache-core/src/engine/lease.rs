@@ -140,7 +140,7 @@ impl Engine {
         let mut unless_entry = true;
         loop {
             match l2
-                .acquire_lease(key.as_str(), token, settings.ttl, unless_entry)
+                .acquire_lease_as_leader(key.as_str(), token, settings.ttl, unless_entry)
                 .await
             {
                 Ok(Acquired::Taken) => {

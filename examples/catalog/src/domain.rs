@@ -133,23 +133,20 @@ impl<T> Page<T> {
     /// pages OFFSET (first - 1) * per_page`): each is the page that its own query reads (a page
     /// past the end is empty, as it is when requested).
     pub fn consecutive(
-        mut items: Vec<T>,
+        items: Vec<T>,
         first: u32,
         per_page: u32,
         total: u64,
         pages: u32,
     ) -> Vec<Page<T>> {
-        let per = usize::try_from(per_page).unwrap_or(usize::MAX).max(1);
+        let per = usize::try_from(per_page).unwrap_or(usize::MAX);
+        let mut rows = items.into_iter();
         (0..pages.max(1))
-            .map(|i| {
-                let rest = items.split_off(items.len().min(per));
-                let page_items = std::mem::replace(&mut items, rest);
-                Page {
-                    items: page_items,
-                    page: first + i,
-                    per_page,
-                    total,
-                }
+            .map(|i| Page {
+                items: rows.by_ref().take(per).collect(),
+                page: first + i,
+                per_page,
+                total,
             })
             .collect()
     }

@@ -210,7 +210,7 @@ impl Server {
         listen: SocketAddr,
         limits: Limits,
     ) -> anyhow::Result<Server> {
-        let router = router(AppState::of(&app), &limits);
+        let router = router(AppState::of(&app, &limits), &limits);
         Server::serve_router(app, listen, limits, router).await
     }
 

@@ -10,12 +10,13 @@
 //! script call instead ([`super::scripts::WRITE`], the same compare-and-delete after the write),
 //! one round trip fewer; the release script here is for a load that writes nothing back.
 //!
-//! The store remembers the leases this process holds. A load of this process that finds the lease
-//! held by another load of this process takes it over (compare-and-set on the older token, in the
-//! acquire script): within a process single flight leaves one load per key, so two exist only when
-//! an invalidation detached the older one (its value may predate the invalidation and is dropped),
-//! and the newer load must not wait for it as it would for another instance (polling until the
-//! older load ends). The older load can then neither renew nor release the lease.
+//! The store remembers the leases its single-flight leaders hold. A leader that finds the lease
+//! held by an older leader of this process takes it over (compare-and-set on the older token, in
+//! one script, `TAKE_OVER`): single flight leaves one leader per key, so two exist only when an
+//! invalidation detached the older one (its value may predate the invalidation and is dropped),
+//! and the newer one must not wait for it as it would for another instance (polling until the
+//! older load ends). The older load can then neither renew nor release the lease. Refresh-ahead's
+//! leases are neither remembered nor taken over.
 //!
 //! Owns the lease keys and their scripts. What a lease means for a load is the engine's
 //! ([`crate::engine`]'s `lease` module).
@@ -77,22 +78,37 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// What the acquire and take-over scripts' reply means.
+fn acquired(reply: i64) -> Acquired {
+    match reply {
+        1 => Acquired::Taken,
+        2 => Acquired::EntryExists,
+        _ => Acquired::Held,
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl RedisStore {
-    /// Takes the lease of `key` for `ttl` with `token`, if nobody holds it or another load of
-    /// this process does, and, when `unless_entry`, the entry is not in Redis (one atomic script);
-    /// else a plain `SET NX PX`. A lease taken is this process's until [`Self::forget_lease`].
-    pub(crate) async fn acquire_lease(
+    /// A single-flight leader's [`Self::acquire_lease`]: it also takes over a lease that an older
+    /// leader of this process holds (one that an invalidation detached), in one atomic script.
+    /// A lease taken is this process's until [`Self::forget_lease`]. Refresh-ahead, which runs
+    /// beside its key's flights, takes leases with [`Self::acquire_lease`] instead: it never takes
+    /// one over, nor is its own taken over (it would only load the key twice).
+    pub(crate) async fn acquire_lease_as_leader(
         self: &Arc<Self>,
         key: &str,
         token: u64,
         ttl: Duration,
         unless_entry: bool,
     ) -> Result<Acquired, RedisFailure> {
-        let acquired = self.try_acquire(key, token, ttl, unless_entry).await;
+        let held_here = self.held_leases.lock().get(key).copied();
+        let acquired = match held_here {
+            Some(older) => self.take_over(key, token, ttl, older, unless_entry).await,
+            None => self.acquire_lease(key, token, ttl, unless_entry).await,
+        };
         if let Ok(Acquired::Taken) = acquired {
             self.held_leases.lock().insert(key.to_owned(), token);
         }
@@ -108,7 +124,32 @@ impl RedisStore {
         }
     }
 
-    async fn try_acquire(
+    /// The lease of `key`, from this process's `older` token if it still holds it.
+    async fn take_over(
+        self: &Arc<Self>,
+        key: &str,
+        token: u64,
+        ttl: Duration,
+        older: u64,
+        unless_entry: bool,
+    ) -> Result<Acquired, RedisFailure> {
+        let mut take_over = TAKE_OVER.key(Prefixed(&self.lease_prefix, key, self.key_close));
+        take_over
+            .key(Prefixed(&self.entry_prefix, key, self.key_close))
+            .arg(token)
+            .arg(millis(ttl))
+            .arg(older)
+            .arg(u8::from(unless_entry));
+        self.run("lease", |mut conn| async move {
+            let reply: i64 = take_over.invoke_async(&mut conn).await?;
+            Ok(acquired(reply))
+        })
+        .await
+    }
+
+    /// Takes the lease of `key` for `ttl` with `token`, if nobody holds it and, when
+    /// `unless_entry`, the entry is not in Redis (one atomic script); else a plain `SET NX PX`.
+    pub(crate) async fn acquire_lease(
         self: &Arc<Self>,
         key: &str,
         token: u64,
@@ -116,26 +157,6 @@ impl RedisStore {
         unless_entry: bool,
     ) -> Result<Acquired, RedisFailure> {
         let lease = Prefixed(&self.lease_prefix, key, self.key_close);
-        let held_here = self.held_leases.lock().get(key).copied();
-        if let Some(older) = held_here {
-            let mut take_over = TAKE_OVER.key(lease);
-            take_over
-                .key(Prefixed(&self.entry_prefix, key, self.key_close))
-                .arg(token)
-                .arg(millis(ttl))
-                .arg(older)
-                .arg(u8::from(unless_entry));
-            return self
-                .run("lease", |mut conn| async move {
-                    let reply: i64 = take_over.invoke_async(&mut conn).await?;
-                    Ok(match reply {
-                        1 => Acquired::Taken,
-                        2 => Acquired::EntryExists,
-                        _ => Acquired::Held,
-                    })
-                })
-                .await;
-        }
         if !unless_entry {
             let mut cmd = redis::cmd("SET");
             cmd.arg(lease)
@@ -161,11 +182,7 @@ impl RedisStore {
             .arg(millis(ttl));
         self.run("lease", |mut conn| async move {
             let reply: i64 = acquire.invoke_async(&mut conn).await?;
-            Ok(match reply {
-                1 => Acquired::Taken,
-                2 => Acquired::EntryExists,
-                _ => Acquired::Held,
-            })
+            Ok(acquired(reply))
         })
         .await
     }

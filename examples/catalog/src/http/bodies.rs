@@ -110,12 +110,6 @@ impl Bodies {
         })
     }
 
-    /// The same patterns with another `max-age` bound.
-    pub fn with_max_age(mut self, max_age: Duration) -> Bodies {
-        self.caching = HttpCaching::new(max_age);
-        self
-    }
-
     fn key(&self, read: &Read<'_>) -> Result<Key, DbError> {
         let key = match read {
             Read::Product(id) => self.product.key(&[id]),

@@ -146,7 +146,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Server> {
     config.redis_url = None;
     config.l1_mb = 0;
     let app = build_app(&config).await?;
-    let router = ceiling_router(AppState::of(&app), &config.limits);
+    let router = ceiling_router(AppState::of(&app, &config.limits), &config.limits);
     tracing::info!("catalog ceiling: responses from memory after the first");
     Server::serve_router(app, config.listen, config.limits, router).await
 }

@@ -53,12 +53,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The state handlers of `app` share.
-    pub fn of(app: &crate::App) -> AppState {
+    /// The state handlers of `app` share, within `limits` (`Cache-Control: max-age` at most
+    /// `limits.http_max_age`).
+    pub fn of(app: &crate::App, limits: &Limits) -> AppState {
         AppState(Arc::new(Shared {
             repo: app.repo.clone(),
             http: app.http.clone(),
-            bodies: Bodies::register(&app.repo.cache, Limits::DEFAULT.http_max_age)
+            bodies: Bodies::register(&app.repo.cache, limits.http_max_age)
                 // The patterns are fixed and valid: only a conflicting registration of the same
                 // template (none other registers `body:*`) could fail.
                 .expect("the body patterns register"),
@@ -72,12 +73,6 @@ impl AppState {
 /// `Accept-Encoding`), panics as 500s, the per-request timeout (503), the body limit (413).
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let http = state.http.clone();
-    let state = AppState(Arc::new(Shared {
-        repo: state.repo.clone(),
-        http: state.http.clone(),
-        bodies: state.bodies.clone().with_max_age(limits.http_max_age),
-        startup_problem: state.startup_problem.clone(),
-    }));
     // `Router::layer` wraps what is already there: innermost first.
     routes::routes()
         .with_state(state)

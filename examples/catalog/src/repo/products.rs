@@ -1,10 +1,8 @@
 //! Products: detail, by SKU, variants, recommendations, listings, rankings, filters; writes and
 //! stock changes.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use cache_core::{cache_evict, cached};
+use futures::future::join_all;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -39,23 +37,16 @@ pub(super) struct ProductChange {
 impl Invalidates for ProductChange {
     async fn invalidate(&self, repo: &Repo) {
         let product = tags::product(self.id);
-        let mut all: Vec<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = vec![
-            Box::pin(repo.evict_product_detail(self.id)),
-            Box::pin(repo.cache.invalidate_tag(&product)),
-            Box::pin(repo.evict_variants(self.id)),
-            Box::pin(repo.invalidate_listings(&self.categories)),
-        ];
-        all.extend(self.skus.iter().map(|sku| {
-            Box::pin(repo.evict_product_sku(sku)) as Pin<Box<dyn Future<Output = ()> + Send>>
-        }));
         let colours = self.variants.then_some(tags::COLORS);
-        all.extend(
-            tags::PRODUCT_WRITE
-                .iter()
-                .chain(&colours)
-                .map(|tag| Box::pin(repo.cache.invalidate_tag(tag)) as Pin<Box<_>>),
+        let list_tags = tags::PRODUCT_WRITE.iter().copied().chain(colours);
+        futures::join!(
+            repo.evict_product_detail(self.id),
+            repo.cache.invalidate_tag(&product),
+            repo.evict_variants(self.id),
+            repo.invalidate_listings(&self.categories),
+            join_all(self.skus.iter().map(|sku| repo.evict_product_sku(sku))),
+            join_all(list_tags.map(|tag| repo.cache.invalidate_tag(tag))),
         );
-        futures::future::join_all(all).await;
     }
 }
 
